@@ -89,6 +89,9 @@ def load(name: str) -> pd.DataFrame:
     unnamed = [c for c in df.columns if c == "" or str(c).startswith("Unnamed: ")]
     if unnamed:  # a written-out R/pandas row index
         df = df.drop(columns=unnamed)
+    if name == "alliance":  # same dtypes as simulate_alliance()
+        measures = ["ext_pre", "int_pre", "ext_fu", "int_fu"] + alliance_item_columns()
+        df[measures] = df[measures].astype(float)
     return df
 
 
@@ -270,7 +273,7 @@ def _derive(truth: Mapping[str, Any]) -> dict[str, Any]:
                     total = lam ** 2 * (var_t + var_z) + var_m + theta
                     con, spe, msp = lam ** 2 * var_t / total, lam ** 2 * var_z / total, \
                         var_m / total
-                    lst[f"{i}_{o}_{d}{k}"] = {"consistency": con, "specificity": spe,
+                    lst[f"{i}_{o}_{d}{k}"] = {"consistency": con, "occasion_specificity": spe,
                                               "method_specificity": msp,
                                               "reliability": con + spe + msp}
     out["lst_coefficients"] = lst

@@ -1,0 +1,111 @@
+"""User entry points: :func:`sem` and :func:`cfa` run the pipeline and return a :class:`SEMFit`.
+
+syntax (:mod:`.syntax`) -> parameter table (:mod:`.partable`) -> matrices (:mod:`.matrices`)
+-> estimator (:mod:`.estimator`) -> results (:mod:`.results`).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from .constraints import build_parameter_map
+from .data import DataError, prepare_data
+from .estimator import ConvergenceWarning, MLGroupLoss, Problem, optimize
+from .graph import check_model_graph
+from .matrices import RAMModel
+from .partable import build_partable, model_variables
+from .results import SEMFit
+from .start import start_values
+from .syntax import parse_model
+
+__all__ = ["sem", "cfa", "fit_model"]
+
+ESTIMATORS = ("ML",)
+
+
+def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
+        group_equal: Sequence[str] = (), group_partial: Sequence[str] = (),
+        std_lv: bool = False, meanstructure: Union[bool, str] = "default",
+        fixed_x: bool = True, orthogonal: bool = False, estimator: str = "ML",
+        missing: str = "listwise", cluster: Optional[str] = None,
+        group_labels: Optional[Sequence] = None, level: float = 0.95) -> SEMFit:
+    """Fit a structural equation model written in lavaan syntax (lavaan's ``sem()``).
+
+    Parameters follow lavaan's names with ``.`` replaced by ``_``: ``group`` (column name),
+    ``group_equal`` (e.g. ``["loadings", "intercepts"]``), ``group_partial`` (e.g.
+    ``["x3~1"]``), ``std_lv``, ``meanstructure``, ``fixed_x``, ``orthogonal``, ``estimator``,
+    ``missing`` and ``cluster``.  Returns a :class:`~sem_models.results.SEMFit`.
+    """
+    return fit_model(model, data, group=group, group_equal=group_equal,
+                     group_partial=group_partial, std_lv=std_lv, meanstructure=meanstructure,
+                     fixed_x=fixed_x, orthogonal=orthogonal, estimator=estimator,
+                     missing=missing, cluster=cluster, group_labels=group_labels, level=level)
+
+
+def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
+    """Confirmatory factor analysis (lavaan's ``cfa()``); same options and defaults as :func:`sem`."""
+    return sem(model, data, **options)
+
+
+def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), group_partial=(),
+              std_lv=False, meanstructure="default", fixed_x=True, orthogonal=False,
+              estimator="ML", missing="listwise", cluster=None, group_labels=None,
+              level=0.95) -> SEMFit:
+    estimator = estimator.upper()
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={estimator!r} is not supported; choose from {ESTIMATORS}")
+    if isinstance(group_equal, str):
+        group_equal = [group_equal]
+    if isinstance(group_partial, str):
+        group_partial = [group_partial]
+    missing = {"ml": "fiml", "fiml": "fiml", "listwise": "listwise", "default": "listwise"}.get(
+        missing, missing)
+    parsed = parse_model(model)
+    variables = model_variables(parsed.statements)
+    where = {}
+    for st in parsed.statements:
+        for name in (st.lhs, st.rhs):
+            where.setdefault(name, (st.line, st.col))
+    obs = prepare_data(data, variables.ov, group=group, missing=missing, cluster=cluster,
+                       where=where, group_labels=group_labels)
+    n_groups = len(obs.groups)
+    if meanstructure == "default":
+        meanstructure = (n_groups > 1 or missing == "fiml"
+                         or any(k in ("intercepts", "means") for k in group_equal))
+    partable, variables = build_partable(
+        parsed, n_groups, std_lv=std_lv, meanstructure=bool(meanstructure), fixed_x=fixed_x,
+        orthogonal=orthogonal, group_equal=group_equal, group_partial=group_partial)
+    graph = check_model_graph(partable, variables)
+    model_ = RAMModel(partable, variables, n_groups)
+    covs = [g.cov for g in obs.groups]
+    means = [g.mean for g in obs.groups]
+    values = start_values(partable, variables, covs, means)
+    pmap = build_parameter_map(partable)
+    n_moments = n_groups * (len(variables.ov) * (len(variables.ov) + 1) // 2
+                            + (len(variables.ov) if model_.meanstructure else 0))
+    n_fixed_x = int((partable["exo"] == 1).sum())
+    if pmap.n_z > n_moments - n_fixed_x:
+        raise DataError(
+            f"the model has {pmap.n_z} free parameters but the data provide only "
+            f"{n_moments - n_fixed_x} sample moments: the model is not identified (negative "
+            "degrees of freedom); add constraints or fix parameters")
+    losses = [MLGroupLoss(c, m, g.nobs, model_.meanstructure)
+              for c, m, g in zip(covs, means, obs.groups)]
+    problem = Problem(model_, losses, pmap, values)
+    z0 = pmap.z_from_free(values[pmap.free_rows])
+    result = optimize(problem, z0)
+    if not result.converged:
+        warnings.warn(
+            f"the optimizer did not converge ({result.message}; largest gradient "
+            f"{result.max_gradient:.2e} after {result.iterations} iterations). The estimates are "
+            "not trustworthy: check the model for misspecification, rescale variables with very "
+            "different variances, or give start values with start().", ConvergenceWarning,
+            stacklevel=3)
+    options = dict(group=group, group_equal=list(group_equal), group_partial=list(group_partial),
+                   std_lv=std_lv, meanstructure=bool(meanstructure), fixed_x=fixed_x,
+                   orthogonal=orthogonal, estimator=estimator, missing=missing, cluster=cluster,
+                   level=level)
+    return SEMFit(model, partable, variables, model_, obs, problem, result, graph, options)

@@ -1,0 +1,312 @@
+"""Estimator: the maximum likelihood discrepancy, its gradient and information, the optimizer.
+
+Stage 4 of the pipeline.  For complete data, group g contributes (Joreskog 1969; Bollen 1989,
+ch. 4; lavaan's ``lav_objective_mlw``)
+
+    F_g = log|Sigma| + tr(S Sigma^-1) - log|S| - p + (m - mu)' Sigma^-1 (m - mu)
+
+and the function minimised is ``f = sum_g (N_g / N) F_g / 2`` (lavaan's ``fmin``), so that
+the likelihood-ratio statistic is ``chisq = 2 N f``.  With ``W = Sigma^-1 - Sigma^-1
+(S + d d') Sigma^-1`` and ``d = m - mu`` the gradient of ``F_g / 2`` is
+``tr(W dSigma) / 2 - d' Sigma^-1 dmu`` and the expected (Fisher) information per case is
+``tr(Sigma^-1 dSigma_k Sigma^-1 dSigma_l) / 2 + dmu_k' Sigma^-1 dmu_l``.
+
+The optimizer is Fisher scoring (Lee & Jennrich 1979) with step halving, in the reduced
+parameter vector z of :mod:`sem_models.constraints`; models with bounds use L-BFGS-B.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import scipy.optimize
+
+from .constraints import ParameterMap
+from .matrices import GroupMoments, RAMModel
+
+__all__ = ["MLGroupLoss", "Problem", "OptimizationResult", "optimize", "ConvergenceWarning"]
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimizer stopped before the convergence criteria were met."""
+
+
+def _inv_logdet(cov: np.ndarray) -> Optional[tuple[np.ndarray, float]]:
+    """Inverse and log-determinant through Cholesky; ``None`` if not positive definite."""
+    try:
+        chol = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return None
+    return np.linalg.inv(cov), 2.0 * np.log(np.diag(chol)).sum()
+
+
+class MLGroupLoss:
+    """Complete-data normal-theory ML discrepancy of one group (``F_g / 2``)."""
+
+    def __init__(self, cov: np.ndarray, mean: np.ndarray, nobs: int, meanstructure: bool):
+        self.cov = cov
+        self.mean = mean
+        self.nobs = nobs
+        self.meanstructure = meanstructure
+        self.p = cov.shape[0]
+        self.logdet_sample = np.linalg.slogdet(cov)[1]
+
+    def value(self, mom: GroupMoments) -> float:
+        res = _inv_logdet(mom.cov)
+        if res is None:
+            return np.inf
+        inv, logdet = res
+        F = logdet + np.sum(self.cov * inv) - self.logdet_sample - self.p
+        if self.meanstructure:
+            d = self.mean - mom.mean
+            F += d @ inv @ d
+        return 0.5 * F
+
+    def derivatives(self, mom: GroupMoments, d_cov: np.ndarray, d_mean: np.ndarray,
+                    info: bool = True):
+        """Gradient of ``F_g / 2`` and expected information per case, for the given columns."""
+        inv, _ = _inv_logdet(mom.cov)
+        q = d_cov.shape[0]
+        d = self.mean - mom.mean if self.meanstructure else np.zeros(self.p)
+        target = self.cov + np.outer(d, d)
+        W = inv - inv @ target @ inv
+        flat = d_cov.reshape(q, -1)
+        grad = 0.5 * flat @ W.ravel()
+        if self.meanstructure:
+            grad -= d_mean @ (inv @ d)
+        if not info:
+            return grad, None
+        # expected information: 0.5 tr(inv dS_k inv dS_l) + dmu_k' inv dmu_l
+        left = np.matmul(inv, d_cov)  # q x p x p
+        information = 0.5 * np.einsum("kij,lji->kl", left, left, optimize=True)
+        if self.meanstructure:
+            information += d_mean @ inv @ d_mean.T
+        return grad, information
+
+
+@dataclass
+class OptimizationResult:
+    z: np.ndarray
+    fmin: float
+    converged: bool
+    iterations: int
+    message: str
+    max_gradient: float
+    active: Optional[np.ndarray] = None  # z coordinates held at a bound (bounded models)
+
+
+class Problem:
+    """Model + per-group losses + parameter map: everything the optimizer needs."""
+
+    def __init__(self, model: RAMModel, losses: list, pmap: ParameterMap, base_values: np.ndarray):
+        self.model = model
+        self.losses = losses
+        self.pmap = pmap
+        self.base_values = base_values
+        nobs = np.array([loss.nobs for loss in losses], float)
+        self.nobs = nobs
+        self.weights = nobs / nobs.sum()
+        n_rows = len(base_values)
+        self.free_position = np.full(n_rows, -1)
+        self.free_position[pmap.free_rows] = np.arange(len(pmap.free_rows))
+        free_mask = np.zeros(n_rows, bool)
+        free_mask[pmap.free_rows] = True
+        self._cells = [model.free_rows(g, free_mask) for g in range(model.n_groups)]
+
+    def values(self, z: np.ndarray) -> np.ndarray:
+        vals = self.base_values.copy()
+        vals[self.pmap.free_rows] = self.pmap.theta_free(z)
+        return vals
+
+    def moments(self, values: np.ndarray) -> list[GroupMoments]:
+        return [self.model.moments(values, g) for g in range(self.model.n_groups)]
+
+    def objective(self, z: np.ndarray) -> float:
+        vals = self.values(z)
+        total = 0.0
+        for g, loss in enumerate(self.losses):
+            try:
+                mom = self.model.moments(vals, g)
+            except np.linalg.LinAlgError:
+                return np.inf
+            total += self.weights[g] * loss.value(mom)
+        return total
+
+    def group_jacobian(self, values: np.ndarray, g: int, mom: Optional[GroupMoments] = None):
+        """``(positions, d_cov, d_mean)`` of group g's moments w.r.t. the free rows."""
+        mom = mom or self.model.moments(values, g)
+        rows, d_cov, d_mean = self.model.jacobian(mom, self._cells[g])
+        return self.free_position[rows], d_cov, d_mean
+
+    def derivatives(self, z: np.ndarray, info: bool = True):
+        """Objective, gradient and expected information in terms of z."""
+        vals = self.values(z)
+        n_free = len(self.pmap.free_rows)
+        grad_free = np.zeros(n_free)
+        info_free = np.zeros((n_free, n_free))
+        total = 0.0
+        for g, loss in enumerate(self.losses):
+            mom = self.model.moments(vals, g)
+            total += self.weights[g] * loss.value(mom)
+            if not np.isfinite(total):
+                return np.inf, np.full(self.pmap.n_z, np.nan), None
+            pos, d_cov, d_mean = self.group_jacobian(vals, g, mom)
+            grad, inf = loss.derivatives(mom, d_cov, d_mean, info=info)
+            np.add.at(grad_free, pos, self.weights[g] * grad)
+            if info:
+                info_free[np.ix_(pos, pos)] += self.weights[g] * inf
+        T = self.pmap.T
+        return total, T.T @ grad_free, (T.T @ info_free @ T if info else None)
+
+
+def gradient_hessian(problem: Problem, z: np.ndarray) -> np.ndarray:
+    """Observed Hessian of the objective: central differences of the analytic gradient."""
+    n = len(z)
+    hess = np.zeros((n, n))
+    for k in range(n):
+        h = 1e-5 * max(1.0, abs(z[k]))
+        e = np.zeros(n)
+        e[k] = h
+        g_plus = problem.derivatives(z + e, info=False)[1]
+        g_minus = problem.derivatives(z - e, info=False)[1]
+        hess[:, k] = (g_plus - g_minus) / (2 * h)
+    return (hess + hess.T) / 2
+
+
+def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: float = 1e-9) -> OptimizationResult:
+    """Minimise the discrepancy.
+
+    Fisher scoring with step halving while far from the solution; once the gradient is small
+    the Fisher information seeds a BFGS approximation of the observed Hessian (Nocedal &
+    Wright 2006, ch. 6), which converges superlinearly where Fisher scoring is only linear
+    for misfitting models.  Models with bounds use L-BFGS-B.
+    """
+    if problem.pmap.has_bounds:
+        return _optimize_active_set(problem, z0, max_iter=max_iter, tol=tol)
+    z = np.asarray(z0, float).copy()
+    f, grad, info = problem.derivatives(z)
+    if not np.isfinite(f):
+        raise FloatingPointError("the start values give a non-positive-definite implied "
+                                 "covariance matrix")
+    message = "maximum number of iterations reached"
+    converged = False
+    it = 0
+    hess = None  # BFGS approximation, once close
+    for it in range(1, max_iter + 1):
+        curvature = info if hess is None else hess
+        try:
+            step = np.linalg.solve(curvature, grad)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(curvature, grad, rcond=None)[0]
+        if not np.all(np.isfinite(step)) or step @ grad <= 0:
+            hess = None
+            step = np.linalg.lstsq(info, grad, rcond=None)[0]
+        alpha = 1.0
+        while True:
+            z_new = z - alpha * step
+            f_new = problem.objective(z_new)
+            if np.isfinite(f_new) and f_new <= f + 1e-14 * max(1.0, abs(f)):
+                break
+            alpha *= 0.5
+            if alpha < 1e-10:
+                break
+        if alpha < 1e-10:
+            message = "line search failed"
+            break
+        use_bfgs = hess is not None or np.max(np.abs(grad)) < 1e-3
+        f_new, grad_new, info_new = problem.derivatives(z_new, info=hess is None)
+        if use_bfgs:
+            s_k = z_new - z
+            y_k = grad_new - grad
+            base = hess if hess is not None else info
+            sy = s_k @ y_k
+            if sy > 1e-16:
+                bs = base @ s_k
+                hess = base + np.outer(y_k, y_k) / sy - np.outer(bs, bs) / (s_k @ bs)
+            else:
+                hess = None
+        z, f, grad = z_new, f_new, grad_new
+        if info_new is not None:
+            info = info_new
+        max_grad = np.max(np.abs(grad)) if len(grad) else 0.0
+        if max_grad < tol:
+            converged = True
+            message = "converged"
+            break
+    max_grad = float(np.max(np.abs(grad))) if len(grad) else 0.0
+    if not converged and max_grad < 1e-6:
+        converged = True
+        message = "converged (gradient below 1e-6)"
+    if not converged and not problem.pmap.has_bounds:
+        res = _optimize_bounded(problem, z, tol)
+        if res.converged:
+            return res
+    return OptimizationResult(z, f, converged, it, message, max_grad)
+
+
+def _optimize_active_set(problem: Problem, z0: np.ndarray, max_iter: int, tol: float) -> OptimizationResult:
+    """Bounds: L-BFGS-B finds the active set, then the free coordinates are polished by the
+    unbounded optimizer with the active ones held at their bounds (so the estimates reach the
+    same precision as in unbounded models)."""
+    import copy
+
+    first = _optimize_bounded(problem, z0, tol)
+    z = first.z
+    pmap = problem.pmap
+    _, grad, _ = problem.derivatives(z, info=False)
+    at_lower = (z <= pmap.lower + 1e-8) & (grad > 0)
+    at_upper = (z >= pmap.upper - 1e-8) & (grad < 0)
+    active = at_lower | at_upper
+    z_fixed = np.where(at_lower, pmap.lower, np.where(at_upper, pmap.upper, z))
+    if not active.any():
+        sub_map = copy.copy(pmap)
+        sub_map.lower = np.full(pmap.n_z, -np.inf)
+        sub_map.upper = np.full(pmap.n_z, np.inf)
+    else:
+        sub_map = copy.copy(pmap)
+        sub_map.offset = pmap.offset + pmap.T[:, active] @ z_fixed[active]
+        sub_map.T = pmap.T[:, ~active]
+        sub_map.lower = np.full(sub_map.T.shape[1], -np.inf)
+        sub_map.upper = np.full(sub_map.T.shape[1], np.inf)
+    sub = copy.copy(problem)
+    sub.pmap = sub_map
+    res = optimize(sub, z_fixed[~active], max_iter=max_iter, tol=tol)
+    z_full = z_fixed.copy()
+    z_full[~active] = res.z
+    inside = np.all(z_full >= pmap.lower - 1e-8) and np.all(z_full <= pmap.upper + 1e-8)
+    if not inside:
+        first.active = active
+        return first
+    return OptimizationResult(z_full, res.fmin, res.converged, first.iterations + res.iterations,
+                              res.message, res.max_gradient, active)
+
+
+def _optimize_bounded(problem: Problem, z0: np.ndarray, tol: float) -> OptimizationResult:
+    bounds = list(zip(problem.pmap.lower, problem.pmap.upper))
+    bounds = [(None if not np.isfinite(lo) else lo, None if not np.isfinite(hi) else hi)
+              for lo, hi in bounds]
+    z0 = np.clip(z0, [b[0] if b[0] is not None else -np.inf for b in bounds],
+                 [b[1] if b[1] is not None else np.inf for b in bounds])
+
+    def fun(z):
+        try:
+            f, g, _ = problem.derivatives(z, info=False)
+        except np.linalg.LinAlgError:
+            return np.inf, np.zeros_like(z)
+        if not np.isfinite(f):
+            return 1e10, np.zeros_like(z)
+        return f, g
+
+    res = scipy.optimize.minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                  options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10,
+                                           "maxcor": 30})
+    f, grad, _ = problem.derivatives(res.x)
+    # projected gradient: components at an active bound do not count
+    lo = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
+    hi = np.array([b[1] if b[1] is not None else np.inf for b in bounds])
+    free = ~(((res.x <= lo + 1e-10) & (grad > 0)) | ((res.x >= hi - 1e-10) & (grad < 0)))
+    max_grad = float(np.max(np.abs(grad[free]))) if free.any() else 0.0
+    converged = max_grad < 1e-5
+    return OptimizationResult(res.x, f, converged, int(res.nit), str(res.message), max_grad)
+

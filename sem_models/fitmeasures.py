@@ -1,0 +1,174 @@
+"""Fit measures, named as lavaan's ``fitMeasures()`` with ``.`` replaced by ``_``.
+
+Formulas (lavaan's definitions; Bentler 1990 for CFI, Tucker & Lewis 1973 for TLI,
+Steiger & Lind 1980 / Browne & Cudeck 1993 for RMSEA and its interval, Steiger 1998 for the
+multiple-group RMSEA factor sqrt(G), Bentler 1995 for SRMR):
+
+* ``chisq = 2 N fmin``; baseline: the independence model (free variances and means; observed
+  exogenous covariates keep their sample covariances when ``fixed_x``)
+* ``cfi = 1 - max(X2 - df, 0) / max(X2 - df, X2b - dfb, 0)``
+* ``tli = (X2b/dfb - X2/df) / (X2b/dfb - 1)``
+* ``rmsea = sqrt(G) sqrt(max(X2/df - 1, 0) / N)``; interval from the noncentral chi-square
+* ``srmr``: per group the root mean square of the standardized residuals of the (co)variances
+  (and of the means, with a mean structure), weighted over groups by N_g / N
+* ``logl``, ``aic = -2 logl + 2 npar``, ``bic = -2 logl + npar log N``,
+  ``bic2`` with ``N* = (N + 2) / 24`` (Sclove 1987)
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.optimize
+import scipy.stats
+
+__all__ = ["fit_measures", "rmsea_measures", "incremental_measures", "residual_measures"]
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+def rmsea_measures(chisq: float, df: float, ntotal: int, n_groups: int, level: float = 0.90,
+                   close: float = 0.05, notclose: float = 0.08, suffix: str = "") -> dict:
+    """RMSEA, its confidence interval and tests of close / not-close fit."""
+    out = {}
+    G = n_groups
+    if df <= 0:
+        return {f"rmsea{suffix}": 0.0, f"rmsea_ci_lower{suffix}": 0.0,
+                f"rmsea_ci_upper{suffix}": 0.0, f"rmsea_pvalue{suffix}": np.nan}
+    out[f"rmsea{suffix}"] = np.sqrt(max(chisq / df - 1.0, 0.0) / ntotal) * np.sqrt(G)
+
+    def ncp_for(prob):
+        # the noncentrality lambda with P(X2 <= chisq; df, lambda) = prob
+        f = lambda lam: scipy.stats.ncx2.cdf(chisq, df, lam) - prob if lam > 0 else \
+            scipy.stats.chi2.cdf(chisq, df) - prob
+        if f(0.0) < 0:
+            return 0.0
+        hi = max(chisq, 1.0)
+        while f(hi) > 0:
+            hi *= 2
+        return scipy.optimize.brentq(f, 0.0, hi, xtol=1e-12)
+
+    lam_lo = ncp_for((1 + level) / 2)
+    lam_hi = ncp_for((1 - level) / 2)
+    out[f"rmsea_ci_lower{suffix}"] = np.sqrt(lam_lo / (ntotal * df)) * np.sqrt(G)
+    out[f"rmsea_ci_upper{suffix}"] = np.sqrt(lam_hi / (ntotal * df)) * np.sqrt(G)
+    out[f"rmsea_ci_level{suffix}"] = level
+    ncp_close = ntotal * df * close ** 2 / G
+    out[f"rmsea_pvalue{suffix}"] = float(scipy.stats.ncx2.sf(chisq, df, ncp_close))
+    out[f"rmsea_close_h0{suffix}"] = close
+    ncp_notclose = ntotal * df * notclose ** 2 / G
+    out[f"rmsea_notclose_pvalue{suffix}"] = float(scipy.stats.ncx2.cdf(chisq, df, ncp_notclose))
+    out[f"rmsea_notclose_h0{suffix}"] = notclose
+    return out
+
+
+def incremental_measures(chisq: float, df: float, base_chisq: float, base_df: float,
+                         suffix: str = "") -> dict:
+    """CFI, TLI (= NNFI), RFI, NFI, PNFI, IFI and RNI against the baseline model."""
+    out = {}
+    t1, t0 = chisq - df, base_chisq - base_df
+    denom = max(t1, t0, 0.0)
+    out[f"cfi{suffix}"] = 1.0 - max(t1, 0.0) / denom if denom > 0 else 1.0
+    if df > 0 and base_df > 0:
+        tli = (base_chisq / base_df - chisq / df) / (base_chisq / base_df - 1.0)
+    else:
+        tli = 1.0
+    out[f"tli{suffix}"] = tli
+    out[f"nnfi{suffix}"] = tli
+    if not suffix:
+        # lavaan leaves RFI and NFI undefined when the model has more df than the baseline
+        nfi = 1 - chisq / base_chisq
+        valid = df <= base_df
+        out["rfi"] = ((1 - (chisq / df) / (base_chisq / base_df)) if df > 0 else 1.0) \
+            if valid else np.nan
+        out["nfi"] = nfi if valid else np.nan
+        out["pnfi"] = (df / base_df) * nfi
+        out["ifi"] = (base_chisq - chisq) / (base_chisq - df)
+        out["rni"] = 1.0 - t1 / t0 if t0 != 0 else 1.0
+    return out
+
+
+def residual_measures(sample_cov, sample_mean, implied_cov, implied_mean,
+                      meanstructure: bool) -> dict:
+    """RMR, SRMR (Bentler's and Mplus') and CRMR of one group, as lavaan defines them.
+
+    * ``rmr``: root mean square of the raw residuals of the non-duplicated (co)variances
+      (and means);
+    * ``srmr_bentler``: residuals divided by the sample standard deviations,
+      ``(s_ij - sigma_ij) / sqrt(s_ii s_jj)`` and ``(m_i - mu_i) / sqrt(s_ii)`` (Bentler 1995);
+    * ``srmr_mplus``: differences of correlations off the diagonal,
+      ``(s_ii - sigma_ii) / s_ii`` on it, ``m_i / sqrt(s_ii) - mu_i / sqrt(sigma_ii)``;
+    * ``crmr``: differences of correlations, diagonal excluded.
+    """
+    p = len(sample_mean)
+    sd_s = np.sqrt(np.diag(sample_cov))
+    sd_m = np.sqrt(np.diag(implied_cov))
+    raw = sample_cov - implied_cov
+    bentler = raw / np.outer(sd_s, sd_s)
+    corr = sample_cov / np.outer(sd_s, sd_s) - implied_cov / np.outer(sd_m, sd_m)
+    mplus = corr.copy()
+    np.fill_diagonal(mplus, (np.diag(sample_cov) - np.diag(implied_cov)) / np.diag(sample_cov))
+    iu = np.triu_indices(p)
+    iu_strict = np.triu_indices(p, 1)
+    mean_raw = sample_mean - implied_mean
+    mean_bentler = mean_raw / sd_s
+    mean_mplus = sample_mean / sd_s - implied_mean / sd_m
+
+    def rms(*parts):
+        values = np.concatenate([np.ravel(x) for x in parts])
+        return float(np.sqrt(np.mean(values ** 2))) if values.size else 0.0
+
+    out = {
+        "rmr_nomean": rms(raw[iu]),
+        "srmr_bentler_nomean": rms(bentler[iu]),
+        "srmr_mplus_nomean": rms(mplus[iu]),
+        "crmr_nomean": rms(corr[iu_strict]),
+    }
+    if meanstructure:
+        out.update({"rmr": rms(raw[iu], mean_raw), "srmr_bentler": rms(bentler[iu], mean_bentler),
+                    "srmr_mplus": rms(mplus[iu], mean_mplus),
+                    "crmr": rms(corr[iu_strict], mean_mplus)})
+    else:
+        out.update({"rmr": out["rmr_nomean"], "srmr_bentler": out["srmr_bentler_nomean"],
+                    "srmr_mplus": out["srmr_mplus_nomean"], "crmr": out["crmr_nomean"]})
+    out["srmr"] = out["srmr_bentler"]
+    return out
+
+
+def fit_measures(fit) -> pd.Series:
+    """All fit measures of a fitted model as a pandas Series (lavaan's names, ``.`` -> ``_``)."""
+    stats = fit._test_statistics()
+    out: dict = {"npar": stats["npar"], "fmin": stats["fmin"], "chisq": stats["chisq"],
+                 "df": stats["df"], "pvalue": stats["pvalue"]}
+    for key in ("chisq_scaled", "df_scaled", "pvalue_scaled", "chisq_scaling_factor"):
+        if key in stats:
+            out[key] = stats[key]
+    base = fit._baseline_statistics()
+    out.update({"baseline_chisq": base["chisq"], "baseline_df": base["df"],
+                "baseline_pvalue": base["pvalue"]})
+    out.update(incremental_measures(stats["chisq"], stats["df"], base["chisq"], base["df"]))
+    if "chisq_scaled" in stats:
+        out.update({"baseline_chisq_scaled": base["chisq_scaled"],
+                    "baseline_df_scaled": base["df"],
+                    "baseline_pvalue_scaled": base["pvalue_scaled"],
+                    "baseline_chisq_scaling_factor": base["chisq_scaling_factor"]})
+        out.update(incremental_measures(stats["chisq_scaled"], stats["df"],
+                                        base["chisq_scaled"], base["df"], suffix="_scaled"))
+        out.update(fit._robust_incremental())
+    ll = fit._loglik()
+    n = fit.data.ntotal
+    npar = stats["npar"]
+    out["logl"] = ll["logl"]
+    out["unrestricted_logl"] = ll["unrestricted_logl"]
+    out["aic"] = -2 * ll["logl"] + 2 * npar
+    out["bic"] = -2 * ll["logl"] + npar * np.log(n)
+    out["ntotal"] = n
+    out["bic2"] = -2 * ll["logl"] + npar * np.log((n + 2) / 24)
+    G = len(fit.data.groups)
+    out.update(rmsea_measures(stats["chisq"], stats["df"], n, G))
+    if "chisq_scaled" in stats:
+        c = stats["chisq_scaling_factor"]
+        out.update({k: v for k, v in rmsea_measures(stats["chisq_scaled"], stats["df"], n, G,
+                                                    suffix="_scaled").items()})
+        out.update(fit._robust_rmsea(c))
+    out.update(fit._residual_measures())
+    return pd.Series(out, dtype=float)

@@ -1,0 +1,149 @@
+"""Model matrices: the parameter table mapped onto RAM matrices, implied moments and Jacobians.
+
+Stage 3 of the pipeline.  Every group's model is written in the reticular action model (RAM;
+McArdle & McDonald 1984) over all variables ``v = (observed..., latent...)``:
+
+    A   directed paths, ``A[i, j]`` the effect of variable j on variable i (loadings, regressions)
+    S   (residual) variances and covariances
+    M   intercepts / means
+    B   = (I - A)^-1
+    implied_cov  = F B S B' F'      (F selects the observed variables: the first p rows)
+    implied_mean = F B M
+
+The derivatives of the implied moments with respect to one parameter (von Oertzen & Brick 2014,
+"Efficient Hessian computation using sparse matrix derivatives in RAM notation"):
+
+    d cov / d A[i,j] = u v' + v u',  u = (F B)[:, i],  v = (F B S B')[:, j]
+    d cov / d S[i,j] = u w' + w u',  w = (F B)[:, j]   (u u' on the diagonal)
+    d mean / d A[i,j] = u * (B M)[j],   d mean / d M[i] = u
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .partable import ModelVariables
+
+__all__ = ["RAMModel", "GroupMoments"]
+
+
+@dataclass
+class GroupMoments:
+    """Model-implied moments of one group, with the pieces needed for derivatives."""
+
+    cov: np.ndarray  # p x p
+    mean: np.ndarray  # p
+    B: np.ndarray  # v x v, (I - A)^-1
+    full_cov: np.ndarray  # v x v, B S B'
+    full_mean: np.ndarray  # v
+
+
+class RAMModel:
+    """The parameter table of a model laid out as per-group RAM matrices."""
+
+    def __init__(self, partable: pd.DataFrame, variables: ModelVariables, n_groups: int):
+        self.partable = partable
+        self.variables = variables
+        self.n_groups = n_groups
+        self.ov_names = list(variables.ov)
+        self.var_names = self.ov_names + list(variables.lv)
+        self.n_ov = len(self.ov_names)
+        self.n_var = len(self.var_names)
+        index = {name: k for k, name in enumerate(self.var_names)}
+        pt = partable[partable["group"] > 0]
+        self.param_rows = pt.index.to_numpy()
+        self.meanstructure = bool((pt["op"] == "~1").any())
+        self._cells = []
+        for g in range(n_groups):
+            rows = pt[pt["group"] == g + 1]
+            cells = {}
+            for kind, mask in (("A_load", rows["op"] == "=~"), ("A_reg", rows["op"] == "~"),
+                               ("S", rows["op"] == "~~"), ("M", rows["op"] == "~1")):
+                sub = rows[mask]
+                if kind == "A_load":
+                    i = sub["rhs"].map(index).to_numpy(int)
+                    j = sub["lhs"].map(index).to_numpy(int)
+                elif kind == "A_reg":
+                    i = sub["lhs"].map(index).to_numpy(int)
+                    j = sub["rhs"].map(index).to_numpy(int)
+                elif kind == "S":
+                    i = sub["lhs"].map(index).to_numpy(int)
+                    j = sub["rhs"].map(index).to_numpy(int)
+                else:
+                    i = sub["lhs"].map(index).to_numpy(int)
+                    j = np.zeros(len(sub), int)
+                cells[kind] = (sub.index.to_numpy(), i, j)
+            A_rows = np.concatenate([cells["A_load"][0], cells["A_reg"][0]])
+            A_i = np.concatenate([cells["A_load"][1], cells["A_reg"][1]])
+            A_j = np.concatenate([cells["A_load"][2], cells["A_reg"][2]])
+            self._cells.append({"A": (A_rows, A_i, A_j), "S": cells["S"], "M": cells["M"]})
+
+    # ------------------------------------------------------------------------------------
+    def matrices(self, values: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A, S, M of group ``g`` filled from the parameter values (indexed like the table)."""
+        v = self.n_var
+        A = np.zeros((v, v))
+        S = np.zeros((v, v))
+        M = np.zeros(v)
+        rows, i, j = self._cells[g]["A"]
+        A[i, j] = values[rows]
+        rows, i, j = self._cells[g]["S"]
+        S[i, j] = values[rows]
+        S[j, i] = values[rows]
+        rows, i, _ = self._cells[g]["M"]
+        M[i] = values[rows]
+        return A, S, M
+
+    def moments(self, values: np.ndarray, g: int) -> GroupMoments:
+        A, S, M = self.matrices(values, g)
+        B = np.linalg.inv(np.eye(self.n_var) - A)
+        full_cov = B @ S @ B.T
+        full_mean = B @ M
+        p = self.n_ov
+        return GroupMoments(full_cov[:p, :p], full_mean[:p], B, full_cov, full_mean)
+
+    def free_rows(self, g: int, free_mask: np.ndarray) -> dict[str, tuple]:
+        """The cells of group ``g`` whose table rows are selected by ``free_mask``."""
+        out = {}
+        for kind, (rows, i, j) in self._cells[g].items():
+            keep = free_mask[rows]
+            out[kind] = (rows[keep], i[keep], j[keep])
+        return out
+
+    def jacobian(self, mom: GroupMoments, cells: dict[str, tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Derivatives of the implied moments of one group with respect to the given cells.
+
+        Returns ``(rows, d_cov, d_mean)``: the table rows, ``d_cov`` of shape (q, p, p) and
+        ``d_mean`` of shape (q, p), in the order of ``rows``.
+        """
+        p = self.n_ov
+        FB = mom.B[:p, :]
+        blocks_cov, blocks_mean, rows_all = [], [], []
+        rows, i, j = cells["A"]
+        if len(rows):
+            u = FB[:, i]  # p x q
+            w = mom.full_cov[:p, j]
+            d = np.einsum("pq,rq->qpr", u, w)
+            blocks_cov.append(d + d.transpose(0, 2, 1))
+            blocks_mean.append((u * mom.full_mean[j]).T)
+            rows_all.append(rows)
+        rows, i, j = cells["S"]
+        if len(rows):
+            u = FB[:, i]
+            w = FB[:, j]
+            d = np.einsum("pq,rq->qpr", u, w)
+            off = (i != j).astype(float)[:, None, None]
+            blocks_cov.append(d + off * d.transpose(0, 2, 1))
+            blocks_mean.append(np.zeros((len(rows), p)))
+            rows_all.append(rows)
+        rows, i, _ = cells["M"]
+        if len(rows):
+            blocks_cov.append(np.zeros((len(rows), p, p)))
+            blocks_mean.append(FB[:, i].T)
+            rows_all.append(rows)
+        if not rows_all:
+            return np.zeros(0, int), np.zeros((0, p, p)), np.zeros((0, p))
+        return (np.concatenate(rows_all), np.concatenate(blocks_cov),
+                np.concatenate(blocks_mean))

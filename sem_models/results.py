@@ -1,0 +1,376 @@
+"""Results of a fit: estimates, standard errors, fit measures and everything derived from them.
+
+Stage 5 of the pipeline.  :class:`SEMFit` is lazy (each quantity computed on first use and
+cached) and pandas-labelled, in the spirit of statsmodels' results classes.  All tables are
+written against the parameter table (:mod:`sem_models.partable`).
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from .constraints import defined_values
+from .fitmeasures import LOG_2PI
+from .inference import constrained_inverse, delta_method, wald_test, z_table
+
+__all__ = ["SEMFit"]
+
+
+class SEMFit:
+    """A fitted structural equation model.
+
+    Main methods: :meth:`estimates`, :meth:`measures`, :meth:`standardized`,
+    :meth:`modindices`, :meth:`wald`, :meth:`summary`, :meth:`implied`, :meth:`residuals`,
+    :meth:`factor_scores`, :meth:`vcov`.  Attributes: ``converged``, ``nobs`` (per group),
+    ``ntotal``, ``group_labels``, ``n_dropped``, ``partable``, ``graph``, ``options``.
+    """
+
+    def __init__(self, model_syntax, partable, variables, model, data, problem, result, graph,
+                 options):
+        self.model_syntax = model_syntax
+        self._partable = partable
+        self.variables = variables
+        self.model = model
+        self.data = data
+        self.problem = problem
+        self.result = result
+        self.graph = graph
+        self.options = options
+        self.converged = bool(result.converged)
+
+    # ---------------------------------------------------------------------------- basics
+    @property
+    def group_labels(self) -> list:
+        return self.data.group_labels
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.data.groups)
+
+    @property
+    def nobs(self) -> list[int]:
+        return self.data.nobs
+
+    @property
+    def ntotal(self) -> int:
+        return self.data.ntotal
+
+    @property
+    def n_dropped(self) -> int:
+        return self.data.n_dropped
+
+    @property
+    def npar(self) -> int:
+        return self.problem.pmap.n_z
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """Estimates of every parameter-table row (fixed rows: their fixed value)."""
+        return self.problem.values(self.result.z)
+
+    @cached_property
+    def _moments(self):
+        return self.problem.moments(self.values)
+
+    @cached_property
+    def _info_z(self) -> np.ndarray:
+        """Per-case expected information in the reduced parameters z."""
+        return self.problem.derivatives(self.result.z)[2]
+
+    @property
+    def _inference_T(self) -> tuple[np.ndarray, np.ndarray]:
+        """Constraint map and information without coordinates held at an active bound
+        (those get standard error 0, as in lavaan)."""
+        T = self.problem.pmap.T
+        info = self._info_z
+        active = self.result.active
+        if active is not None and active.any():
+            keep = ~active
+            return T[:, keep], info[np.ix_(keep, keep)]
+        return T, info
+
+    def _param_names(self) -> list[str]:
+        pt = self._partable
+        names = []
+        for r in self.problem.pmap.free_rows:
+            lab = pt["label"].iat[r]
+            name = lab if lab and not lab.startswith(".") else \
+                f"{pt['lhs'].iat[r]}{pt['op'].iat[r]}{pt['rhs'].iat[r]}"
+            g = pt["group"].iat[r]
+            if self.n_groups > 1 and g > 1 and not (lab and not lab.startswith(".")):
+                name += f".g{g}"
+            names.append(name)
+        return names
+
+    @cached_property
+    def _vcov_free(self) -> np.ndarray:
+        T, info = self._inference_T
+        return constrained_inverse(info, T, float(self.ntotal), self._param_names())
+
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the free parameters (labelled ``lhs op rhs`` or by label)."""
+        names = self._param_names()
+        return pd.DataFrame(self._vcov_free, index=names, columns=names)
+
+    # ---------------------------------------------------------------------------- tables
+    @cached_property
+    def partable(self) -> pd.DataFrame:
+        """The parameter table with ``est`` and ``se`` columns."""
+        pt = self._partable.copy()
+        est = self.values.copy()
+        se = np.zeros(len(pt))
+        se[self.problem.pmap.free_rows] = np.sqrt(np.clip(np.diag(self._vcov_free), 0, None))
+        defined = pt["op"] == ":="
+        if defined.any():
+            d_est, d_se = self._defined_estimates()
+            est[defined.to_numpy()] = d_est
+            se[defined.to_numpy()] = d_se
+        cons = pt["op"].isin(["==", "<", ">"]).to_numpy()
+        est[cons] = np.nan
+        se[cons] = np.nan
+        pt["est"] = est
+        pt["se"] = se
+        return pt
+
+    def _free_function(self, func):
+        """Wrap ``values -> vector`` as a function of the free-row estimates."""
+        rows = self.problem.pmap.free_rows
+
+        def wrapped(theta_free):
+            vals = self.values.copy()
+            vals[rows] = theta_free
+            return func(vals)
+        return wrapped
+
+    def _defined_estimates(self) -> tuple[np.ndarray, np.ndarray]:
+        pt = self._partable
+        names = pt.loc[pt["op"] == ":=", "lhs"].tolist()
+
+        def func(vals):
+            env = defined_values(pt, vals)
+            return np.array([env[n] for n in names], float)
+
+        theta = self.values[self.problem.pmap.free_rows]
+        value, cov = delta_method(self._free_function(func), theta, self._vcov_free)
+        return value, np.sqrt(np.clip(np.diag(cov), 0, None))
+
+    def estimates(self, level: Optional[float] = None) -> pd.DataFrame:
+        """Parameter estimates (lavaan's ``parameterEstimates``).
+
+        Columns: lhs, op, rhs, (group), label, est, se, z, pvalue, ci_lower, ci_upper.
+        ``group`` holds the group's value from the data and is present for multiple groups.
+        """
+        level = self.options.get("level", 0.95) if level is None else level
+        pt = self.partable
+        keep = ~pt["op"].isin(["==", "<", ">"])
+        pt = pt[keep]
+        out = pt[["lhs", "op", "rhs"]].copy()
+        if self.n_groups > 1:
+            labels = {k + 1: lab for k, lab in enumerate(self.group_labels)}
+            out["group"] = pt["group"].map(labels)
+        out["label"] = pt["label"].where(~pt["label"].str.startswith("."), "")
+        out["est"] = pt["est"].to_numpy()
+        out["se"] = pt["se"].to_numpy()
+        stats = z_table(out["est"].to_numpy(), out["se"].to_numpy(), level)
+        fixed = (pt["free"].to_numpy() == 0) & (pt["op"] != ":=").to_numpy()
+        for col in stats.columns:
+            vals = stats[col].to_numpy()
+            if col in ("z", "pvalue"):
+                vals = np.where(fixed, np.nan, vals)
+            else:
+                vals = np.where(fixed, out["est"].to_numpy(), vals)
+            out[col] = vals
+        out.loc[:, "se"] = np.where(fixed, 0.0, out["se"].to_numpy())
+        return out.reset_index(drop=True)
+
+    # ---------------------------------------------------------------------------- moments
+    def implied(self) -> dict:
+        """Model-implied covariance matrix and mean vector per group (key None: one group)."""
+        out = {}
+        ov = self.model.ov_names
+        for g, mom in enumerate(self._moments):
+            key = self.group_labels[g] if self.n_groups > 1 else None
+            out[key] = {"cov": pd.DataFrame(mom.cov, index=ov, columns=ov),
+                        "mean": pd.Series(mom.mean if self.model.meanstructure else
+                                          self.data.groups[g].mean, index=ov)}
+        return out
+
+    @cached_property
+    def sample_moments_arrays(self) -> list:
+        """(cov, mean) per group as arrays: the sample moments (EM estimates under FIML)."""
+        return [loss.saturated_moments() if hasattr(loss, "saturated_moments") else
+                (loss.cov, loss.mean) for loss in self.problem.losses]
+
+    def sample_moments(self) -> dict:
+        """Sample covariance (divisor N) and means per group (EM estimates under FIML)."""
+        out = {}
+        ov = self.model.ov_names
+        for g, (cov, mean) in enumerate(self.sample_moments_arrays):
+            key = self.group_labels[g] if self.n_groups > 1 else None
+            out[key] = {"cov": pd.DataFrame(cov, index=ov, columns=ov),
+                        "mean": pd.Series(mean, index=ov)}
+        return out
+
+    def residuals(self) -> dict:
+        """Raw residuals (sample minus implied) of covariances and means per group."""
+        sample = self.sample_moments()
+        implied = self.implied()
+        return {k: {"cov": sample[k]["cov"] - implied[k]["cov"],
+                    "mean": sample[k]["mean"] - implied[k]["mean"]} for k in sample}
+
+    def factor_scores(self) -> pd.DataFrame:
+        """Regression (Thurstone) factor scores ``E[eta | y]`` for the analysed rows.
+
+        ``eta_hat = mu_eta + Cov(eta, y) Sigma^-1 (y - mu_y)``; under FIML each row uses its
+        observed variables only.
+        """
+        lv = self.variables.lv
+        p = self.model.n_ov
+        frames = []
+        for g, mom in enumerate(self._moments):
+            gd = self.data.groups[g]
+            lv_idx = np.arange(p, self.model.n_var)
+            mu_y = mom.mean if self.model.meanstructure else gd.mean
+            mu_eta = mom.full_mean[lv_idx] if self.model.meanstructure else np.zeros(len(lv))
+            cov_ey = mom.full_cov[np.ix_(lv_idx, np.arange(p))]
+            X = gd.X
+            scores = np.empty((X.shape[0], len(lv)))
+            observed = ~np.isnan(X)
+            patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
+            for k, pat in enumerate(patterns):
+                rows = np.flatnonzero(inverse.ravel() == k)
+                obs = np.flatnonzero(pat)
+                weights = np.linalg.solve(mom.cov[np.ix_(obs, obs)], cov_ey[:, obs].T)
+                scores[rows] = mu_eta + (X[np.ix_(rows, obs)] - mu_y[obs]) @ weights
+            frame = pd.DataFrame(scores, columns=lv, index=gd.row_index)
+            if self.n_groups > 1:
+                frame.insert(0, "group", gd.label)
+            frames.append(frame)
+        return pd.concat(frames).sort_index()
+
+    # ---------------------------------------------------------------------------- tests
+    def _loglik(self) -> dict:
+        """Log-likelihood of the model and of the saturated model.
+
+        With ``fixed_x`` the marginal likelihood of the exogenous covariates is left out
+        (lavaan reports the likelihood conditional on them)."""
+        logl = unres = 0.0
+        ov = self.model.ov_names
+        x_idx = [ov.index(v) for v in self.variables.ov_x] if self.options.get("fixed_x") else []
+        for g, loss in enumerate(self.problem.losses):
+            n, p = loss.nobs, loss.p
+            saturated = -n * (p * LOG_2PI + loss.logdet_sample + p) / 2
+            if x_idx:
+                cov_x = self.sample_moments_arrays[g][0][np.ix_(x_idx, x_idx)]
+                px = len(x_idx)
+                saturated -= -n * (px * LOG_2PI + np.linalg.slogdet(cov_x)[1] + px) / 2
+            logl += saturated - n * loss.value(self._moments[g])
+            unres += saturated
+        return {"logl": logl, "unrestricted_logl": unres}
+
+    def _n_moments(self) -> int:
+        """Sample moments the model reproduces (those of fixed exogenous covariates excluded)."""
+        p = self.model.n_ov
+        per_group = p * (p + 1) // 2 + (p if self.model.meanstructure else 0)
+        px = len(self.variables.ov_x) if self.options.get("fixed_x", True) else 0
+        per_group -= px * (px + 1) // 2 + (px if self.model.meanstructure else 0)
+        return per_group * self.n_groups
+
+    def _test_statistics(self) -> dict:
+        chisq = 2.0 * self.ntotal * self.result.fmin
+        df = self._n_moments() - self.npar
+        return {"npar": self.npar, "fmin": self.result.fmin, "chisq": chisq, "df": df,
+                "pvalue": float(scipy.stats.chi2.sf(chisq, df)) if df > 0 else np.nan}
+
+    def _baseline_statistics(self) -> dict:
+        """Independence model: free variances (and means); the observed exogenous covariates
+        keep their sample covariances (as lavaan, whether or not ``fixed_x``)."""
+        chisq = 0.0
+        p = self.model.n_ov
+        ov = self.model.ov_names
+        x_idx = [ov.index(v) for v in self.variables.ov_x]
+        for g, loss in enumerate(self.problem.losses):
+            cov = loss.cov
+            base = np.diag(np.diag(cov))
+            if x_idx:
+                base[np.ix_(x_idx, x_idx)] = cov[np.ix_(x_idx, x_idx)]
+            sign, logdet = np.linalg.slogdet(base)
+            F = logdet + np.trace(cov @ np.linalg.inv(base)) - loss.logdet_sample - p
+            chisq += loss.nobs * F
+        px = len(x_idx)
+        per_group = p * (p + 1) // 2 - px * (px + 1) // 2 - (p - px)
+        df = per_group * self.n_groups
+        return {"chisq": chisq, "df": df, "pvalue": float(scipy.stats.chi2.sf(chisq, df))}
+
+    def _residual_measures(self) -> dict:
+        """RMR/SRMR/CRMR per group, combined over groups weighted by N_g / N."""
+        from .fitmeasures import residual_measures
+        sample = self.sample_moments()
+        implied = self.implied()
+        total: dict = {}
+        for g, key in enumerate(sample):
+            s, m = sample[key], implied[key]
+            group = residual_measures(s["cov"].to_numpy(), s["mean"].to_numpy(),
+                                      m["cov"].to_numpy(), m["mean"].to_numpy(),
+                                      self.model.meanstructure)
+            for name, value in group.items():
+                total[name] = total.get(name, 0.0) + self.problem.weights[g] * value
+        return total
+
+    def measures(self) -> pd.Series:
+        """Fit measures (lavaan's ``fitMeasures`` names with ``.`` replaced by ``_``)."""
+        from .fitmeasures import fit_measures
+        if "_measures" not in self.__dict__:
+            self.__dict__["_measures"] = fit_measures(self)
+        return self.__dict__["_measures"].copy()
+
+    def wald(self, constraints: str) -> pd.Series:
+        """Wald test of equality constraints among labels, e.g. ``"a1 == a2; b1 == b2"``."""
+        pt = self._partable
+
+        def factory(exprs):
+            def func(vals):
+                env = defined_values(pt, vals)
+                try:
+                    return np.array([lhs.evaluate(env) - rhs.evaluate(env) for lhs, rhs in exprs],
+                                    float)
+                except KeyError as exc:
+                    raise ValueError(f"unknown label {exc.args[0]!r} in the Wald constraints; "
+                                     f"labels are: {sorted(k for k in env if not k.startswith('.'))}") from None
+            return self._free_function(func)
+
+        theta = self.values[self.problem.pmap.free_rows]
+        res = wald_test(constraints, factory, theta, self._vcov_free)
+        return pd.Series({"stat": res["stat"], "df": res["df"], "pvalue": res["p_value"]})
+
+    # ---------------------------------------------------------------------------- derived
+    def standardized(self, se: bool = True) -> pd.DataFrame:
+        """Standardized solution: columns std_lv, std_all, std_nox (and se_std_all)."""
+        from .standardized import standardized_solution
+        return standardized_solution(self, se=se)
+
+    def modindices(self, sort: bool = True, minimum_value: float = 0.0) -> pd.DataFrame:
+        """Modification indices with expected parameter changes (lavaan's ``modindices``)."""
+        from .modindices import modification_indices
+        return modification_indices(self, sort=sort, minimum_value=minimum_value)
+
+    def summary(self, standardized: bool = False, fit_measures: bool = True) -> str:
+        """A readable text summary in the spirit of lavaan's ``summary()``."""
+        from .summary import summary_text
+        return summary_text(self, standardized=standardized, fit_measures=fit_measures)
+
+    def __repr__(self) -> str:
+        m = self._test_statistics()
+        status = "converged" if self.converged else "NOT converged"
+        return (f"<SEMFit {self.options.get('estimator', 'ML')} {status}: N={self.ntotal}, "
+                f"groups={self.n_groups}, npar={m['npar']}, chisq={m['chisq']:.3f}, "
+                f"df={m['df']}>")
+
+    def label_values(self) -> dict:
+        """Estimates by label (user labels, automatic ``.pN.`` labels and ``:=`` names)."""
+        return defined_values(self._partable, self.values)
+

@@ -1,0 +1,536 @@
+"""Model syntax: lavaan's model language parsed into flat statements.
+
+Stage 1 of the pipeline (syntax -> parameter table -> matrices -> estimator -> results).
+The grammar follows the lavaan model syntax (Rosseel 2012, J Stat Softw 48(2), section 4 and
+``?model.syntax``):
+
+* ``f =~ x1 + x2``   latent variable definition (loadings)
+* ``y ~ x1 + x2``    regression; ``y ~ 1`` intercept
+* ``x1 ~~ x2``       (residual) variance / covariance
+* ``name := expr``   defined parameter
+* ``expr == expr``, ``expr < expr``, ``expr > expr``  constraints
+
+Modifiers precede a right-hand-side variable with ``*``: a number fixes the parameter,
+``NA`` frees it, a name labels it, ``start(v)`` gives a start value, ``label("a")`` and
+``equal("a")`` label it, and ``c(...)`` gives one modifier per group.  Statements are separated
+by new lines or ``;``; a statement continues on the next line when a line ends with an operator
+or the next line starts with ``+`` or ``*``.  Comments start with ``#`` or ``!``.
+
+Every syntax error is raised as :class:`ModelSyntaxError` with the line and column.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as _np
+
+__all__ = [
+    "ModelSyntaxError",
+    "Modifier",
+    "Statement",
+    "Constraint",
+    "ParsedModel",
+    "parse_model",
+    "compile_expression",
+]
+
+MODEL_OPS = ("=~", "~~", "~")
+CONSTRAINT_OPS = (":=", "==", "<", ">")
+
+
+class ModelSyntaxError(ValueError):
+    """A model syntax error with the line and column where it was found (both 1-based)."""
+
+    def __init__(self, message: str, line: int, column: int, source_line: str = ""):
+        self.message = message
+        self.line = line
+        self.column = column
+        self.source_line = source_line
+        text = f"model syntax error at line {line}, column {column}: {message}"
+        if source_line:
+            text += f"\n    {source_line}\n    {' ' * (column - 1)}^"
+        super().__init__(text)
+
+
+@dataclass
+class Token:
+    kind: str  # name, number, op, plus, star, lparen, rparen, comma, string, newline, semicolon
+    text: str
+    pos: int  # offset in the source
+    line: int
+    col: int
+
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>[ \t\r]+)
+  | (?P<comment>[#!][^\n]*)
+  | (?P<newline>\n)
+  | (?P<op>=~|~~|:=|==|<=|>=|~|<|>)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
+  | (?P<string>"[^"\n]*"|'[^'\n]*')
+  | (?P<plus>\+)
+  | (?P<minus>-)
+  | (?P<star>\*)
+  | (?P<slash>/)
+  | (?P<caret>\^)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<comma>,)
+  | (?P<semicolon>;)
+    """,
+    re.VERBOSE,
+)
+
+
+def _tokenize(source: str) -> list[Token]:
+    tokens: list[Token] = []
+    line_starts = [0]
+    for i, ch in enumerate(source):
+        if ch == "\n":
+            line_starts.append(i + 1)
+    pos = 0
+    line = 1
+    while pos < len(source):
+        m = _TOKEN_RE.match(source, pos)
+        col = pos - line_starts[line - 1] + 1
+        if m is None:
+            raise ModelSyntaxError(
+                f"unexpected character {source[pos]!r}", line, col, _line_text(source, line)
+            )
+        kind = m.lastgroup
+        text = m.group()
+        if kind not in ("ws", "comment"):
+            tokens.append(Token(kind, text, pos, line, col))
+        if kind == "newline":
+            line += 1
+        pos = m.end()
+    return tokens
+
+
+def _line_text(source: str, line: int) -> str:
+    lines = source.split("\n")
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Parsed objects
+
+
+@dataclass
+class Modifier:
+    """What the syntax says about one parameter, per group (lists of length 1 or n_groups).
+
+    ``fixed`` holds a number (fixed), ``None`` (no statement) or ``nan`` (``NA``: free).
+    """
+
+    fixed: Optional[list] = None
+    label: Optional[list] = None
+    start: Optional[list] = None
+
+    def merge(self, other: "Modifier") -> "Modifier":
+        return Modifier(
+            fixed=other.fixed if other.fixed is not None else self.fixed,
+            label=other.label if other.label is not None else self.label,
+            start=other.start if other.start is not None else self.start,
+        )
+
+
+@dataclass
+class Statement:
+    """One parameter statement ``lhs op rhs`` (``rhs`` is ``""`` for an intercept ``~ 1``)."""
+
+    lhs: str
+    op: str  # "=~", "~", "~~", "~1"
+    rhs: str
+    modifier: Modifier = field(default_factory=Modifier)
+    line: int = 0
+    col: int = 0
+
+
+@dataclass
+class Constraint:
+    """A defined parameter (``:=``) or a constraint (``==``, ``<``, ``>``)."""
+
+    lhs: str
+    op: str
+    rhs: str
+    line: int = 0
+    col: int = 0
+
+
+@dataclass
+class ParsedModel:
+    statements: list[Statement]
+    constraints: list[Constraint]
+    source: str
+
+    @property
+    def n_group_modifiers(self) -> int:
+        """Largest length of a ``c(...)`` modifier vector (1 when none is used)."""
+        n = 1
+        for st in self.statements:
+            for values in (st.modifier.fixed, st.modifier.label, st.modifier.start):
+                if values is not None:
+                    n = max(n, len(values))
+        return n
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+
+
+class _Parser:
+    def __init__(self, source: str):
+        self.source = source
+        self.tokens = _tokenize(source)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def error(self, message: str, token: Optional[Token]) -> ModelSyntaxError:
+        if token is None:
+            lines = self.source.split("\n")
+            line = len(lines)
+            col = len(lines[-1]) + 1
+        else:
+            line, col = token.line, token.col
+        return ModelSyntaxError(message, line, col, _line_text(self.source, line))
+
+    def split_statements(self) -> list[list[Token]]:
+        """Split the token stream into statements (new line / ';', with continuation)."""
+        statements: list[list[Token]] = []
+        current: list[Token] = []
+        continues_after = {"op", "plus", "star", "comma", "lparen", "minus", "slash", "caret"}
+        toks = self.tokens
+        for i, tok in enumerate(toks):
+            if tok.kind == "semicolon":
+                if current:
+                    statements.append(current)
+                current = []
+                continue
+            if tok.kind == "newline":
+                if not current:
+                    continue
+                nxt = next((t for t in toks[i + 1:] if t.kind != "newline"), None)
+                depth = sum(1 if t.kind == "lparen" else -1 if t.kind == "rparen" else 0
+                            for t in current)
+                if (current[-1].kind in continues_after or depth > 0
+                        or (nxt is not None and nxt.kind in ("plus", "star", "rparen"))
+                        or (nxt is not None and nxt.kind == "op" and not _has_op(current))):
+                    continue
+                statements.append(current)
+                current = []
+                continue
+            current.append(tok)
+        if current:
+            statements.append(current)
+        return statements
+
+    def parse(self) -> ParsedModel:
+        statements: list[Statement] = []
+        constraints: list[Constraint] = []
+        for toks in self.split_statements():
+            op_index = next((i for i, t in enumerate(toks) if t.kind == "op"), None)
+            if op_index is None:
+                raise self.error(
+                    "expected an operator (=~, ~, ~~, :=, ==, <, >) in this statement", toks[0]
+                )
+            op_tok = toks[op_index]
+            if op_tok.text in ("<=", ">="):
+                raise self.error(f"operator {op_tok.text!r} is not supported; use '<' or '>'",
+                                 op_tok)
+            if op_index == 0:
+                raise self.error(f"expected a left-hand side before {op_tok.text!r}", op_tok)
+            if op_index == len(toks) - 1:
+                raise self.error(f"expected a right-hand side after {op_tok.text!r}",
+                                 _after(op_tok))
+            if op_tok.text in CONSTRAINT_OPS:
+                constraints.append(self.parse_constraint(toks, op_index))
+            else:
+                statements.extend(self.parse_model_statement(toks, op_index))
+        if not statements and not constraints:
+            raise ModelSyntaxError("the model syntax is empty", 1, 1)
+        return ParsedModel(statements, constraints, self.source)
+
+    def text_between(self, first: Token, last: Token) -> str:
+        return self.source[first.pos:last.pos + len(last.text)]
+
+    def parse_constraint(self, toks: list[Token], op_index: int) -> Constraint:
+        op_tok = toks[op_index]
+        lhs_toks, rhs_toks = toks[:op_index], toks[op_index + 1:]
+        extra = next((t for t in rhs_toks if t.kind == "op"), None)
+        if extra is not None:
+            raise self.error(f"unexpected second operator {extra.text!r}", extra)
+        if op_tok.text == ":=":
+            if len(lhs_toks) != 1 or lhs_toks[0].kind != "name":
+                raise self.error("expected a single new parameter name before ':='", lhs_toks[0])
+        lhs = _squash(self.text_between(lhs_toks[0], lhs_toks[-1]))
+        rhs = _squash(self.text_between(rhs_toks[0], rhs_toks[-1]))
+        for side, side_toks in ((lhs, lhs_toks), (rhs, rhs_toks)):
+            try:
+                compile_expression(side)
+            except ValueError as exc:
+                raise self.error(f"cannot read the expression {side!r}: {exc}", side_toks[0])
+        return Constraint(lhs, op_tok.text, rhs, op_tok.line, op_tok.col)
+
+    def parse_model_statement(self, toks: list[Token], op_index: int) -> list[Statement]:
+        op_tok = toks[op_index]
+        op = op_tok.text
+        lhs_names = self.parse_lhs(toks[:op_index], op_tok)
+        terms = self.split_terms(toks[op_index + 1:], op_tok)
+        out: list[Statement] = []
+        for term in terms:
+            modifier, var_tok = self.parse_term(term, op)
+            if var_tok.kind == "number":
+                if op != "~" or float(var_tok.text) != 1.0:
+                    raise self.error(
+                        "a number can only stand alone as the intercept '1' after '~'", var_tok)
+                for name in lhs_names:
+                    out.append(Statement(name, "~1", "", modifier, var_tok.line, var_tok.col))
+                continue
+            for name in lhs_names:
+                out.append(Statement(name, op, var_tok.text, modifier, var_tok.line,
+                                     var_tok.col))
+        return out
+
+    def parse_lhs(self, toks: list[Token], op_tok: Token) -> list[str]:
+        names = []
+        expect_name = True
+        for tok in toks:
+            if expect_name:
+                if tok.kind != "name":
+                    raise self.error(
+                        f"expected a variable name before {op_tok.text!r}, found {tok.text!r}",
+                        tok)
+                names.append(tok.text)
+                expect_name = False
+            else:
+                if tok.kind != "plus":
+                    raise self.error(
+                        f"expected '+' or {op_tok.text!r} after {names[-1]!r}, found "
+                        f"{tok.text!r}", tok)
+                expect_name = True
+        if expect_name:
+            raise self.error(f"expected a variable name before {op_tok.text!r}", op_tok)
+        return names
+
+    def split_terms(self, toks: list[Token], op_tok: Token) -> list[list[Token]]:
+        terms: list[list[Token]] = [[]]
+        depth = 0
+        for tok in toks:
+            if tok.kind == "op":
+                raise self.error(f"unexpected second operator {tok.text!r} in one statement "
+                                 "(start a new line or use ';')", tok)
+            if tok.kind == "lparen":
+                depth += 1
+            elif tok.kind == "rparen":
+                depth -= 1
+                if depth < 0:
+                    raise self.error("unmatched ')'", tok)
+            if tok.kind == "plus" and depth == 0:
+                if not terms[-1]:
+                    raise self.error("expected a variable name before '+'", tok)
+                terms.append([])
+                continue
+            terms[-1].append(tok)
+        if depth > 0:
+            raise self.error("missing ')'", toks[-1])
+        if not terms[-1]:
+            raise self.error("expected a variable name after '+'", _after(toks[-1]))
+        return terms
+
+    def parse_term(self, toks: list[Token], op: str) -> tuple[Modifier, Token]:
+        """A term is ``modifier * modifier * ... * variable``."""
+        parts: list[list[Token]] = [[]]
+        depth = 0
+        for tok in toks:
+            if tok.kind == "lparen":
+                depth += 1
+            elif tok.kind == "rparen":
+                depth -= 1
+            if tok.kind == "star" and depth == 0:
+                if not parts[-1]:
+                    raise self.error("expected a modifier before '*'", tok)
+                parts.append([])
+                continue
+            parts[-1].append(tok)
+        if not parts[-1]:
+            raise self.error("expected a variable name after '*'", _after(toks[-1]))
+        var = parts[-1]
+        if len(var) != 1 or var[0].kind not in ("name", "number"):
+            raise self.error(f"expected a variable name, found {self.text_between(var[0], var[-1])!r}",
+                             var[0])
+        modifier = Modifier()
+        for part in parts[:-1]:
+            modifier = modifier.merge(self.parse_modifier(part))
+        return modifier, var[0]
+
+    def parse_modifier(self, toks: list[Token]) -> Modifier:
+        first = toks[0]
+        if first.kind == "name" and len(toks) > 1 and toks[1].kind == "lparen":
+            func = first.text
+            if toks[-1].kind != "rparen":
+                raise self.error(f"expected ')' to close {func}(", toks[-1])
+            args = self.parse_args(toks[2:-1], first)
+            if func == "c":
+                return _modifier_from_values(args, self, first)
+            if func == "start":
+                return Modifier(start=[_as_number(a, self, first) for a in args])
+            if func in ("label", "equal"):
+                return Modifier(label=[_as_label(a, self, first) for a in args])
+            raise self.error(f"unknown modifier function {func}(); expected c(), start(), "
+                             "label() or equal()", first)
+        value = self.parse_scalar(toks)
+        return _modifier_from_values([value], self, first)
+
+    def parse_args(self, toks: list[Token], func_tok: Token) -> list:
+        args: list[list[Token]] = [[]]
+        for tok in toks:
+            if tok.kind == "comma":
+                if not args[-1]:
+                    raise self.error("empty element in the list", tok)
+                args.append([])
+            else:
+                args[-1].append(tok)
+        if not args[-1]:
+            raise self.error(f"empty argument list in {func_tok.text}()", func_tok)
+        return [self.parse_scalar(a) for a in args]
+
+    def parse_scalar(self, toks: list[Token]):
+        """A number (optionally signed), NA, a bare label or a quoted string."""
+        sign = 1.0
+        if toks[0].kind in ("minus", "plus") and len(toks) == 2:
+            sign = -1.0 if toks[0].kind == "minus" else 1.0
+            toks = toks[1:]
+        if len(toks) != 1:
+            raise self.error(f"expected a number, NA or a label, found "
+                             f"{self.text_between(toks[0], toks[-1])!r}", toks[0])
+        tok = toks[0]
+        if tok.kind == "number":
+            return sign * float(tok.text)
+        if tok.kind == "name" and tok.text == "NA":
+            return math.nan
+        if tok.kind == "name" and sign == 1.0:
+            return _Label(tok.text)
+        if tok.kind == "string" and sign == 1.0:
+            return _Label(tok.text[1:-1])
+        raise self.error(f"expected a number, NA or a label, found {tok.text!r}", tok)
+
+
+class _Label(str):
+    """A label value inside a modifier."""
+
+
+def _has_op(toks: list[Token]) -> bool:
+    return any(t.kind == "op" for t in toks)
+
+
+def _after(tok: Token) -> Token:
+    return Token("end", "", tok.pos + len(tok.text), tok.line, tok.col + len(tok.text))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _as_number(value, parser: _Parser, tok: Token) -> float:
+    if isinstance(value, _Label):
+        raise parser.error(f"start() needs numbers, found {value!r}", tok)
+    return value
+
+
+def _as_label(value, parser: _Parser, tok: Token) -> str:
+    if not isinstance(value, _Label):
+        raise parser.error("label() and equal() need names", tok)
+    return str(value)
+
+
+def _modifier_from_values(values: list, parser: _Parser, tok: Token) -> Modifier:
+    """``c(a, b)`` / ``c(1, NA)`` / a single value: labels, or fixed/free values, per group."""
+    is_label = [isinstance(v, _Label) for v in values]
+    if all(is_label):
+        return Modifier(label=[str(v) for v in values])
+    if not any(is_label):
+        return Modifier(fixed=list(values))
+    raise parser.error("a c() modifier mixes labels and numbers; use separate modifiers, "
+                       "e.g. c(1, NA)*c(a, b)*x", tok)
+
+
+def parse_model(source: str) -> ParsedModel:
+    """Parse lavaan model syntax into flat :class:`Statement` and :class:`Constraint` lists."""
+    if not isinstance(source, str):
+        raise TypeError(f"the model must be a string of lavaan syntax, got {type(source).__name__}")
+    return _Parser(source).parse()
+
+
+# --------------------------------------------------------------------------------------------
+# Expressions in := and constraints
+
+
+
+@dataclass
+class Expression:
+    """A compiled arithmetic expression over parameter labels (lavaan's ``:=`` right sides)."""
+
+    text: str
+    code: object
+    names: dict  # python-safe name -> label as written
+
+    def evaluate(self, values: dict):
+        namespace = {safe: values[label] for safe, label in self.names.items()}
+        namespace.update(_FUNCTIONS)
+        return eval(self.code, {"__builtins__": {}}, namespace)  # noqa: S307 (checked AST)
+
+
+def _pnorm(x):
+    from scipy.special import ndtr
+    return ndtr(x)
+
+
+_FUNCTIONS = {
+    "exp": _np.exp, "log": _np.log, "sqrt": _np.sqrt, "abs": _np.abs, "sin": _np.sin,
+    "cos": _np.cos, "tan": _np.tan, "tanh": _np.tanh, "log10": _np.log10, "pnorm": _pnorm,
+}
+_ALLOWED_NODES = (
+    ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Constant, ast.Call,
+    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd,
+)
+_NAME_RE = re.compile(r"(?<![0-9.])[A-Za-z_.][A-Za-z0-9_.]*")
+
+
+def compile_expression(text: str) -> Expression:
+    """Compile a lavaan arithmetic expression (``a*b``, ``a^2``, ``sqrt(v)``) for evaluation.
+
+    Labels may contain dots (``.p1.``), so they are renamed to safe Python names first.
+    """
+    names: dict = {}
+    reverse: dict = {}
+
+    def rename(m: re.Match) -> str:
+        word = m.group()
+        end = m.end()
+        if word in _FUNCTIONS and text[end:end + 1] == "(":
+            return word
+        if word not in reverse:
+            reverse[word] = f"_v{len(reverse)}"
+            names[reverse[word]] = word
+        return reverse[word]
+
+    py = _NAME_RE.sub(rename, text).replace("^", "**")
+    try:
+        tree = ast.parse(py, mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"not an arithmetic expression ({exc.msg})") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ValueError(f"'{type(node).__name__}' is not allowed in an expression")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
+                raise ValueError("only the functions " + ", ".join(sorted(_FUNCTIONS))
+                                 + " may be called")
+    return Expression(text, compile(tree, "<expression>", "eval"), names)
+
