@@ -177,7 +177,19 @@ def _coef_vector(b: Any, names: Sequence[str]) -> np.ndarray:
 
 def _cov_matrix(vcov: Any, names: Sequence[str]) -> np.ndarray:
     """Return the covariance matrix of the coefficients ``names`` as a float array."""
+    return _cov_and_scale(vcov, names)[0]
+
+
+def _cov_and_scale(vcov: Any, names: Sequence[str]) -> tuple[np.ndarray, float]:
+    """The covariance matrix of ``names`` and the largest variance in all of ``vcov``.
+
+    The scale decides which variances are rounding noise around 0 (see
+    :func:`_inference_table`); taking it from the whole matrix handles models whose
+    coefficients b1..b5 are all fixed by constraints (e.g. the null model).
+    """
     k = len(names)
+    full = np.abs(np.diag(np.asarray(vcov, dtype=float)))
+    scale = float(np.nanmax(full)) if full.size and np.any(np.isfinite(full)) else 0.0
     if isinstance(vcov, pd.DataFrame):
         if all(n in vcov.index for n in names) and all(n in vcov.columns for n in names):
             out = vcov.loc[list(names), list(names)].to_numpy(dtype=float)
@@ -189,7 +201,7 @@ def _cov_matrix(vcov: Any, names: Sequence[str]) -> np.ndarray:
         out = np.asarray(vcov, dtype=float)
     if out.shape != (k, k):
         raise ValueError(f"expected a {k} x {k} covariance matrix, got shape {out.shape}")
-    return out
+    return out, scale
 
 
 def _crit(level: float) -> float:
@@ -199,9 +211,17 @@ def _crit(level: float) -> float:
 
 
 def _inference_table(
-    est: np.ndarray, cov: np.ndarray | None, index: Sequence[str], level: float
+    est: np.ndarray,
+    cov: np.ndarray | None,
+    index: Sequence[str],
+    level: float,
+    scale: float = 0.0,
 ) -> pd.DataFrame:
-    """Wald table (est, se, z, two-sided normal p-value, CI) from estimates and covariance."""
+    """Wald table (est, se, z, two-sided normal p-value, CI) from estimates and covariance.
+
+    Variances with ``|var| <= 1e-12 * max(scale, largest |var| here)`` are set to 0 (they are
+    rounding noise of combinations fixed by constraints); other negative variances give NaN.
+    """
     est = np.asarray(est, dtype=float)
     crit = _crit(level)
     if cov is None:
@@ -210,7 +230,8 @@ def _inference_table(
         var = np.diag(np.asarray(cov, dtype=float)).copy()
         # Variances of exactly constrained combinations (e.g. a2 in the rising ridge model)
         # come out as +-1e-18 from rounding: treat |var| below a relative tolerance as 0.
-        scale = np.nanmax(np.abs(var)) if np.any(np.isfinite(var)) else 0.0
+        if np.any(np.isfinite(var)):
+            scale = max(scale, float(np.nanmax(np.abs(var))))
         tiny = np.abs(var) <= 1e-12 * max(scale, np.finfo(float).tiny)
         var[tiny] = 0.0
         var[var < 0] = np.nan
@@ -277,10 +298,11 @@ def surface_parameters(
     bv = _coef_vector(b, names)
     est = SURFACE_MATRIX @ bv
     cov = None
+    scale = 0.0
     if vcov is not None:
-        V = _cov_matrix(vcov, names)
+        V, scale = _cov_and_scale(vcov, names)
         cov = SURFACE_MATRIX @ V @ SURFACE_MATRIX.T
-    return _inference_table(est, cov, SURFACE_NAMES, level)
+    return _inference_table(est, cov, SURFACE_NAMES, level, scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,13 +425,14 @@ def _nonlinear_table(
         warnings.warn(note, SurfaceWarning, stacklevel=3)
     sel = [NONLINEAR_NAMES.index(r) for r in rows]
     cov = None
+    scale = 0.0
     if vcov is not None:
-        V = _cov_matrix(vcov, names)
+        V, scale = _cov_and_scale(vcov, names)
         J = jac[sel]
         cov = np.full((len(sel), len(sel)), np.nan)
         ok = np.all(np.isfinite(J), axis=1)
         cov[np.ix_(ok, ok)] = J[ok] @ V @ J[ok].T
-    return _inference_table(vals[sel], cov, rows, level)
+    return _inference_table(vals[sel], cov, rows, level, scale)
 
 
 def stationary_point(
