@@ -117,8 +117,8 @@ class _Builder:
     def header(self, title: str, notes: Sequence[str]) -> None:
         d = self.d
         self.add(f"# {title}",
-                 f"# informants: {', '.join(d.informants)}; occasions: "
-                 f"{', '.join(d.occasions)}; dimensions: {', '.join(d.dimensions)}",
+                 f"# informants: {', '.join(d.informants)} | occasions: "
+                 f"{', '.join(d.occasions)} | dimensions: {', '.join(d.dimensions)}",
                  *[f"# {n}" for n in notes])
 
     def wording_block(self, substantive: Sequence[str]) -> None:
@@ -287,7 +287,7 @@ def state_trait_model(design: Design, *,
              "traits per informant x dimension",
              ["Y = a + l*S + e, S = xi + zeta: second-order loadings fixed to 1",
               "first item of each state factor is its marker (loading fixed to 1 by cfa())",
-              "trait factors are correlated (cfa() default); state residual variances free"])
+              "trait factors are correlated (cfa() default), state residual variances free"])
     states = []
     for i in d.informants:
         b.blank()

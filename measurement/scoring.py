@@ -63,11 +63,12 @@ def scale_means(data: pd.DataFrame, design: Design, *,
         raise ValueError("level must be 'state' or 'trait'")
     groups: dict[str, list[str]] = {}
     for i in design.informants:
-        for d in design.dimensions:
-            if level == "trait":
+        if level == "trait":
+            for d in design.dimensions:
                 groups[design.factor(i, d)] = design.columns(informant=i, dimension=d)
-            else:
-                for o in design.occasions:
+        else:
+            for o in design.occasions:
+                for d in design.dimensions:
                     groups[design.factor(i, d, o)] = design.columns(informant=i, occasion=o,
                                                                     dimension=d)
     out = {}
