@@ -5,6 +5,7 @@ nested fits with :func:`compare`.  The pipeline: :mod:`.syntax` -> :mod:`.partab
 :mod:`.matrices` -> :mod:`.estimator` -> :mod:`.results`.
 """
 from .api import cfa, fit_model, sem
+from .compare import compare
 from .data import DataError
 from .estimator import ConvergenceWarning
 from .inference import IdentificationWarning
@@ -13,5 +14,5 @@ from .syntax import ModelSyntaxError, parse_model
 
 __version__ = "0.1.0"
 
-__all__ = ["sem", "cfa", "fit_model", "SEMFit", "ModelSyntaxError", "DataError",
+__all__ = ["sem", "cfa", "fit_model", "compare", "SEMFit", "ModelSyntaxError", "DataError",
            "ConvergenceWarning", "IdentificationWarning", "parse_model", "__version__"]

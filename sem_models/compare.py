@@ -1,0 +1,69 @@
+"""Likelihood-ratio (chi-square difference) tests of nested models (lavaan's ``lavTestLRT``).
+
+Models are sorted by their degrees of freedom; each is tested against the previous (less
+restricted) one: ``chisq_diff = X2_1 - X2_0`` on ``df_1 - df_0`` degrees of freedom, with the
+RMSEA of the difference ``sqrt(G) sqrt(max(chisq_diff - df_diff, 0) / (N df_diff))``
+(Savalei, Brace & Fouladi 2023 discuss its use).  For robust estimators (MLM, MLR) the scaled
+difference test of Satorra & Bentler (2001; 2010 by option) from :mod:`sem_models.robust`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+__all__ = ["compare"]
+
+ROBUST_ESTIMATORS = ("MLM", "MLR", "MLMV", "MLMVS")
+
+
+def compare(*fits, method: str = "default", **named_fits) -> pd.DataFrame:
+    """Compare nested fits: ``compare(fit0, fit1)`` or ``compare(configural=f0, metric=f1)``.
+
+    Returns a DataFrame indexed by model name with columns df, npar, aic, bic, chisq,
+    chisq_diff, df_diff, rmsea, pvalue (and ``method``); ``method`` chooses the scaled
+    difference test for robust fits: ``"satorra.bentler.2001"`` (default) or
+    ``"satorra.bentler.2010"``.
+    """
+    items = [(f"fit{k + 1}", f) for k, f in enumerate(fits)] + list(named_fits.items())
+    if len(items) < 2:
+        raise ValueError("compare() needs at least two fitted models")
+    for name, fit in items:
+        if not hasattr(fit, "measures"):
+            raise TypeError(f"{name} is not a fitted model (got {type(fit).__name__})")
+    ntotals = {fit.ntotal for _, fit in items}
+    if len(ntotals) > 1:
+        raise ValueError(f"the models were fitted to different numbers of cases {sorted(ntotals)}; "
+                         "nested-model tests need the same data")
+    rows = []
+    for name, fit in items:
+        m = fit.measures()
+        rows.append({"model": name, "df": m["df"], "npar": m["npar"], "aic": m["aic"],
+                     "bic": m["bic"], "chisq": m["chisq"], "fit": fit})
+    table = pd.DataFrame(rows).sort_values("df", kind="stable").reset_index(drop=True)
+    estimators = {fit.options.get("estimator", "ML") for fit in table["fit"]}
+    robust = bool(estimators & set(ROBUST_ESTIMATORS))
+    if robust and method == "default":
+        method = "satorra.bentler.2001"
+    diffs, ddfs, rmseas, pvals = [np.nan], [np.nan], [np.nan], [np.nan]
+    for k in range(1, len(table)):
+        f0, f1 = table.at[k - 1, "fit"], table.at[k, "fit"]
+        ddf = table.at[k, "df"] - table.at[k - 1, "df"]
+        if robust:
+            from .robust import scaled_difference_test
+            res = scaled_difference_test(f1, f0, method)
+            diff, ddf = res["chisq_diff"], res["df_diff"]
+        else:
+            diff = table.at[k, "chisq"] - table.at[k - 1, "chisq"]
+        n, G = f1.ntotal, f1.n_groups
+        rmsea = np.sqrt(G) * np.sqrt(max(diff - ddf, 0.0) / (n * ddf)) if ddf > 0 else np.nan
+        diffs.append(diff)
+        ddfs.append(ddf)
+        rmseas.append(rmsea)
+        pvals.append(float(scipy.stats.chi2.sf(diff, ddf)) if ddf > 0 else np.nan)
+    table["chisq_diff"] = diffs
+    table["df_diff"] = ddfs
+    table["rmsea"] = rmseas
+    table["pvalue"] = pvals
+    table["method"] = method if robust else "standard"
+    return table.drop(columns="fit").set_index("model")
