@@ -4,7 +4,7 @@ Fit a model with :func:`sem` or :func:`cfa` (lavaan syntax, one or many groups),
 nested fits with :func:`compare`.  The pipeline: :mod:`.syntax` -> :mod:`.partable` ->
 :mod:`.matrices` -> :mod:`.estimator` -> :mod:`.results`.
 """
-from .api import cfa, fit_model, sem
+from .api import HeywoodWarning, cfa, fit_model, sem
 from .compare import compare
 from .data import DataError
 from .estimator import ConvergenceWarning
@@ -15,4 +15,4 @@ from .syntax import ModelSyntaxError, parse_model
 __version__ = "0.1.0"
 
 __all__ = ["sem", "cfa", "fit_model", "compare", "SEMFit", "ModelSyntaxError", "DataError",
-           "ConvergenceWarning", "IdentificationWarning", "parse_model", "__version__"]
+           "ConvergenceWarning", "IdentificationWarning", "HeywoodWarning", "parse_model", "__version__"]

@@ -26,23 +26,47 @@ __all__ = ["sem", "cfa", "fit_model"]
 ESTIMATORS = ("ML",)
 
 
+class HeywoodWarning(UserWarning):
+    """A variance estimate is negative (a Heywood case)."""
+
+
+def _warn_heywood(partable: pd.DataFrame, values: np.ndarray, variables, group_labels) -> None:
+    variances = (partable["op"] == "~~") & (partable["lhs"] == partable["rhs"]) \
+        & (partable["group"] > 0)
+    negative = partable[variances.to_numpy() & (values < 0)]
+    if negative.empty:
+        return
+    where = [f"{r.lhs} ({values[i]:.3g}"
+             + (f", group {group_labels[r.group - 1]!r})" if len(group_labels) > 1 else ")")
+             for i, r in negative.iterrows()]
+    kind = "latent" if set(negative["lhs"]) <= set(variables.lv) else "residual"
+    warnings.warn(
+        f"Heywood case: negative {kind} variance estimate(s) for {', '.join(where)}. The model "
+        "may be misspecified, a factor may have too few or weak indicators, or the sample may be "
+        "too small; inspect the estimates and consider respecifying the model.",
+        HeywoodWarning, stacklevel=4)
+
+
 def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
         group_equal: Sequence[str] = (), group_partial: Sequence[str] = (),
         std_lv: bool = False, meanstructure: Union[bool, str] = "default",
         fixed_x: bool = True, orthogonal: bool = False, estimator: str = "ML",
         missing: str = "listwise", cluster: Optional[str] = None,
-        group_labels: Optional[Sequence] = None, level: float = 0.95) -> SEMFit:
+        group_labels: Optional[Sequence] = None, level: float = 0.95,
+        max_iter: int = 500) -> SEMFit:
     """Fit a structural equation model written in lavaan syntax (lavaan's ``sem()``).
 
     Parameters follow lavaan's names with ``.`` replaced by ``_``: ``group`` (column name),
     ``group_equal`` (e.g. ``["loadings", "intercepts"]``), ``group_partial`` (e.g.
     ``["x3~1"]``), ``std_lv``, ``meanstructure``, ``fixed_x``, ``orthogonal``, ``estimator``,
-    ``missing`` and ``cluster``.  Returns a :class:`~sem_models.results.SEMFit`.
+    ``missing`` and ``cluster``; ``max_iter`` bounds the optimizer's iterations.
+    Returns a :class:`~sem_models.results.SEMFit`.
     """
     return fit_model(model, data, group=group, group_equal=group_equal,
                      group_partial=group_partial, std_lv=std_lv, meanstructure=meanstructure,
                      fixed_x=fixed_x, orthogonal=orthogonal, estimator=estimator,
-                     missing=missing, cluster=cluster, group_labels=group_labels, level=level)
+                     missing=missing, cluster=cluster, group_labels=group_labels, level=level,
+                     max_iter=max_iter)
 
 
 def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
@@ -53,7 +77,7 @@ def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
 def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), group_partial=(),
               std_lv=False, meanstructure="default", fixed_x=True, orthogonal=False,
               estimator="ML", missing="listwise", cluster=None, group_labels=None,
-              level=0.95) -> SEMFit:
+              level=0.95, max_iter=500) -> SEMFit:
     estimator = estimator.upper()
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator={estimator!r} is not supported; choose from {ESTIMATORS}")
@@ -96,7 +120,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
               for c, m, g in zip(covs, means, obs.groups)]
     problem = Problem(model_, losses, pmap, values)
     z0 = pmap.z_from_free(values[pmap.free_rows])
-    result = optimize(problem, z0)
+    result = optimize(problem, z0, max_iter=max_iter)
     if not result.converged:
         warnings.warn(
             f"the optimizer did not converge ({result.message}; largest gradient "
@@ -104,6 +128,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
             "not trustworthy: check the model for misspecification, rescale variables with very "
             "different variances, or give start values with start().", ConvergenceWarning,
             stacklevel=3)
+    _warn_heywood(partable, problem.values(result.z), variables, obs.group_labels)
     options = dict(group=group, group_equal=list(group_equal), group_partial=list(group_partial),
                    std_lv=std_lv, meanstructure=bool(meanstructure), fixed_x=fixed_x,
                    orthogonal=orthogonal, estimator=estimator, missing=missing, cluster=cluster,

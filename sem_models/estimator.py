@@ -238,7 +238,7 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
     if not converged and max_grad < 1e-6:
         converged = True
         message = "converged (gradient below 1e-6)"
-    if not converged and not problem.pmap.has_bounds:
+    if not converged and not problem.pmap.has_bounds and it < max_iter:
         res = _optimize_bounded(problem, z, tol)
         if res.converged:
             return res

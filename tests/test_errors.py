@@ -1,0 +1,148 @@
+"""Bad input gets a clear error that names the problem; the caller's data are never modified."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sem_models as sm
+from sem_models.datasets import load
+
+HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
+
+
+@pytest.fixture
+def hs():
+    return load("HolzingerSwineford1939")
+
+
+@pytest.mark.parametrize("syntax, line, col, words", [
+    ("visual =~ x1 + + x2", 1, 16, "expected a variable name"),
+    ("f =~ x1 + x2\ng ~ x3 x4", 2, 5, "expected a variable name"),
+    ("f =~ x1 + x2\n  =~ x3", 2, 3, "left-hand side"),
+    ("f =~ x1 + x2\nf ~~ ", 2, 5, "right-hand side"),
+    ("f =~ x1 + foo(1)*x2", 1, 11, "unknown modifier function"),
+    ("f =~ x1 + x2 ? x3", 1, 14, "unexpected character"),
+    ("f =~ x1 + (x2", 1, 12, "missing ')'"),
+    ("f =~ c(a, 1)*x1 + x2", 1, 6, "mixes labels and numbers"),
+])
+def test_syntax_errors_name_line_and_column(syntax, line, col, words):
+    with pytest.raises(sm.ModelSyntaxError) as info:
+        sm.parse_model(syntax)
+    err = info.value
+    assert (err.line, err.column) == (line, col), str(err)
+    assert words in str(err)
+    assert f"line {line}, column {col}" in str(err)
+
+
+def test_statement_spanning_lines_and_semicolons():
+    parsed = sm.parse_model("f =~ x1 +\n  x2\n  + x3; g =~ x4 + x5 # comment\n\ng ~~ f")
+    assert [(s.lhs, s.op, s.rhs) for s in parsed.statements] == [
+        ("f", "=~", "x1"), ("f", "=~", "x2"), ("f", "=~", "x3"), ("g", "=~", "x4"),
+        ("g", "=~", "x5"), ("g", "~~", "f")]
+
+
+def test_modifiers():
+    parsed = sm.parse_model("f =~ NA*x1 + start(0.5)*x2 + c(a, b)*x3 + c(1, NA)*x4 + "
+                            "0.7*lab*x5 + label(\"q\")*x6\ny ~ 1")
+    mods = {s.rhs: s.modifier for s in parsed.statements}
+    assert np.isnan(mods["x1"].fixed[0])
+    assert mods["x2"].start == [0.5]
+    assert mods["x3"].label == ["a", "b"]
+    assert mods["x4"].fixed[0] == 1 and np.isnan(mods["x4"].fixed[1])
+    assert mods["x5"].fixed == [0.7] and mods["x5"].label == ["lab"]
+    assert mods["x6"].label == ["q"]
+    assert parsed.statements[-1].op == "~1"
+
+
+def test_missing_variable_named_with_position(hs):
+    with pytest.raises(sm.DataError, match=r"\['x10'\].*line 2, column 17"):
+        sm.cfa("visual =~ x1 + x2 + x3\ntextual =~ x4 + x10 + x6", hs)
+
+
+def test_non_numeric_column(hs):
+    bad = hs.assign(x2=hs["x2"].astype(str).where(hs.index != 3, "missing?"))
+    with pytest.raises(sm.DataError, match="column 'x2' is not numeric"):
+        sm.cfa(HS_MODEL, bad)
+
+
+def test_constant_column(hs):
+    with pytest.raises(sm.DataError, match=r"\['x5'\] are constant"):
+        sm.cfa(HS_MODEL, hs.assign(x5=3.0))
+
+
+def test_group_with_too_few_cases(hs):
+    small = pd.concat([hs[hs.school == "Pasteur"], hs[hs.school == "Grant-White"].head(5)])
+    with pytest.raises(sm.DataError, match="only 5 complete cases in group 'Grant-White'"):
+        sm.cfa(HS_MODEL, small, group="school")
+
+
+def test_non_positive_definite_sample_covariance(hs):
+    with pytest.raises(sm.DataError, match="not positive definite"):
+        sm.cfa(HS_MODEL, hs.assign(x3=hs.x1 + hs.x2))
+
+
+def test_negative_degrees_of_freedom(hs):
+    with pytest.raises(sm.DataError, match="not identified"):
+        sm.cfa("f =~ x1 + x2", hs)
+
+
+def test_unidentified_model_warns(hs):
+    # two free loadings and a free factor variance: scale not fixed
+    with pytest.warns(sm.IdentificationWarning, match="not identified"):
+        fit = sm.cfa("f =~ NA*x1 + x2 + x3 + x4", hs)
+        fit.estimates()
+
+
+def test_non_convergence_warns(hs):
+    with pytest.warns(sm.ConvergenceWarning, match="did not converge"):
+        fit = sm.cfa(HS_MODEL, hs, max_iter=2)
+    assert not fit.converged
+
+
+def test_heywood_case_warns():
+    rng = np.random.default_rng(3)
+    n = 60
+    f = rng.normal(size=n)
+    data = pd.DataFrame({"a": f + rng.normal(scale=0.05, size=n),
+                         "b": 0.3 * f + rng.normal(size=n), "c": 0.3 * f + rng.normal(size=n)})
+    with pytest.warns(sm.HeywoodWarning, match="Heywood case"):
+        sm.cfa("f =~ b + a + c", data)
+
+
+def test_listwise_deletion_is_reported(hs):
+    holes = hs.copy()
+    holes.loc[[0, 5, 9], "x4"] = np.nan
+    with pytest.warns(UserWarning, match="3 of 301 rows were not used"):
+        fit = sm.cfa(HS_MODEL, holes)
+    assert fit.n_dropped == 3 and fit.ntotal == 298
+    assert "Rows not used" in fit.summary()
+
+
+def test_caller_dataframe_not_modified(hs):
+    before = hs.copy(deep=True)
+    sm.cfa(HS_MODEL, hs, group="school", group_equal=["loadings"])
+    sm.sem("visual =~ x1 + x2 + x3\nvisual ~ ageyr + sex", hs)
+    pd.testing.assert_frame_equal(hs, before)
+
+
+def test_unknown_options(hs):
+    with pytest.raises(ValueError, match="group_equal"):
+        sm.cfa(HS_MODEL, hs, group="school", group_equal=["loading"])
+    with pytest.raises(ValueError, match="estimator"):
+        sm.cfa(HS_MODEL, hs, estimator="GLS")
+    with pytest.raises(sm.DataError, match="group column 'schol'"):
+        sm.cfa(HS_MODEL, hs, group="schol")
+
+
+def test_wald_unknown_label(hs):
+    fit = sm.cfa("visual =~ x1 + a*x2 + x3", hs)
+    with pytest.raises(ValueError, match="unknown label 'zz'"):
+        fit.wald("a == zz")
+
+
+def test_feedback_loop_warns():
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame(rng.normal(size=(200, 4)), columns=["y1", "y2", "x1", "x2"])
+    with pytest.warns(UserWarning, match="non-recursive"):
+        sm.sem("y1 ~ y2 + x1\ny2 ~ y1 + x2", data)
