@@ -148,6 +148,7 @@ def build_partable(
     table["plabel"] = [f".p{i}." for i in table["id"]]
     if n_groups > 1 and group_equal:
         _apply_group_equal(table, variables, group_equal, partial)
+    _fix_shared_labels(table)
     _number_free(table)
     for c in parsed.constraints:
         rows_c = dict(id=len(table) + 1, lhs=c.lhs, op=c.op, rhs=c.rhs, user=1, group=0,
@@ -322,6 +323,24 @@ def _apply_group_equal(table: pd.DataFrame, variables: ModelVariables, group_equ
         elif table.at[idx, "label"] != table.at[ref, "label"]:
             # user labels differ: keep the user's labels and add an explicit equality
             pass
+
+
+def _fix_shared_labels(table: pd.DataFrame) -> None:
+    """Rows sharing a label with a fixed row are fixed to that row's value (as lavaan does).
+
+    semTools' ``measEq.syntax`` relies on this: ``c(1, NA)*f + c(psi, psi)*f`` fixes the
+    factor variance to 1 in every group.  The first fixed row's value is used.
+    """
+    labels = table["label"].to_numpy()
+    free = table["free"].to_numpy()
+    first_fixed: dict = {}
+    for idx, (lab, fr) in enumerate(zip(labels, free)):
+        if lab and fr == 0 and lab not in first_fixed:
+            first_fixed[lab] = idx
+    for idx, lab in enumerate(labels):
+        if lab in first_fixed and free[idx] != 0:
+            table.at[table.index[idx], "free"] = 0
+            table.at[table.index[idx], "ustart"] = table["ustart"].iat[first_fixed[lab]]
 
 
 def _number_free(table: pd.DataFrame) -> None:
