@@ -25,7 +25,7 @@ residual_covariances : the residuals of the same item are correlated across occa
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Sequence, Union
 
 from .design import Design
 
@@ -201,8 +201,9 @@ def state_model(design: Design, *, wording_factor: Union[bool, str, Sequence[str
             for dim in d.dimensions:
                 f = d.factor(i, dim, o)
                 states.append(f)
+                later = o != d.occasions[0]
                 b.add(_join(f, "=~", b.indicator_terms(i, o, dim,
-                                                       marker_fixed=b.eq_load and o != d.occasions[0])))
+                                                       marker_fixed=b.eq_load and later)))
     b.wording_block(states)
     b.over_time_blocks()
     if b.eq_int:
@@ -296,8 +297,9 @@ def state_trait_model(design: Design, *,
             for dim in d.dimensions:
                 f = d.factor(i, dim, o)
                 states.append(f)
+                later = o != d.occasions[0]
                 b.add(_join(f, "=~", b.indicator_terms(i, o, dim,
-                                                       marker_fixed=b.eq_load and o != d.occasions[0])))
+                                                       marker_fixed=b.eq_load and later)))
     b.blank()
     b.add("# trait factors over the states (equal second-order loadings)")
     traits = []

@@ -585,13 +585,17 @@ def simulate_alliance(seed: Optional[int] = ALLIANCE_SEED, n_schools: int = 20,
     w_s = max(2, len(str(n_schools)))
     w_t = max(2, len(str(n_therapists)))
     w_g = max(2, len(str(max(n_groups, 1))))
+    school_labels = np.array([f"S{s + 1:0{w_s}d}" for s in range(n_schools)], dtype=object)
+    therapist_labels = np.array([f"T{t + 1:0{w_t}d}" for t in range(n_therapists)],
+                                dtype=object)
+    group_labels = np.array([f"G{g_ + 1:0{w_g}d}" for g_ in range(n_groups)] + [None],
+                            dtype=object)  # index -1 -> None (individual format)
     data: dict[str, Any] = {
         "child_id": np.arange(1, n_total + 1),
-        "school": [f"S{s + 1:0{w_s}d}" for s in school],
+        "school": school_labels[school],
         "format": np.where(is_group, "group", "individual"),
-        "therapy_group": pd.array([f"G{gid + 1:0{w_g}d}" if gid >= 0 else None
-                                   for gid in group_id], dtype=object),
-        "therapist": [f"T{t + 1:0{w_t}d}" for t in therapist_id],
+        "therapy_group": group_labels[group_id],
+        "therapist": therapist_labels[therapist_id],
         "age": age,
         "sex": sex,
         "ext_pre": ext_pre,

@@ -212,7 +212,8 @@ def test_design_columns_and_factor_names():
 
 
 def test_custom_factor_names():
-    d = design4(state_name="{dimension}_{informant}{occasion}", trait_name="T_{informant}{dimension}")
+    d = design4(state_name="{dimension}_{informant}{occasion}",
+                trait_name="T_{informant}{dimension}")
     assert d.factor("c", "bond", "mid") == "bond_cmid"
     assert "T_cbond =~ 1*bond_cmid + 1*bond_cend" in d.state_trait_model()
 
