@@ -31,6 +31,8 @@ class HeywoodWarning(UserWarning):
 
 
 def _warn_heywood(partable: pd.DataFrame, values: np.ndarray, variables, group_labels) -> None:
+    if not np.any(values < 0):
+        return
     variances = (partable["op"] == "~~") & (partable["lhs"] == partable["rhs"]) \
         & (partable["group"] > 0)
     negative = partable[variances.to_numpy() & (values < 0)]

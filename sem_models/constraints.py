@@ -94,9 +94,10 @@ def build_parameter_map(partable: pd.DataFrame) -> ParameterMap:
     free_rows = np.where(free_mask)[0]
     n_free = len(free_rows)
     # 1. shared labels -> one parameter
-    labels = partable["label"].to_numpy()
+    labels = partable["label"].tolist()
+    plabels = partable["plabel"].tolist()
     fixed_labels = {}
-    for lab, free, ustart in zip(labels, free_mask, partable["ustart"]):
+    for lab, free, ustart in zip(labels, free_mask, partable["ustart"].tolist()):
         if lab and not free:
             fixed_labels[lab] = ustart
     unique_index: dict[str, int] = {}
@@ -117,7 +118,7 @@ def build_parameter_map(partable: pd.DataFrame) -> ParameterMap:
     # label -> x index (for expressions); fixed labels act as constants
     label_to_x = {}
     for k, r in enumerate(free_rows):
-        label_to_x.setdefault(partable["plabel"].iat[r], col_of_row[k])
+        label_to_x.setdefault(plabels[r], col_of_row[k])
         if labels[r]:
             label_to_x.setdefault(labels[r], col_of_row[k])
 

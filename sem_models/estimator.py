@@ -32,15 +32,6 @@ class ConvergenceWarning(UserWarning):
     """The optimizer stopped before the convergence criteria were met."""
 
 
-def _inv_logdet(cov: np.ndarray) -> Optional[tuple[np.ndarray, float]]:
-    """Inverse and log-determinant through Cholesky; ``None`` if not positive definite."""
-    try:
-        chol = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        return None
-    return np.linalg.inv(cov), 2.0 * np.log(np.diag(chol)).sum()
-
-
 class MLGroupLoss:
     """Complete-data normal-theory ML discrepancy of one group (``F_g / 2``)."""
 
@@ -53,7 +44,7 @@ class MLGroupLoss:
         self.logdet_sample = np.linalg.slogdet(cov)[1]
 
     def value(self, mom: GroupMoments) -> float:
-        res = _inv_logdet(mom.cov)
+        res = mom.inverse()
         if res is None:
             return np.inf
         inv, logdet = res
@@ -66,7 +57,7 @@ class MLGroupLoss:
     def derivatives(self, mom: GroupMoments, d_cov: np.ndarray, d_mean: np.ndarray,
                     info: bool = True):
         """Gradient of ``F_g / 2`` and expected information per case, for the given columns."""
-        inv, _ = _inv_logdet(mom.cov)
+        inv, _ = mom.inverse()
         q = d_cov.shape[0]
         d = self.mean - mom.mean if self.meanstructure else np.zeros(self.p)
         target = self.cov + np.outer(d, d)
@@ -202,20 +193,23 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
         if not np.all(np.isfinite(step)) or step @ grad <= 0:
             hess = None
             step = np.linalg.lstsq(info, grad, rcond=None)[0]
+        use_bfgs = hess is not None or np.max(np.abs(grad)) < 1e-2
+        # full step first (its derivatives are needed anyway), then step halving
+        z_new = z - step
+        f_new, grad_new, info_new = problem.derivatives(z_new, info=hess is None)
         alpha = 1.0
-        while True:
+        while not (np.isfinite(f_new) and f_new <= f + 1e-14 * max(1.0, abs(f))):
+            alpha *= 0.5
+            if alpha < 1e-10:
+                break
             z_new = z - alpha * step
             f_new = problem.objective(z_new)
             if np.isfinite(f_new) and f_new <= f + 1e-14 * max(1.0, abs(f)):
-                break
-            alpha *= 0.5
-            if alpha < 1e-10:
+                f_new, grad_new, info_new = problem.derivatives(z_new, info=hess is None)
                 break
         if alpha < 1e-10:
             message = "line search failed"
             break
-        use_bfgs = hess is not None or np.max(np.abs(grad)) < 1e-3
-        f_new, grad_new, info_new = problem.derivatives(z_new, info=hess is None)
         if use_bfgs:
             s_k = z_new - z
             y_k = grad_new - grad

@@ -25,24 +25,20 @@ def model_graph(partable: pd.DataFrame, variables: ModelVariables):
     """A :class:`networkx.DiGraph` of the model (first group's parameters)."""
     import networkx as nx
 
-    rows = partable[partable["group"] == 1]
+    first = partable["group"].to_numpy() == 1
+    triples = list(zip(partable["lhs"][first], partable["op"][first], partable["rhs"][first]))
     graph = nx.DiGraph()
-    endogenous = set()
-    for _, r in rows.iterrows():
-        if r["op"] == "=~":
-            endogenous.add(r["rhs"])
-        elif r["op"] == "~":
-            endogenous.add(r["lhs"])
+    endogenous = {rhs if op == "=~" else lhs for lhs, op, rhs in triples if op in ("=~", "~")}
     for name in variables.ov + variables.lv:
         graph.add_node(name, latent=name in variables.lv, observed=name in variables.ov,
                        exogenous=name not in endogenous)
-    for _, r in rows.iterrows():
-        if r["op"] == "=~":
-            graph.add_edge(r["lhs"], r["rhs"], op="=~")
-        elif r["op"] == "~":
-            graph.add_edge(r["rhs"], r["lhs"], op="~")
-    graph.graph["covariances"] = [(r["lhs"], r["rhs"]) for _, r in rows.iterrows()
-                                  if r["op"] == "~~" and r["lhs"] != r["rhs"]]
+    for lhs, op, rhs in triples:
+        if op == "=~":
+            graph.add_edge(lhs, rhs, op="=~")
+        elif op == "~":
+            graph.add_edge(rhs, lhs, op="~")
+    graph.graph["covariances"] = [(lhs, rhs) for lhs, op, rhs in triples
+                                  if op == "~~" and lhs != rhs]
     return graph
 
 
@@ -56,14 +52,13 @@ def check_model_graph(partable: pd.DataFrame, variables: ModelVariables):
         loop = " -> ".join(cycles[0] + [cycles[0][0]])
         warnings.warn(f"the model is non-recursive (feedback loop {loop}); such models need "
                       "extra identification conditions", ModelStructureWarning, stacklevel=4)
-    rows = partable[partable["group"] == 1]
     for lv, inds in variables.indicators.items():
         if len(inds) != 1:
             continue
-        predictors = graph.in_degree(lv)
-        resid = rows[(rows["lhs"] == inds[0]) & (rows["op"] == "~~") & (rows["rhs"] == inds[0])]
+        resid = partable[(partable["group"] == 1) & (partable["lhs"] == inds[0])
+                         & (partable["op"] == "~~") & (partable["rhs"] == inds[0])]
         resid_fixed = len(resid) == 1 and resid["free"].iat[0] == 0
-        if not resid_fixed and predictors == 0:
+        if not resid_fixed and graph.in_degree(lv) == 0:
             warnings.warn(
                 f"factor {lv!r} has a single indicator ({inds[0]!r}) whose residual variance is "
                 "free: the factor is not identified; fix the residual variance (e.g. "

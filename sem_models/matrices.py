@@ -20,6 +20,7 @@ The derivatives of the implied moments with respect to one parameter (von Oertze
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,18 @@ class GroupMoments:
     B: np.ndarray  # v x v, (I - A)^-1
     full_cov: np.ndarray  # v x v, B S B'
     full_mean: np.ndarray  # v
+    _inverse: Optional[tuple] = None
+
+    def inverse(self) -> Optional[tuple[np.ndarray, float]]:
+        """(inverse, log-determinant) of the implied covariance, cached; None if not PD."""
+        if self._inverse is None:
+            try:
+                chol = np.linalg.cholesky(self.cov)
+            except np.linalg.LinAlgError:
+                self._inverse = (None,)
+            else:
+                self._inverse = (np.linalg.inv(self.cov), 2.0 * np.log(np.diag(chol)).sum())
+        return None if self._inverse[0] is None else self._inverse
 
 
 class RAMModel:
@@ -52,33 +65,25 @@ class RAMModel:
         self.n_ov = len(self.ov_names)
         self.n_var = len(self.var_names)
         index = {name: k for k, name in enumerate(self.var_names)}
-        pt = partable[partable["group"] > 0]
-        self.param_rows = pt.index.to_numpy()
-        self.meanstructure = bool((pt["op"] == "~1").any())
+        group = partable["group"].to_numpy()
+        op = np.asarray(partable["op"].tolist(), dtype=object)
+        lhs = np.array([index.get(v, -1) for v in partable["lhs"].tolist()])
+        rhs = np.array([index.get(v, -1) for v in partable["rhs"].tolist()])
+        self.meanstructure = bool(np.any((op == "~1") & (group > 0)))
         self._cells = []
         for g in range(n_groups):
-            rows = pt[pt["group"] == g + 1]
-            cells = {}
-            for kind, mask in (("A_load", rows["op"] == "=~"), ("A_reg", rows["op"] == "~"),
-                               ("S", rows["op"] == "~~"), ("M", rows["op"] == "~1")):
-                sub = rows[mask]
-                if kind == "A_load":
-                    i = sub["rhs"].map(index).to_numpy(int)
-                    j = sub["lhs"].map(index).to_numpy(int)
-                elif kind == "A_reg":
-                    i = sub["lhs"].map(index).to_numpy(int)
-                    j = sub["rhs"].map(index).to_numpy(int)
-                elif kind == "S":
-                    i = sub["lhs"].map(index).to_numpy(int)
-                    j = sub["rhs"].map(index).to_numpy(int)
-                else:
-                    i = sub["lhs"].map(index).to_numpy(int)
-                    j = np.zeros(len(sub), int)
-                cells[kind] = (sub.index.to_numpy(), i, j)
-            A_rows = np.concatenate([cells["A_load"][0], cells["A_reg"][0]])
-            A_i = np.concatenate([cells["A_load"][1], cells["A_reg"][1]])
-            A_j = np.concatenate([cells["A_load"][2], cells["A_reg"][2]])
-            self._cells.append({"A": (A_rows, A_i, A_j), "S": cells["S"], "M": cells["M"]})
+            in_group = group == g + 1
+            load = np.flatnonzero(in_group & (op == "=~"))
+            reg = np.flatnonzero(in_group & (op == "~"))
+            cov = np.flatnonzero(in_group & (op == "~~"))
+            mean = np.flatnonzero(in_group & (op == "~1"))
+            self._cells.append({
+                # loadings: A[indicator, factor]; regressions: A[outcome, predictor]
+                "A": (np.concatenate([load, reg]), np.concatenate([rhs[load], lhs[reg]]),
+                      np.concatenate([lhs[load], rhs[reg]])),
+                "S": (cov, lhs[cov], rhs[cov]),
+                "M": (mean, lhs[mean], np.zeros(len(mean), int)),
+            })
 
     # ------------------------------------------------------------------------------------
     def matrices(self, values: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

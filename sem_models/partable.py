@@ -143,20 +143,17 @@ def build_partable(
                                 meanstructure=meanstructure, fixed_x=fixed_x,
                                 orthogonal=orthogonal, group_equal=group_equal,
                                 auto_cov_y=auto_cov_y))
+    for k, row in enumerate(rows, start=1):
+        row["plabel"] = f".p{k}."
+    if n_groups > 1 and group_equal:
+        _apply_group_equal(rows, variables, group_equal, partial)
+    _number_free(rows)
+    for c in parsed.constraints:
+        rows.append(dict(lhs=c.lhs, op=c.op, rhs=c.rhs, user=1, group=0, free=0,
+                         ustart=math.nan, exo=0, label="", plabel="", start=math.nan,
+                         line=c.line, col=c.col))
     table = pd.DataFrame(rows)
     table.insert(0, "id", range(1, len(table) + 1))
-    table["plabel"] = [f".p{i}." for i in table["id"]]
-    if n_groups > 1 and group_equal:
-        _apply_group_equal(table, variables, group_equal, partial)
-    _fix_shared_labels(table)
-    _number_free(table)
-    for c in parsed.constraints:
-        rows_c = dict(id=len(table) + 1, lhs=c.lhs, op=c.op, rhs=c.rhs, user=1, group=0,
-                      free=0, ustart=math.nan, exo=0, label="", plabel="", start=math.nan,
-                      line=c.line, col=c.col)
-        table.loc[len(table)] = pd.Series(rows_c)
-    table = table.reset_index(drop=True)
-    table["id"] = range(1, len(table) + 1)
     return table, variables
 
 
@@ -269,86 +266,61 @@ def _group_rows(statements, variables: ModelVariables, g: int, n_groups: int, *,
     return rows
 
 
-def _group_equal_matches(table: pd.DataFrame, variables: ModelVariables, keyword: str) -> pd.Series:
-    is_lv_lhs = table["lhs"].isin(variables.lv)
-    is_lv_rhs = table["rhs"].isin(variables.lv)
-    is_ov_lhs = table["lhs"].isin(variables.ov)
-    is_ov_rhs = table["rhs"].isin(variables.ov)
-    op = table["op"]
-    same = table["lhs"] == table["rhs"]
-    not_exo = table["exo"] == 0
-    return {
-        "loadings": op == "=~",
-        "intercepts": (op == "~1") & is_ov_lhs & not_exo,
-        "means": (op == "~1") & is_lv_lhs,
-        "residuals": (op == "~~") & same & is_ov_lhs & not_exo,
-        "residual.covariances": (op == "~~") & ~same & is_ov_lhs & is_ov_rhs & not_exo,
-        "lv.variances": (op == "~~") & same & is_lv_lhs,
-        "lv.covariances": (op == "~~") & ~same & is_lv_lhs & is_lv_rhs,
-        "regressions": op == "~",
-    }[keyword]
+def _group_equal_keyword(row: dict, lv: set, ov: set) -> Optional[str]:
+    """The group_equal keyword that covers a parameter-table row (None if none does)."""
+    op, lhs, rhs = row["op"], row["lhs"], row["rhs"]
+    if op == "=~":
+        return "loadings"
+    if op == "~":
+        return "regressions"
+    if op == "~1":
+        if lhs in lv:
+            return "means"
+        return "intercepts" if row["exo"] == 0 else None
+    if op == "~~":
+        if lhs in lv and rhs in lv:
+            return "lv.variances" if lhs == rhs else "lv.covariances"
+        if lhs in ov and rhs in ov and row["exo"] == 0:
+            return "residuals" if lhs == rhs else "residual.covariances"
+    return None
 
 
-def _apply_group_equal(table: pd.DataFrame, variables: ModelVariables, group_equal, partial) -> None:
+def _apply_group_equal(rows: list[dict], variables: ModelVariables, group_equal, partial) -> None:
     """Constrain matching parameters equal across groups by giving them a common label.
 
-    A parameter that is fixed in the first group is fixed to the same value in every group.
+    A parameter that is fixed in the first group is fixed to the same value in every group;
+    a user-labelled parameter keeps its label (the user's labels decide).
     """
-    mask = pd.Series(False, index=table.index)
-    for keyword in group_equal:
-        mask |= _group_equal_matches(table, variables, keyword)
-    keys = list(zip(table["lhs"], table["op"], table["rhs"]))
-    mask &= pd.Series([k not in partial for k in keys], index=table.index)
-    first = {}
-    for idx in table.index[mask]:
-        key = keys[idx]
-        if table.at[idx, "group"] == 1:
-            first[key] = idx
-    for idx in table.index[mask]:
-        key = keys[idx]
-        if table.at[idx, "group"] == 1 or key not in first:
+    lv, ov = set(variables.lv), set(variables.ov)
+    wanted = set(group_equal)
+    first: dict = {}
+    for row in rows:
+        key = (row["lhs"], row["op"], row["rhs"])
+        if key in partial or _group_equal_keyword(row, lv, ov) not in wanted:
             continue
-        ref = first[key]
-        if table.at[ref, "free"] == 0:
-            if table.at[idx, "free"] != 0 and table.at[idx, "user"] == 0:
-                table.at[idx, "free"] = 0
-                table.at[idx, "ustart"] = table.at[ref, "ustart"]
+        if row["group"] == 1:
+            first[key] = row
             continue
-        if table.at[idx, "free"] == 0:
+        ref = first.get(key)
+        if ref is None:
             continue
-        if table.at[ref, "label"] == "":
-            table.at[ref, "label"] = table.at[ref, "plabel"]
-        if table.at[idx, "label"] == "":
-            table.at[idx, "label"] = table.at[ref, "label"]
-        elif table.at[idx, "label"] != table.at[ref, "label"]:
-            # user labels differ: keep the user's labels and add an explicit equality
-            pass
+        if not ref["free"]:
+            if row["free"] and row["user"] == 0:
+                row["free"] = 0
+                row["ustart"] = ref["ustart"]
+            continue
+        if not row["free"] or row["label"]:
+            continue
+        if not ref["label"]:
+            ref["label"] = ref["plabel"]
+        row["label"] = ref["label"]
 
 
-def _fix_shared_labels(table: pd.DataFrame) -> None:
-    """Rows sharing a label with a fixed row are fixed to that row's value (as lavaan does).
-
-    semTools' ``measEq.syntax`` relies on this: ``c(1, NA)*f + c(psi, psi)*f`` fixes the
-    factor variance to 1 in every group.  The first fixed row's value is used.
-    """
-    labels = table["label"].to_numpy()
-    free = table["free"].to_numpy()
-    first_fixed: dict = {}
-    for idx, (lab, fr) in enumerate(zip(labels, free)):
-        if lab and fr == 0 and lab not in first_fixed:
-            first_fixed[lab] = idx
-    for idx, lab in enumerate(labels):
-        if lab in first_fixed and free[idx] != 0:
-            table.at[table.index[idx], "free"] = 0
-            table.at[table.index[idx], "ustart"] = table["ustart"].iat[first_fixed[lab]]
-
-
-def _number_free(table: pd.DataFrame) -> None:
-    free = table["free"].astype(bool).to_numpy()
-    numbers = [0] * len(table)
+def _number_free(rows: list[dict]) -> None:
     k = 0
-    for i, f in enumerate(free):
-        if f:
+    for row in rows:
+        if row["free"]:
             k += 1
-            numbers[i] = k
-    table["free"] = numbers
+            row["free"] = k
+        else:
+            row["free"] = 0

@@ -16,86 +16,75 @@ from .partable import ModelVariables
 __all__ = ["start_values"]
 
 
-def _factor_start(cov: pd.DataFrame, indicators: list[str]) -> tuple[dict, float]:
+def _factor_start(cov: np.ndarray, idx: list[int]) -> tuple[np.ndarray, float]:
     """Marker-scaled loadings and the factor variance from the indicators' covariances."""
-    marker = indicators[0]
-    loadings = {marker: 1.0}
-    others = indicators[1:]
-    for j in others:
-        rest = [k for k in indicators if k not in (j, marker)]
+    marker = idx[0]
+    loadings = np.ones(len(idx))
+    for k, j in enumerate(idx[1:], start=1):
+        rest = [i for i in idx if i not in (j, marker)]
         if rest:
-            num = cov.loc[j, rest].sum()
-            den = cov.loc[marker, rest].sum()
+            num, den = cov[j, rest].sum(), cov[marker, rest].sum()
         else:
-            num, den = cov.loc[j, marker], cov.loc[marker, marker] * 0.5
-        loadings[j] = float(num / den) if abs(den) > 1e-12 else 1.0
-        if not np.isfinite(loadings[j]) or abs(loadings[j]) > 10:
-            loadings[j] = 1.0
-    if others:
-        var = np.mean([cov.loc[marker, j] / loadings[j] for j in others])
+            num, den = cov[j, marker], cov[marker, marker] * 0.5
+        lam = num / den if abs(den) > 1e-12 else 1.0
+        loadings[k] = lam if np.isfinite(lam) and abs(lam) <= 10 else 1.0
+    if len(idx) > 1:
+        var = np.mean([cov[marker, j] / loadings[k] for k, j in enumerate(idx[1:], start=1)])
     else:
-        var = 0.5 * cov.loc[marker, marker]
-    var = float(max(var, 0.05 * cov.loc[marker, marker], 0.05))
-    return loadings, var
+        var = 0.5 * cov[marker, marker]
+    return loadings, float(max(var, 0.05 * cov[marker, marker], 0.05))
 
 
 def start_values(partable: pd.DataFrame, variables: ModelVariables, sample_covs: list,
                  sample_means: list) -> np.ndarray:
     """One start value per row of the parameter table (fixed rows: their fixed value)."""
     values = np.zeros(len(partable))
-    ov = variables.ov
-    for g, (cov_arr, mean_arr) in enumerate(zip(sample_covs, sample_means)):
-        cov = pd.DataFrame(cov_arr, index=ov, columns=ov)
-        mean = pd.Series(mean_arr, index=ov)
+    ov_index = {v: k for k, v in enumerate(variables.ov)}
+    lhs_all = partable["lhs"].tolist()
+    op_all = partable["op"].tolist()
+    rhs_all = partable["rhs"].tolist()
+    group_all = partable["group"].to_numpy()
+    free_all = partable["free"].to_numpy() > 0
+    exo_all = partable["exo"].to_numpy() == 1
+    ustart_all = partable["ustart"].to_numpy(float)
+    start_all = partable["start"].to_numpy(float)
+    lv_x = set(variables.lv_x)
+    ov_x = set(variables.ov_x)
+    for g, (cov, mean) in enumerate(zip(sample_covs, sample_means)):
+        rows = np.flatnonzero(group_all == g + 1)
+        fixed_var = {lhs_all[r] for r in rows if op_all[r] == "~~" and lhs_all[r] == rhs_all[r]
+                     and not free_all[r]}
         factor = {}
         for lv, inds in variables.indicators.items():
-            observed = [i for i in inds if i in ov]
-            if observed and observed[0] == inds[0]:
-                factor[lv] = _factor_start(cov, observed)
-        rows = partable.index[partable["group"] == g + 1]
+            if inds[0] in ov_index:
+                observed = [ov_index[i] for i in inds if i in ov_index]
+                lam, var = _factor_start(cov, observed)
+                names = [i for i in inds if i in ov_index]
+                factor[lv] = (dict(zip(names, lam)), var)
         for r in rows:
-            lhs, op, rhs = partable.at[r, "lhs"], partable.at[r, "op"], partable.at[r, "rhs"]
-            free = partable.at[r, "free"] > 0
-            if partable.at[r, "exo"] == 1:
-                values[r] = mean[lhs] if op == "~1" else cov.loc[lhs, rhs]
-                continue
-            if not free:
-                u = partable.at[r, "ustart"]
-                values[r] = 0.0 if np.isnan(u) else u
-                continue
-            user_start = partable.at[r, "start"]
-            if not np.isnan(user_start):
-                values[r] = user_start
-                continue
-            values[r] = _default_start(lhs, op, rhs, variables, cov, mean, factor, partable, g)
+            lhs, op, rhs = lhs_all[r], op_all[r], rhs_all[r]
+            if exo_all[r]:
+                values[r] = mean[ov_index[lhs]] if op == "~1" else cov[ov_index[lhs], ov_index[rhs]]
+            elif not free_all[r]:
+                values[r] = 0.0 if np.isnan(ustart_all[r]) else ustart_all[r]
+            elif not np.isnan(start_all[r]):
+                values[r] = start_all[r]
+            elif op == "=~":
+                values[r] = 1.0
+                if lhs in factor and rhs in factor[lhs][0]:
+                    lam = factor[lhs][0][rhs]
+                    values[r] = lam * np.sqrt(factor[lhs][1]) if lhs in fixed_var else lam
+            elif op == "~~":
+                if lhs in ov_x and rhs in ov_x:
+                    values[r] = cov[ov_index[lhs], ov_index[rhs]]
+                elif lhs != rhs:
+                    values[r] = 0.0
+                elif lhs in ov_index:
+                    values[r] = 0.5 * cov[ov_index[lhs], ov_index[lhs]]
+                elif lhs in factor:
+                    values[r] = factor[lhs][1] if lhs in lv_x else 0.5 * factor[lhs][1]
+                else:
+                    values[r] = 0.05
+            elif op == "~1":
+                values[r] = mean[ov_index[lhs]] if lhs in ov_index else 0.0
     return values
-
-
-def _default_start(lhs, op, rhs, variables, cov, mean, factor, partable, g) -> float:
-    if op == "=~":
-        if lhs in factor and rhs in factor[lhs][0]:
-            lam = factor[lhs][0][rhs]
-            if _std_lv(partable, lhs, g):
-                lam *= np.sqrt(factor[lhs][1])
-            return lam
-        return 1.0
-    if op == "~~":
-        if lhs in variables.ov_x and rhs in variables.ov_x:
-            return cov.loc[lhs, rhs]
-        if lhs == rhs:
-            if lhs in variables.ov:
-                return 0.5 * cov.loc[lhs, lhs]
-            if lhs in factor:
-                return factor[lhs][1] if lhs in variables.lv_x else 0.5 * factor[lhs][1]
-            return 0.05
-        return 0.0
-    if op == "~1":
-        return mean[lhs] if lhs in variables.ov else 0.0
-    return 0.0
-
-
-def _std_lv(partable: pd.DataFrame, lv: str, g: int) -> bool:
-    """True when the factor's variance is fixed (fixed-factor scaling)."""
-    row = partable[(partable["lhs"] == lv) & (partable["op"] == "~~") & (partable["rhs"] == lv)
-                   & (partable["group"] == g + 1)]
-    return len(row) == 1 and row["free"].iat[0] == 0
