@@ -237,3 +237,34 @@ def test_recovery_finding_one_mimic(recovery_data):
     b, _ = _param(est, "c_task", "~", "individual", None)
     v, _ = _param(est, "c_task", "~~", "c_task", None)
     assert b / np.sqrt(v) == pytest.approx(0.3, abs=0.08)
+
+
+def test_multigroup_reliability_equals_per_group_fits(sim_large):
+    """Configural two-group fit: omega per group equals the single-group fit on that group."""
+    model = DESIGN4.subset(informants=["t"], occasions=["mid"]).state_model()
+    fit = sem_models.cfa(model, sim_large, group="format")
+    rel = m.reliability(fit, sim_large, group="format")
+    assert rel.index.names == ["group", "factor"]
+    for fmt in ("group", "individual"):
+        sub = sim_large[sim_large["format"] == fmt]
+        one = m.reliability(sem_models.cfa(model, sub), sub)
+        np.testing.assert_allclose(rel.loc[fmt, "omega"].to_numpy(), one["omega"].to_numpy(),
+                                   rtol=1e-4)
+        np.testing.assert_allclose(rel.loc[fmt, "alpha"].to_numpy(), one["alpha"].to_numpy(),
+                                   rtol=1e-12)
+    with pytest.raises(ValueError, match="group="):
+        m.reliability(fit, sim_large)
+
+
+@pytest.mark.xfail(reason="engine FIML start values fail on data/alliance.csv (issue 3): "
+                          "'non-positive-definite implied covariance matrix'", strict=False)
+def test_fiml_fit_and_reliability_match_lavaan():
+    ref = reference("state_child_fiml")
+    d6 = m.Design(["c"], ["mid", "end"], ["bond", "task"], 6, reverse=[2, 4, 6])
+    data = m.reverse_score(ds.load("alliance"), d6)
+    fit = sem_models.cfa(d6.state_model(), data, missing="ml")
+    assert fit.measures()["chisq"] == pytest.approx(ref["fit"]["chisq"], rel=1e-4)
+    assert fit.measures()["df"] == ref["fit"]["df"]
+    rel = m.reliability(fit, data, missing="ml")
+    want = pd.Series(ref["compRelSEM"]).astype(float)
+    np.testing.assert_allclose(rel.loc[want.index, "omega"], want, rtol=1e-4)
