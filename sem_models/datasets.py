@@ -370,7 +370,8 @@ def simulate_alliance(seed: Optional[int] = ALLIANCE_SEED, n_schools: int = 20,
                       children_per_school: int = 18, *, n: Optional[int] = None,
                       missing: bool = True, clustering: bool = True,
                       continuous: bool = False,
-                      truth: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
+                      truth: Optional[Mapping[str, Any]] = None,
+                      return_truth: bool = False):
     """Simulate one alliance study (STUDY.md design) with the population values in ``truth``.
 
     Parameters
@@ -385,14 +386,17 @@ def simulate_alliance(seed: Optional[int] = ALLIANCE_SEED, n_schools: int = 20,
     continuous : ``True`` returns the continuous latent responses ``y*`` of the items in keyed
         direction (nothing to reverse) and unrounded outcomes, for recovery checks.
     truth : population values (default :data:`ALLIANCE_TRUTH`; pass a modified deep copy).
+    return_truth : also return the population values used (a copy, with ``"derived"``
+        quantities recomputed).
 
     Returns
     -------
     DataFrame with ``child_id, school, format, therapy_group, therapist, age, sex, ext_pre,
-    int_pre``, the 48 items ``{c,t}_{mid,end}_{bond,task}{1..6}`` and ``ext_fu, int_fu``.
-    ``df.attrs["truth"]`` holds a copy of the population values (with ``"derived"``
-    quantities) and ``df.attrs["call"]`` the arguments.
+    int_pre``, the 48 items ``{c,t}_{mid,end}_{bond,task}{1..6}`` and ``ext_fu, int_fu``
+    (``df.attrs["simulate_alliance"]`` records the arguments); with ``return_truth=True`` the
+    tuple ``(df, truth)``.
     """
+    truth_arg = truth
     truth = copy.deepcopy(ALLIANCE_TRUTH if truth is None else dict(truth))
     truth["derived"] = _derive(truth)
     rng = np.random.default_rng(seed)
@@ -604,8 +608,8 @@ def simulate_alliance(seed: Optional[int] = ALLIANCE_SEED, n_schools: int = 20,
     df = pd.DataFrame(data)
     df = pd.concat([df, pd.DataFrame(items, columns=cols),
                     pd.DataFrame({"ext_fu": ext_fu, "int_fu": int_fu})], axis=1)
-    df.attrs["truth"] = truth
-    df.attrs["call"] = {"seed": seed, "n_schools": n_schools,
-                        "children_per_school": children_per_school, "n": n,
-                        "missing": missing, "clustering": clustering, "continuous": continuous}
-    return df
+    df.attrs["simulate_alliance"] = {
+        "seed": seed, "n_schools": n_schools, "children_per_school": children_per_school,
+        "n": n, "missing": missing, "clustering": clustering, "continuous": continuous,
+        "truth": "default" if truth_arg is None else "custom"}
+    return (df, truth) if return_truth else df

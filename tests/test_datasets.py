@@ -305,10 +305,12 @@ def test_clustering_present_and_switchable():
 # truth
 # ------------------------------------------------------------------------------------------
 
-def test_truth_is_attached_and_consistent(study):
-    truth = study.attrs["truth"]
+def test_truth_is_returned_and_consistent(study):
+    df, truth = ds.simulate_alliance(seed=11, return_truth=True)
+    pd.testing.assert_frame_equal(df, study)
     assert truth["traits"] == ds.ALLIANCE_TRUTH["traits"]
-    assert study.attrs["call"]["seed"] == 11
+    assert truth is not ds.ALLIANCE_TRUTH
+    assert study.attrs["simulate_alliance"]["seed"] == 11
     der = truth["derived"]
     for v in der["lst_coefficients"].values():
         assert v["reliability"] == pytest.approx(
@@ -330,10 +332,11 @@ def test_truth_can_be_modified():
     truth = copy.deepcopy(ds.ALLIANCE_TRUTH)
     truth["design"]["reverse_keyed"] = []
     truth["missingness"]["item"]["rate"] = 0.0
-    df = ds.simulate_alliance(seed=3, truth=truth)
+    df, used = ds.simulate_alliance(seed=3, truth=truth, return_truth=True)
     keyed = df[ITEMS]
     assert (keyed.mean() > 2.9).all()  # nothing reversed any more
-    assert df.attrs["truth"]["design"]["reverse_keyed"] == []
+    assert used["design"]["reverse_keyed"] == []
+    assert df.attrs["simulate_alliance"]["truth"] == "custom"
     assert ds.ALLIANCE_TRUTH["design"]["reverse_keyed"] == [2, 4, 6]  # default untouched
 
 
