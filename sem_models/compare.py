@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+
+from .distributions import chi2_sf
 
 __all__ = ["compare"]
 
@@ -60,7 +61,7 @@ def compare(*fits, method: str = "default", **named_fits) -> pd.DataFrame:
         diffs.append(diff)
         ddfs.append(ddf)
         rmseas.append(rmsea)
-        pvals.append(float(scipy.stats.chi2.sf(diff, ddf)) if ddf > 0 else np.nan)
+        pvals.append(float(chi2_sf(diff, ddf)) if ddf > 0 else np.nan)
     table["chisq_diff"] = diffs
     table["df_diff"] = ddfs
     table["rmsea"] = rmseas

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
-import scipy.linalg
 
 from .syntax import ModelSyntaxError, compile_expression
 
@@ -164,6 +163,8 @@ def build_parameter_map(partable: pd.DataFrame) -> ParameterMap:
         x0 = np.linalg.lstsq(R, r, rcond=None)[0]
         if not np.allclose(R @ x0, r, atol=1e-8):
             raise ValueError("the '==' constraints contradict each other")
+        import scipy.linalg
+
         K = scipy.linalg.null_space(R)
         K[np.abs(K) < 1e-12] = 0.0
     else:

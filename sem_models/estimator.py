@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-import scipy.optimize
 
 from .constraints import ParameterMap
 from .matrices import GroupMoments, RAMModel
@@ -291,6 +290,8 @@ def _optimize_bounded(problem: Problem, z0: np.ndarray, tol: float) -> Optimizat
         if not np.isfinite(f):
             return 1e10, np.zeros_like(z)
         return f, g
+
+    import scipy.optimize
 
     res = scipy.optimize.minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=bounds,
                                   options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10,

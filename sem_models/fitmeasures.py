@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.optimize
-import scipy.stats
+
+from .distributions import ncx2_cdf, ncx2_sf
 
 __all__ = ["fit_measures", "rmsea_measures", "incremental_measures", "residual_measures"]
 
@@ -38,13 +38,14 @@ def rmsea_measures(chisq: float, df: float, ntotal: int, n_groups: int, level: f
 
     def ncp_for(prob):
         # the noncentrality lambda with P(X2 <= chisq; df, lambda) = prob
-        f = lambda lam: scipy.stats.ncx2.cdf(chisq, df, lam) - prob if lam > 0 else \
-            scipy.stats.chi2.cdf(chisq, df) - prob
+        def f(lam):
+            return ncx2_cdf(chisq, df, lam) - prob
         if f(0.0) < 0:
             return 0.0
         hi = max(chisq, 1.0)
         while f(hi) > 0:
             hi *= 2
+        import scipy.optimize
         return scipy.optimize.brentq(f, 0.0, hi, xtol=1e-12)
 
     lam_lo = ncp_for((1 + level) / 2)
@@ -53,10 +54,10 @@ def rmsea_measures(chisq: float, df: float, ntotal: int, n_groups: int, level: f
     out[f"rmsea_ci_upper{suffix}"] = np.sqrt(lam_hi / (ntotal * df)) * np.sqrt(G)
     out[f"rmsea_ci_level{suffix}"] = level
     ncp_close = ntotal * df * close ** 2 / G
-    out[f"rmsea_pvalue{suffix}"] = float(scipy.stats.ncx2.sf(chisq, df, ncp_close))
+    out[f"rmsea_pvalue{suffix}"] = float(ncx2_sf(chisq, df, ncp_close))
     out[f"rmsea_close_h0{suffix}"] = close
     ncp_notclose = ntotal * df * notclose ** 2 / G
-    out[f"rmsea_notclose_pvalue{suffix}"] = float(scipy.stats.ncx2.cdf(chisq, df, ncp_notclose))
+    out[f"rmsea_notclose_pvalue{suffix}"] = float(ncx2_cdf(chisq, df, ncp_notclose))
     out[f"rmsea_notclose_h0{suffix}"] = notclose
     return out
 

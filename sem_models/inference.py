@@ -12,10 +12,9 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
-import scipy.stats
 
 from .constraints import numerical_jacobian
+from .distributions import chi2_sf, norm_ppf, norm_sf
 from .syntax import compile_expression, parse_model
 
 __all__ = ["IdentificationWarning", "constrained_inverse", "wald_test", "delta_method"]
@@ -29,6 +28,8 @@ def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names
     """Covariance matrix of the free parameters from the per-case information in z."""
     eig = np.linalg.eigvalsh(info_z) if info_z.size else np.zeros(0)
     if eig.size and eig.min() <= 1e-10 * max(1.0, eig.max()):
+        import scipy.linalg
+
         null = scipy.linalg.null_space(info_z, rcond=1e-9)
         involved = np.flatnonzero(np.abs(T @ null).max(axis=1) > 1e-6) if null.size else []
         which = [names[k] for k in involved][:8]
@@ -61,7 +62,7 @@ def wald_test(constraints: str, func_factory, theta: np.ndarray, vcov: np.ndarra
     value, cov = delta_method(func, theta, vcov)
     rank = np.linalg.matrix_rank(cov, tol=1e-10 * max(1.0, np.abs(cov).max()))
     stat = float(value @ np.linalg.pinv(cov, rcond=1e-10) @ value)
-    return {"stat": stat, "df": int(rank), "p_value": float(scipy.stats.chi2.sf(stat, rank)),
+    return {"stat": stat, "df": int(rank), "p_value": float(chi2_sf(stat, rank)),
             "constraints": [f"{c.lhs} == {c.rhs}" for c in parsed.constraints]}
 
 
@@ -69,6 +70,6 @@ def z_table(est: np.ndarray, se: np.ndarray, level: float = 0.95) -> pd.DataFram
     """z statistics, two-sided p-values and Wald confidence intervals."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z = est / se
-    crit = scipy.stats.norm.ppf(0.5 + level / 2)
-    return pd.DataFrame({"z": z, "pvalue": 2 * scipy.stats.norm.sf(np.abs(z)),
+    crit = norm_ppf(0.5 + level / 2)
+    return pd.DataFrame({"z": z, "pvalue": 2 * norm_sf(np.abs(z)),
                          "ci_lower": est - crit * se, "ci_upper": est + crit * se})

@@ -11,9 +11,9 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from .constraints import defined_values
+from .distributions import chi2_sf
 from .fitmeasures import LOG_2PI
 from .inference import constrained_inverse, delta_method, wald_test, z_table
 
@@ -284,7 +284,7 @@ class SEMFit:
         chisq = 2.0 * self.ntotal * self.result.fmin
         df = self._n_moments() - self.npar
         return {"npar": self.npar, "fmin": self.result.fmin, "chisq": chisq, "df": df,
-                "pvalue": float(scipy.stats.chi2.sf(chisq, df)) if df > 0 else np.nan}
+                "pvalue": float(chi2_sf(chisq, df)) if df > 0 else np.nan}
 
     def _baseline_statistics(self) -> dict:
         """Independence model: free variances (and means); the observed exogenous covariates
@@ -304,7 +304,7 @@ class SEMFit:
         px = len(x_idx)
         per_group = p * (p + 1) // 2 - px * (px + 1) // 2 - (p - px)
         df = per_group * self.n_groups
-        return {"chisq": chisq, "df": df, "pvalue": float(scipy.stats.chi2.sf(chisq, df))}
+        return {"chisq": chisq, "df": df, "pvalue": float(chi2_sf(chisq, df))}
 
     def _residual_measures(self) -> dict:
         """RMR/SRMR/CRMR per group, combined over groups weighted by N_g / N."""
