@@ -18,6 +18,7 @@ reverse-keyed items (all dimensions) at one occasion. Scale means from
 """
 from __future__ import annotations
 
+import numbers
 import re
 import string
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
@@ -122,7 +123,8 @@ class Design:
     def _parse_items(self, items: Any) -> dict[str, list[ItemId]]:
         if isinstance(items, bool):
             raise ValueError("items must be a positive int, a list of item ids or a dict")
-        if isinstance(items, int):
+        if isinstance(items, numbers.Integral):
+            items = int(items)
             if items < 1:
                 raise ValueError(f"items must be at least 1, got {items}")
             return {d: list(range(1, items + 1)) for d in self.dimensions}

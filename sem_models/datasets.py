@@ -377,7 +377,8 @@ def simulate_alliance(seed: Optional[int] = ALLIANCE_SEED, n_schools: int = 20,
     Parameters
     ----------
     seed : seed of ``numpy.random.default_rng``; the same seed and arguments give the same data.
-    n_schools : schools, randomized half to ``"group"`` and half to ``"individual"`` format.
+    n_schools : schools, randomized half to ``"group"`` and half to ``"individual"`` format
+        (with an odd number the extra school is individual).
     children_per_school : children per school (default 18, so 360 children).
     n : total number of children instead (spread as evenly as possible over the schools).
     missing : ``False`` gives complete data (no MAR block missingness, no item missingness).
