@@ -101,20 +101,19 @@ def prepare_data(
     for extra, what in ((group, "group"), (cluster, "cluster")):
         if extra is not None and extra not in data.columns:
             raise DataError(f"the {what} column {extra!r} is not in the data")
-    values = {}
-    for name in ov_names:
-        col = data[name]
-        if isinstance(col, pd.DataFrame):
-            raise DataError(f"column {name!r} appears more than once in the data")
-        if col.dtype == bool:
-            col = col.astype(float)
-        if not pd.api.types.is_numeric_dtype(col):
-            bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()]
-            example = repr(bad.iloc[0]) if len(bad) else "?"
-            raise DataError(f"column {name!r} is not numeric (e.g. value {example}); convert it "
-                            "or leave it out of the model")
-        values[name] = col.to_numpy(dtype=float, na_value=np.nan)
-    X = np.column_stack([values[n] for n in ov_names]) if ov_names else np.zeros((len(data), 0))
+    duplicated = set(data.columns[data.columns.duplicated()]) & set(ov_names)
+    if duplicated:
+        raise DataError(f"column(s) {sorted(duplicated)} appear more than once in the data")
+    subset = data[list(ov_names)]
+    for name, dtype in zip(ov_names, subset.dtypes):
+        if dtype == bool or pd.api.types.is_numeric_dtype(dtype):
+            continue
+        col = subset[name]
+        bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()]
+        example = repr(bad.iloc[0]) if len(bad) else "?"
+        raise DataError(f"column {name!r} is not numeric (e.g. value {example}); convert it "
+                        "or leave it out of the model")
+    X = subset.to_numpy(dtype=float, na_value=np.nan)
     if np.isinf(X).any():
         col = ov_names[int(np.where(np.isinf(X).any(axis=0))[0][0])]
         raise DataError(f"column {col!r} contains infinite values")

@@ -143,7 +143,7 @@ class Problem:
                 return np.inf, np.full(self.pmap.n_z, np.nan), None
             pos, d_cov, d_mean = self.group_jacobian(vals, g, mom)
             grad, inf = loss.derivatives(mom, d_cov, d_mean, info=info)
-            np.add.at(grad_free, pos, self.weights[g] * grad)
+            grad_free[pos] += self.weights[g] * grad  # positions are unique within a group
             if info:
                 info_free[np.ix_(pos, pos)] += self.weights[g] * inf
         T = self.pmap.T
@@ -164,7 +164,7 @@ def gradient_hessian(problem: Problem, z: np.ndarray) -> np.ndarray:
     return (hess + hess.T) / 2
 
 
-def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: float = 1e-9) -> OptimizationResult:
+def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: float = 1e-8) -> OptimizationResult:
     """Minimise the discrepancy.
 
     Fisher scoring with step halving while far from the solution; once the gradient is small
