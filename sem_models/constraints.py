@@ -122,8 +122,10 @@ def build_parameter_map(partable: pd.DataFrame) -> ParameterMap:
             label_to_x.setdefault(labels[r], col_of_row[k])
 
     # 2. linear equality constraints (==) and bounds (<, >)
-    cons = partable[partable["op"].isin(["==", "<", ">"])]
-    defined = partable[partable["op"] == ":="]
+    ops = partable["op"].to_numpy()
+    has_constraints = bool(np.isin(ops, ["==", "<", ">"]).any())
+    cons = partable[np.isin(ops, ["==", "<", ">"])] if has_constraints else partable.iloc[:0]
+    defined = partable[ops == ":="] if has_constraints else partable.iloc[:0]
     R_rows, r_vals = [], []
     lower_x = np.full(n_x, -np.inf)
     upper_x = np.full(n_x, np.inf)
