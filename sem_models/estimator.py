@@ -69,7 +69,8 @@ class MLGroupLoss:
             return grad, None
         # expected information: 0.5 tr(inv dS_k inv dS_l) + dmu_k' inv dmu_l
         left = np.matmul(inv, d_cov)  # q x p x p
-        information = 0.5 * np.einsum("kij,lji->kl", left, left, optimize=True)
+        # tr(L_k L_l) = sum_ij L_k[i, j] L_l[j, i]: one matrix product
+        information = 0.5 * (left.reshape(q, -1) @ left.transpose(0, 2, 1).reshape(q, -1).T)
         if self.meanstructure:
             information += d_mean @ inv @ d_mean.T
         return grad, information

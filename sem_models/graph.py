@@ -43,9 +43,16 @@ def model_graph(partable: pd.DataFrame, variables: ModelVariables):
 
 
 def check_model_graph(partable: pd.DataFrame, variables: ModelVariables):
-    """Build the graph and warn about feedback loops and factors with a single indicator."""
+    """Warn about feedback loops and factors with a single indicator.
+
+    Returns the graph, or None when the model has neither regressions nor single-indicator
+    factors (then there is nothing to check and the graph is built on demand)."""
     import networkx as nx
 
+    has_paths = bool((partable["op"] == "~").any())
+    single = any(len(inds) == 1 for inds in variables.indicators.values())
+    if not (has_paths or single):
+        return None
     graph = model_graph(partable, variables)
     cycles = list(nx.simple_cycles(graph))
     if cycles:

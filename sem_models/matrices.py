@@ -130,7 +130,7 @@ class RAMModel:
         if len(rows):
             u = FB[:, i]  # p x q
             w = mom.full_cov[:p, j]
-            d = np.einsum("pq,rq->qpr", u, w)
+            d = u.T[:, :, None] * w.T[:, None, :]
             blocks_cov.append(d + d.transpose(0, 2, 1))
             blocks_mean.append((u * mom.full_mean[j]).T)
             rows_all.append(rows)
@@ -138,7 +138,7 @@ class RAMModel:
         if len(rows):
             u = FB[:, i]
             w = FB[:, j]
-            d = np.einsum("pq,rq->qpr", u, w)
+            d = u.T[:, :, None] * w.T[:, None, :]
             off = (i != j).astype(float)[:, None, None]
             blocks_cov.append(d + off * d.transpose(0, 2, 1))
             blocks_mean.append(np.zeros((len(rows), p)))

@@ -38,11 +38,19 @@ class SEMFit:
         self.data = data
         self.problem = problem
         self.result = result
-        self.graph = graph
+        self._graph = graph
         self.options = options
         self.converged = bool(result.converged)
 
     # ---------------------------------------------------------------------------- basics
+    @property
+    def graph(self):
+        """The model as a networkx DiGraph (see :mod:`sem_models.graph`)."""
+        if self._graph is None:
+            from .graph import model_graph
+            self._graph = model_graph(self._partable, self.variables)
+        return self._graph
+
     @property
     def group_labels(self) -> list:
         return self.data.group_labels
@@ -108,6 +116,13 @@ class SEMFit:
 
     @cached_property
     def _vcov_free(self) -> np.ndarray:
+        """Expected-information inverse (lavaan's default for complete-data ML); observed
+        information and robust sandwich estimators (``se``, ``information`` options:
+        FIML, MLM, MLR, cluster) in :mod:`sem_models.robust`."""
+        if (self.options.get("se", "standard") != "standard"
+                or self.options.get("information", "expected") != "expected"):
+            from .robust import robust_vcov
+            return robust_vcov(self, self._param_names())
         T, info = self._inference_T
         return constrained_inverse(info, T, float(self.ntotal), self._param_names())
 
@@ -263,7 +278,10 @@ class SEMFit:
         x_idx = [ov.index(v) for v in self.variables.ov_x] if self.options.get("fixed_x") else []
         for g, loss in enumerate(self.problem.losses):
             n, p = loss.nobs, loss.p
-            saturated = -n * (p * LOG_2PI + loss.logdet_sample + p) / 2
+            if hasattr(loss, "saturated_loglik"):  # FIML: the EM saturated model
+                saturated = loss.saturated_loglik
+            else:
+                saturated = -n * (p * LOG_2PI + loss.logdet_sample + p) / 2
             if x_idx:
                 cov_x = self.sample_moments_arrays[g][0][np.ix_(x_idx, x_idx)]
                 px = len(x_idx)
@@ -280,20 +298,49 @@ class SEMFit:
         per_group -= px * (px + 1) // 2 + (px if self.model.meanstructure else 0)
         return per_group * self.n_groups
 
-    def _test_statistics(self) -> dict:
+    def _standard_test(self) -> dict:
         chisq = 2.0 * self.ntotal * self.result.fmin
         df = self._n_moments() - self.npar
         return {"npar": self.npar, "fmin": self.result.fmin, "chisq": chisq, "df": df,
                 "pvalue": float(chi2_sf(chisq, df)) if df > 0 else np.nan}
 
+    def _test_statistics(self) -> dict:
+        """The standard test plus, with a scaled test (``test`` option: MLM's Satorra-Bentler,
+        MLR's Yuan-Bentler), ``chisq_scaled = chisq / c`` and its pieces (:mod:`.robust`)."""
+        if "_tests" in self.__dict__:
+            return dict(self.__dict__["_tests"])
+        out = self._standard_test()
+        from .robust import scaled_test, scaled_test_name
+        if scaled_test_name(self) is not None:
+            st = scaled_test(self)
+            c = st["scaling"]
+            df = out["df"]
+            scaled = out["chisq"] / c if df > 0 and np.isfinite(c) else out["chisq"]
+            out.update({"chisq_scaled": scaled, "df_scaled": df,
+                        "pvalue_scaled": float(chi2_sf(scaled, df)) if df > 0 else np.nan,
+                        "chisq_scaling_factor": c, "trace_ugamma": st["trace_ugamma"]})
+            for key in ("scaling_factor_h1", "scaling_factor_h0"):
+                if key in st:
+                    out[key] = st[key]
+        self.__dict__["_tests"] = out
+        return dict(out)
+
+    def _baseline_df(self) -> int:
+        p = self.model.n_ov
+        px = len(self.variables.ov_x)
+        return (p * (p + 1) // 2 - px * (px + 1) // 2 - (p - px)) * self.n_groups
+
     def _baseline_statistics(self) -> dict:
         """Independence model: free variances (and means); the observed exogenous covariates
         keep their sample covariances (as lavaan, whether or not ``fixed_x``)."""
+        if "_baseline" in self.__dict__:
+            return dict(self.__dict__["_baseline"])
         chisq = 0.0
         p = self.model.n_ov
         ov = self.model.ov_names
         x_idx = [ov.index(v) for v in self.variables.ov_x]
-        for g, loss in enumerate(self.problem.losses):
+        fiml = self.options.get("missing") == "fiml"
+        for g, loss in enumerate([] if fiml else self.problem.losses):
             cov = loss.cov
             base = np.diag(np.diag(cov))
             if x_idx:
@@ -301,10 +348,61 @@ class SEMFit:
             sign, logdet = np.linalg.slogdet(base)
             F = logdet + np.trace(cov @ np.linalg.inv(base)) - loss.logdet_sample - p
             chisq += loss.nobs * F
-        px = len(x_idx)
-        per_group = p * (p + 1) // 2 - px * (px + 1) // 2 - (p - px)
-        df = per_group * self.n_groups
-        return {"chisq": chisq, "df": df, "pvalue": float(chi2_sf(chisq, df))}
+        if fiml:
+            # the independence model fitted by FIML (:class:`sem_models.robust._Baseline`)
+            from .robust import baseline_chisq_fiml
+            chisq = baseline_chisq_fiml(self)
+        df = self._baseline_df()
+        out = {"chisq": chisq, "df": df, "pvalue": float(chi2_sf(chisq, df))}
+        from .robust import baseline_test, scaled_test_name
+        if scaled_test_name(self) is not None:
+            c = baseline_test(self, df)["scaling"]
+            out.update({"chisq_scaled": chisq / c, "chisq_scaling_factor": c,
+                        "pvalue_scaled": float(chi2_sf(chisq / c, df))})
+        self.__dict__["_baseline"] = out
+        return dict(out)
+
+    def _robust_pieces(self) -> dict:
+        """(T, c, Tb, cb, T / c) behind the robust CFI/TLI/RMSEA: the statistics and scaling
+        factors of the model and the baseline, or lavaan's FIML-corrected ones under FIML."""
+        if "_robust_pieces_" not in self.__dict__:
+            if self.options.get("missing") == "fiml":
+                from .robust import fiml_corrected
+                fc = fiml_corrected(self)
+                out = {"X2": fc["XX3"], "df": fc["df3"], "c": fc["c_hat3"],
+                       "X2_scaled": fc["XX3_scaled"], "X2_null": fc["XX3_null"],
+                       "df_null": fc["df3_null"], "c_null": fc["c_hat3_null"]}
+            else:
+                stats = self._test_statistics()
+                base = self._baseline_statistics()
+                out = {"X2": stats["chisq"], "df": stats["df"],
+                       "c": stats["chisq_scaling_factor"], "X2_scaled": stats["chisq_scaled"],
+                       "X2_null": base["chisq"], "df_null": base["df"],
+                       "c_null": base["chisq_scaling_factor"]}
+            self.__dict__["_robust_pieces_"] = out
+        return dict(self.__dict__["_robust_pieces_"])
+
+    def _robust_incremental(self) -> dict:
+        """cfi_robust, tli_robust (= nnfi_robust), rni_robust (Brosseau-Liard & Savalei 2014)."""
+        from .fitmeasures import robust_incremental_measures
+        r = self._robust_pieces()
+        return robust_incremental_measures(r["X2"], r["df"], r["c"], r["X2_null"],
+                                           r["df_null"], r["c_null"])
+
+    def _robust_rmsea(self, c: Optional[float] = None) -> dict:
+        """rmsea_robust, its interval and p-values (Brosseau-Liard, Savalei & Li 2012): the
+        point estimate from T and c, the interval and p-values from T / c (as lavaan)."""
+        from .fitmeasures import rmsea_measures
+        r = self._robust_pieces()
+        G = self.n_groups
+        n = self.ntotal
+        point = rmsea_measures(r["X2"], r["df"], n, G, c_hat=r["c"])
+        interval = rmsea_measures(r["X2_scaled"], r["df"], n, G, c_hat=r["c"])
+        return {"rmsea_robust": point["rmsea"],
+                "rmsea_ci_lower_robust": interval["rmsea_ci_lower"],
+                "rmsea_ci_upper_robust": interval["rmsea_ci_upper"],
+                "rmsea_pvalue_robust": interval["rmsea_pvalue"],
+                "rmsea_notclose_pvalue_robust": interval["rmsea_notclose_pvalue"]}
 
     def _residual_measures(self) -> dict:
         """RMR/SRMR/CRMR per group, combined over groups weighted by N_g / N."""

@@ -146,3 +146,13 @@ def test_feedback_loop_warns():
     data = pd.DataFrame(rng.normal(size=(200, 4)), columns=["y1", "y2", "x1", "x2"])
     with pytest.warns(UserWarning, match="non-recursive"):
         sm.sem("y1 ~ y2 + x1\ny2 ~ y1 + x2", data)
+
+
+def test_model_graph(hs):
+    fit = sm.sem("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\ntextual ~ visual + ageyr", hs)
+    g = fit.graph
+    assert g.nodes["visual"]["latent"] and g.nodes["visual"]["exogenous"]
+    assert not g.nodes["textual"]["exogenous"] and g.nodes["ageyr"]["observed"]
+    assert g.edges["visual", "x2"]["op"] == "=~" and g.edges["ageyr", "textual"]["op"] == "~"
+    cfa_graph = sm.cfa(HS_MODEL, hs).graph  # built on demand for pure CFAs
+    assert cfa_graph.number_of_edges() == 9
