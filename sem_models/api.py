@@ -23,7 +23,7 @@ from .syntax import parse_model
 
 __all__ = ["sem", "cfa", "fit_model"]
 
-ESTIMATORS = ("ML",)
+ESTIMATORS = ("ML", "MLM", "MLR")
 
 
 class HeywoodWarning(UserWarning):
@@ -55,20 +55,25 @@ def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
         fixed_x: bool = True, orthogonal: bool = False, estimator: str = "ML",
         missing: str = "listwise", cluster: Optional[str] = None,
         group_labels: Optional[Sequence] = None, level: float = 0.95,
-        max_iter: int = 500) -> SEMFit:
+        max_iter: int = 500, se: Optional[str] = None, test=None,
+        information: Optional[str] = None) -> SEMFit:
     """Fit a structural equation model written in lavaan syntax (lavaan's ``sem()``).
 
     Parameters follow lavaan's names with ``.`` replaced by ``_``: ``group`` (column name),
     ``group_equal`` (e.g. ``["loadings", "intercepts"]``), ``group_partial`` (e.g.
     ``["x3~1"]``), ``std_lv``, ``meanstructure``, ``fixed_x``, ``orthogonal``, ``estimator``,
     ``missing`` and ``cluster``; ``max_iter`` bounds the optimizer's iterations.
+    ``estimator`` is ``"ML"``, ``"MLM"`` (Satorra-Bentler) or ``"MLR"`` (Huber-White,
+    Yuan-Bentler); ``missing="fiml"`` (alias ``"ml"``) fits by full-information ML;
+    ``se``, ``test`` and ``information`` override the estimator's defaults as in lavaan
+    (:func:`sem_models.robust.resolve_options`).
     Returns a :class:`~sem_models.results.SEMFit`.
     """
     return fit_model(model, data, group=group, group_equal=group_equal,
                      group_partial=group_partial, std_lv=std_lv, meanstructure=meanstructure,
                      fixed_x=fixed_x, orthogonal=orthogonal, estimator=estimator,
                      missing=missing, cluster=cluster, group_labels=group_labels, level=level,
-                     max_iter=max_iter)
+                     max_iter=max_iter, se=se, test=test, information=information)
 
 
 def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
@@ -79,7 +84,7 @@ def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
 def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), group_partial=(),
               std_lv=False, meanstructure="default", fixed_x=True, orthogonal=False,
               estimator="ML", missing="listwise", cluster=None, group_labels=None,
-              level=0.95, max_iter=500) -> SEMFit:
+              level=0.95, max_iter=500, se=None, test=None, information=None) -> SEMFit:
     estimator = estimator.upper()
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator={estimator!r} is not supported; choose from {ESTIMATORS}")
@@ -89,25 +94,44 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         group_partial = [group_partial]
     missing = {"ml": "fiml", "fiml": "fiml", "listwise": "listwise", "default": "listwise"}.get(
         missing, missing)
+    if estimator == "MLM" and missing == "fiml":
+        raise ValueError("estimator='MLM' (Satorra-Bentler) needs complete data and cannot be "
+                         "combined with missing='fiml'; use estimator='MLR' for robust "
+                         "inference with missing data, or missing='listwise'")
+    from .robust import resolve_options
+    inference = resolve_options(estimator, missing, cluster, se=se, test=test,
+                                information=information)
     parsed = parse_model(model)
     variables = model_variables(parsed.statements)
     where = {}
     for st in parsed.statements:
         for name in (st.lhs, st.rhs):
             where.setdefault(name, (st.line, st.col))
-    obs = prepare_data(data, variables.ov, group=group, missing=missing, cluster=cluster,
-                       where=where, group_labels=group_labels)
+    if missing == "fiml" and fixed_x and variables.ov_x:
+        from .fiml import prepare_data_fixed_x
+        obs = prepare_data_fixed_x(data, variables, group=group, cluster=cluster, where=where,
+                                   group_labels=group_labels)
+    else:
+        obs = prepare_data(data, variables.ov, group=group, missing=missing, cluster=cluster,
+                           where=where, group_labels=group_labels)
     n_groups = len(obs.groups)
     if meanstructure == "default":
-        meanstructure = (n_groups > 1 or missing == "fiml"
+        meanstructure = (n_groups > 1 or missing == "fiml" or cluster is not None
                          or any(k in ("intercepts", "means") for k in group_equal))
     partable, variables = build_partable(
         parsed, n_groups, std_lv=std_lv, meanstructure=bool(meanstructure), fixed_x=fixed_x,
         orthogonal=orthogonal, group_equal=group_equal, group_partial=group_partial)
     graph = check_model_graph(partable, variables)
     model_ = RAMModel(partable, variables, n_groups)
-    covs = [g.cov for g in obs.groups]
-    means = [g.mean for g in obs.groups]
+    if missing == "fiml":
+        # FIML: EM estimates of the saturated moments serve as the sample moments
+        from .fiml import FIMLGroupLoss
+        fiml_losses = [FIMLGroupLoss(g.X) for g in obs.groups]
+        covs = [loss.cov for loss in fiml_losses]
+        means = [loss.mean for loss in fiml_losses]
+    else:
+        covs = [g.cov for g in obs.groups]
+        means = [g.mean for g in obs.groups]
     values = start_values(partable, variables, covs, means)
     pmap = build_parameter_map(partable)
     n_moments = n_groups * (len(variables.ov) * (len(variables.ov) + 1) // 2
@@ -118,8 +142,14 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
             f"the model has {pmap.n_z} free parameters but the data provide only "
             f"{n_moments - n_fixed_x} sample moments: the model is not identified (negative "
             "degrees of freedom); add constraints or fix parameters")
-    losses = [MLGroupLoss(c, m, g.nobs, model_.meanstructure)
-              for c, m, g in zip(covs, means, obs.groups)]
+    if cluster is not None:
+        from .robust import check_clusters
+        check_clusters(obs, cluster, pmap.n_z)
+    if missing == "fiml":
+        losses = fiml_losses
+    else:
+        losses = [MLGroupLoss(c, m, g.nobs, model_.meanstructure)
+                  for c, m, g in zip(covs, means, obs.groups)]
     problem = Problem(model_, losses, pmap, values)
     z0 = pmap.z_from_free(values[pmap.free_rows])
     result = optimize(problem, z0, max_iter=max_iter)
@@ -134,5 +164,5 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     options = dict(group=group, group_equal=list(group_equal), group_partial=list(group_partial),
                    std_lv=std_lv, meanstructure=bool(meanstructure), fixed_x=fixed_x,
                    orthogonal=orthogonal, estimator=estimator, missing=missing, cluster=cluster,
-                   level=level)
+                   level=level, **inference)
     return SEMFit(model, partable, variables, model_, obs, problem, result, graph, options)

@@ -27,14 +27,22 @@ LOG_2PI = np.log(2 * np.pi)
 
 
 def rmsea_measures(chisq: float, df: float, ntotal: int, n_groups: int, level: float = 0.90,
-                   close: float = 0.05, notclose: float = 0.08, suffix: str = "") -> dict:
-    """RMSEA, its confidence interval and tests of close / not-close fit."""
+                   close: float = 0.05, notclose: float = 0.08, suffix: str = "",
+                   c_hat: float = 1.0) -> dict:
+    """RMSEA, its confidence interval and tests of close / not-close fit.
+
+    ``c_hat`` is the scaling factor of the robust RMSEA (Brosseau-Liard, Savalei & Li 2012;
+    lavaan's ``lav_fit_rmsea``): ``sqrt(G) sqrt(max(X2 / (N df) - c / N, 0))``, interval
+    ``sqrt(G) sqrt(c lambda / (N df))`` and p-values with noncentrality
+    ``N df rmsea0^2 / (c G)``; ``c_hat = 1`` is the ordinary RMSEA.
+    """
     out = {}
     G = n_groups
-    if df <= 0:
+    if not np.isfinite(df) or df <= 0:
         return {f"rmsea{suffix}": 0.0, f"rmsea_ci_lower{suffix}": 0.0,
-                f"rmsea_ci_upper{suffix}": 0.0, f"rmsea_pvalue{suffix}": np.nan}
-    out[f"rmsea{suffix}"] = np.sqrt(max(chisq / df - 1.0, 0.0) / ntotal) * np.sqrt(G)
+                f"rmsea_ci_upper{suffix}": 0.0, f"rmsea_pvalue{suffix}": np.nan,
+                f"rmsea_notclose_pvalue{suffix}": np.nan}
+    out[f"rmsea{suffix}"] = np.sqrt(max(chisq / (ntotal * df) - c_hat / ntotal, 0.0)) * np.sqrt(G)
 
     def ncp_for(prob):
         # the noncentrality lambda with P(X2 <= chisq; df, lambda) = prob
@@ -50,13 +58,13 @@ def rmsea_measures(chisq: float, df: float, ntotal: int, n_groups: int, level: f
 
     lam_lo = ncp_for((1 + level) / 2)
     lam_hi = ncp_for((1 - level) / 2)
-    out[f"rmsea_ci_lower{suffix}"] = np.sqrt(lam_lo / (ntotal * df)) * np.sqrt(G)
-    out[f"rmsea_ci_upper{suffix}"] = np.sqrt(lam_hi / (ntotal * df)) * np.sqrt(G)
+    out[f"rmsea_ci_lower{suffix}"] = np.sqrt(c_hat * lam_lo / (ntotal * df)) * np.sqrt(G)
+    out[f"rmsea_ci_upper{suffix}"] = np.sqrt(c_hat * lam_hi / (ntotal * df)) * np.sqrt(G)
     out[f"rmsea_ci_level{suffix}"] = level
-    ncp_close = ntotal * df * close ** 2 / G
+    ncp_close = ntotal * df * close ** 2 / (c_hat * G)
     out[f"rmsea_pvalue{suffix}"] = float(ncx2_sf(chisq, df, ncp_close))
     out[f"rmsea_close_h0{suffix}"] = close
-    ncp_notclose = ntotal * df * notclose ** 2 / G
+    ncp_notclose = ntotal * df * notclose ** 2 / (c_hat * G)
     out[f"rmsea_notclose_pvalue{suffix}"] = float(ncx2_cdf(chisq, df, ncp_notclose))
     out[f"rmsea_notclose_h0{suffix}"] = notclose
     return out
@@ -75,17 +83,35 @@ def incremental_measures(chisq: float, df: float, base_chisq: float, base_df: fl
         tli = 1.0
     out[f"tli{suffix}"] = tli
     out[f"nnfi{suffix}"] = tli
-    if not suffix:
-        # lavaan leaves RFI and NFI undefined when the model has more df than the baseline
-        nfi = 1 - chisq / base_chisq
-        valid = df <= base_df
-        out["rfi"] = ((1 - (chisq / df) / (base_chisq / base_df)) if df > 0 else 1.0) \
-            if valid else np.nan
-        out["nfi"] = nfi if valid else np.nan
-        out["pnfi"] = (df / base_df) * nfi
-        out["ifi"] = (base_chisq - chisq) / (base_chisq - df)
-        out["rni"] = 1.0 - t1 / t0 if t0 != 0 else 1.0
+    # lavaan leaves RFI and NFI undefined when the model has more df than the baseline
+    nfi = 1 - chisq / base_chisq
+    valid = df <= base_df
+    out[f"rfi{suffix}"] = ((1 - (chisq / df) / (base_chisq / base_df)) if df > 0 else 1.0) \
+        if valid else np.nan
+    out[f"nfi{suffix}"] = nfi if valid else np.nan
+    out[f"pnfi{suffix}"] = (df / base_df) * nfi
+    out[f"ifi{suffix}"] = (base_chisq - chisq) / (base_chisq - df)
+    out[f"rni{suffix}"] = 1.0 - t1 / t0 if t0 != 0 else 1.0
     return out
+
+
+def robust_incremental_measures(chisq: float, df: float, c: float, base_chisq: float,
+                                base_df: float, c_base: float) -> dict:
+    """Robust CFI / TLI / RNI (Brosseau-Liard & Savalei 2014; lavaan's ``lav_fit_cfi`` with
+    ``c.hat``): ``T - c df`` replaces ``T - df`` for the model and the baseline, T the
+    standard statistics and c the scaling factors (FIML-corrected ones under FIML)."""
+    if not all(np.isfinite([chisq, df, c, base_chisq, base_df, c_base])):
+        return {k: np.nan for k in ("cfi_robust", "tli_robust", "nnfi_robust", "rni_robust")}
+    if not (df > 0 and c != 1 and c_base != 1):
+        c = c_base = 1.0
+    t1 = chisq - c * df
+    t0 = base_chisq - c_base * base_df
+    num, den = max(t1, 0.0), max(t1, t0, 0.0)
+    cfi = 1.0 if (np.isclose(num, 0.0) and np.isclose(den, 0.0)) else 1.0 - num / den
+    tl1, tl2 = t1 * base_df, t0 * df
+    tli = 1.0 - tl1 / tl2 if df > 0 and abs(tl2) > 0 else 1.0
+    rni = 1.0 - t1 / t0 if not np.isclose(t0, 0.0) else np.nan
+    return {"cfi_robust": cfi, "tli_robust": tli, "nnfi_robust": tli, "rni_robust": rni}
 
 
 def residual_measures(sample_cov, sample_mean, implied_cov, implied_mean,
@@ -143,6 +169,8 @@ def fit_measures(fit) -> pd.Series:
     for key in ("chisq_scaled", "df_scaled", "pvalue_scaled", "chisq_scaling_factor"):
         if key in stats:
             out[key] = stats[key]
+    # robust CFI/TLI/RMSEA: with a scaled test, and under FIML (lavaan's FIML-corrected ones)
+    robust = "chisq_scaled" in stats or fit.options.get("missing") == "fiml"
     base = fit._baseline_statistics()
     out.update({"baseline_chisq": base["chisq"], "baseline_df": base["df"],
                 "baseline_pvalue": base["pvalue"]})
@@ -154,6 +182,7 @@ def fit_measures(fit) -> pd.Series:
                     "baseline_chisq_scaling_factor": base["chisq_scaling_factor"]})
         out.update(incremental_measures(stats["chisq_scaled"], stats["df"],
                                         base["chisq_scaled"], base["df"], suffix="_scaled"))
+    if robust:
         out.update(fit._robust_incremental())
     ll = fit._loglik()
     n = fit.data.ntotal
@@ -164,12 +193,22 @@ def fit_measures(fit) -> pd.Series:
     out["bic"] = -2 * ll["logl"] + npar * np.log(n)
     out["ntotal"] = n
     out["bic2"] = -2 * ll["logl"] + npar * np.log((n + 2) / 24)
+    for key in ("scaling_factor_h1", "scaling_factor_h0"):
+        if key in stats:
+            out[key] = stats[key]
     G = len(fit.data.groups)
     out.update(rmsea_measures(stats["chisq"], stats["df"], n, G))
+    c = None
     if "chisq_scaled" in stats:
+        # lavaan: the scaled RMSEA from the standard statistic on tr(U Gamma) degrees of freedom
         c = stats["chisq_scaling_factor"]
-        out.update({k: v for k, v in rmsea_measures(stats["chisq_scaled"], stats["df"], n, G,
-                                                    suffix="_scaled").items()})
+        df2 = stats.get("trace_ugamma", np.nan)
+        df2 = df2 if np.isfinite(df2) and df2 != 0 else np.nan
+        scaled = rmsea_measures(stats["chisq"], df2, n, G, suffix="_scaled")
+        out.update({k: scaled.get(k, np.nan) for k in (
+            "rmsea_scaled", "rmsea_ci_lower_scaled", "rmsea_ci_upper_scaled",
+            "rmsea_pvalue_scaled", "rmsea_notclose_pvalue_scaled")})
+    if robust:
         out.update(fit._robust_rmsea(c))
     out.update(fit._residual_measures())
     return pd.Series(out, dtype=float)
