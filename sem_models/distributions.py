@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chi2_sf", "chi2_cdf", "norm_sf", "norm_ppf", "ncx2_cdf", "ncx2_sf"]
+__all__ = ["chi2_sf", "chi2_cdf", "norm_sf", "norm_ppf", "ncx2_cdf", "ncx2_sf", "ncx2_noncentrality"]
 
 
 def chi2_sf(x, df):
@@ -34,9 +34,17 @@ def ncx2_cdf(x, df, nc):
     """Noncentral chi-square CDF (the central one when the noncentrality is 0)."""
     if nc <= 0:
         return chi2_cdf(x, df)
-    from scipy.stats import ncx2
-    return ncx2.cdf(x, df, nc)
+    from scipy.special import chndtr
+    return chndtr(x, df, nc)
 
 
 def ncx2_sf(x, df, nc):
     return 1.0 - ncx2_cdf(x, df, nc)
+
+
+def ncx2_noncentrality(x, df, prob):
+    """The noncentrality ``nc`` with ``P(X <= x; df, nc) = prob`` (0 when even nc = 0 is below)."""
+    if chi2_cdf(x, df) < prob:
+        return 0.0
+    from scipy.special import chndtrinc
+    return float(chndtrinc(x, df, prob))

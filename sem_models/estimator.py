@@ -23,6 +23,7 @@ import numpy as np
 
 from .constraints import ParameterMap
 from .matrices import GroupMoments, RAMModel
+from .threads import single_threaded_blas
 
 __all__ = ["MLGroupLoss", "Problem", "OptimizationResult", "optimize", "ConvergenceWarning"]
 
@@ -165,6 +166,7 @@ def gradient_hessian(problem: Problem, z: np.ndarray) -> np.ndarray:
     return (hess + hess.T) / 2
 
 
+@single_threaded_blas
 def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: float = 1e-8) -> OptimizationResult:
     """Minimise the discrepancy.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .distributions import ncx2_cdf, ncx2_sf
+from .distributions import ncx2_cdf, ncx2_noncentrality, ncx2_sf
 
 __all__ = ["fit_measures", "rmsea_measures", "incremental_measures", "residual_measures"]
 
@@ -46,15 +46,7 @@ def rmsea_measures(chisq: float, df: float, ntotal: int, n_groups: int, level: f
 
     def ncp_for(prob):
         # the noncentrality lambda with P(X2 <= chisq; df, lambda) = prob
-        def f(lam):
-            return ncx2_cdf(chisq, df, lam) - prob
-        if f(0.0) < 0:
-            return 0.0
-        hi = max(chisq, 1.0)
-        while f(hi) > 0:
-            hi *= 2
-        import scipy.optimize
-        return scipy.optimize.brentq(f, 0.0, hi, xtol=1e-12)
+        return ncx2_noncentrality(chisq, df, prob)
 
     lam_lo = ncp_for((1 + level) / 2)
     lam_hi = ncp_for((1 - level) / 2)

@@ -15,6 +15,7 @@ import pandas as pd
 from .constraints import defined_values
 from .distributions import chi2_sf
 from .fitmeasures import LOG_2PI
+from .threads import single_threaded_blas
 from .inference import constrained_inverse, delta_method, wald_test, z_table
 
 __all__ = ["SEMFit"]
@@ -126,6 +127,7 @@ class SEMFit:
         T, info = self._inference_T
         return constrained_inverse(info, T, float(self.ntotal), self._param_names())
 
+    @single_threaded_blas
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of the free parameters (labelled ``lhs op rhs`` or by label)."""
         names = self._param_names()
@@ -173,6 +175,7 @@ class SEMFit:
         value, cov = delta_method(self._free_function(func), theta, self._vcov_free)
         return value, np.sqrt(np.clip(np.diag(cov), 0, None))
 
+    @single_threaded_blas
     def estimates(self, level: Optional[float] = None) -> pd.DataFrame:
         """Parameter estimates (lavaan's ``parameterEstimates``).
 
@@ -419,6 +422,7 @@ class SEMFit:
                 total[name] = total.get(name, 0.0) + self.problem.weights[g] * value
         return total
 
+    @single_threaded_blas
     def measures(self) -> pd.Series:
         """Fit measures (lavaan's ``fitMeasures`` names with ``.`` replaced by ``_``)."""
         from .fitmeasures import fit_measures
@@ -446,11 +450,13 @@ class SEMFit:
         return pd.Series({"stat": res["stat"], "df": res["df"], "pvalue": res["p_value"]})
 
     # ---------------------------------------------------------------------------- derived
+    @single_threaded_blas
     def standardized(self, se: bool = True) -> pd.DataFrame:
         """Standardized solution: columns std_lv, std_all, std_nox (and se_std_all)."""
         from .standardized import standardized_solution
         return standardized_solution(self, se=se)
 
+    @single_threaded_blas
     def modindices(self, sort: bool = True, minimum_value: float = 0.0) -> pd.DataFrame:
         """Modification indices with expected parameter changes (lavaan's ``modindices``)."""
         from .modindices import modification_indices

@@ -25,41 +25,52 @@ from .constraints import defined_values, numerical_jacobian
 __all__ = ["standardize_values", "standardized_solution"]
 
 
+def _row_indices(fit) -> dict:
+    """Per group: table rows by operator with the RAM indices of their variables (cached)."""
+    cache = fit.__dict__.get("_std_rows")
+    if cache is not None:
+        return cache
+    pt = fit._partable
+    index = {name: k for k, name in enumerate(fit.model.var_names)}
+    group = pt["group"].to_numpy()
+    op = pt["op"].to_numpy()
+    lhs = np.array([index.get(v, -1) for v in pt["lhs"].tolist()])
+    rhs = np.array([index.get(v, -1) for v in pt["rhs"].tolist()])
+    cache = []
+    for g in range(fit.model.n_groups):
+        rows = {key: np.flatnonzero((group == g + 1) & (op == key))
+                for key in ("=~", "~", "~1", "~~")}
+        cache.append((rows, lhs, rhs))
+    fit.__dict__["_std_rows"] = cache
+    return cache
+
+
 def standardize_values(fit, values: np.ndarray, kind: str) -> np.ndarray:
     """Standardized versions of all parameter-table rows (``kind``: lv, all or nox)."""
-    pt = fit._partable
     model = fit.model
-    index = {name: k for k, name in enumerate(model.var_names)}
     lv = set(fit.variables.lv)
     ov_x = set(fit.variables.ov_x)
+    scaled = np.array([name in lv or kind == "all" or (kind == "nox" and name not in ov_x)
+                       for name in model.var_names])
     out = values.copy()
-    for g in range(model.n_groups):
+    for g, (rows, lhs, rhs) in enumerate(_row_indices(fit)):
         mom = model.moments(values, g)
-        A, S, M = model.matrices(values, g)
-        total_sd = np.sqrt(np.clip(np.diag(mom.full_cov), 0, None))
-        scaled = np.array([name in lv or kind == "all" or (kind == "nox" and name not in ov_x)
-                           for name in model.var_names])
-        sd = np.where(scaled, total_sd, 1.0)
-        param_var = np.diag(S).copy()
-        rows = np.flatnonzero(pt["group"].to_numpy() == g + 1)
-        for r in rows:
-            lhs, op, rhs = pt["lhs"].iat[r], pt["op"].iat[r], pt["rhs"].iat[r]
-            est = values[r]
-            if op == "=~":
-                out[r] = est * sd[index[lhs]] / sd[index[rhs]]
-            elif op == "~":
-                out[r] = est * sd[index[rhs]] / sd[index[lhs]]
-            elif op == "~1":
-                out[r] = est / sd[index[lhs]]
-            elif op == "~~":
-                i, j = index[lhs], index[rhs]
-                if i == j:
-                    out[r] = est / sd[i] ** 2
-                else:
-                    scale_i = np.sqrt(param_var[i]) if scaled[i] else 1.0
-                    scale_j = np.sqrt(param_var[j]) if scaled[j] else 1.0
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        out[r] = est / (scale_i * scale_j)
+        _, S, _ = model.matrices(values, g)
+        sd = np.where(scaled, np.sqrt(np.clip(np.diag(mom.full_cov), 0, None)), 1.0)
+        r = rows["=~"]
+        out[r] = values[r] * sd[lhs[r]] / sd[rhs[r]]
+        r = rows["~"]
+        out[r] = values[r] * sd[rhs[r]] / sd[lhs[r]]
+        r = rows["~1"]
+        out[r] = values[r] / sd[lhs[r]]
+        r = rows["~~"]
+        i, j = lhs[r], rhs[r]
+        # covariances: divided by the square roots of the variance *parameters*
+        param_sd = np.where(scaled, np.sqrt(np.abs(np.diag(S))), 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[r] = np.where(i == j, values[r] / sd[i] ** 2,
+                              values[r] / (param_sd[i] * param_sd[j]))
+    pt = fit._partable
     defined = np.flatnonzero(pt["op"].to_numpy() == ":=")
     if len(defined):
         env = defined_values(pt, out)
