@@ -147,6 +147,7 @@ def build_partable(
         row["plabel"] = f".p{k}."
     if n_groups > 1 and group_equal:
         _apply_group_equal(rows, variables, group_equal, partial)
+    _fix_shared_labels(rows)
     _number_free(rows)
     for c in parsed.constraints:
         rows.append(dict(lhs=c.lhs, op=c.op, rhs=c.rhs, user=1, group=0, free=0,
@@ -314,6 +315,25 @@ def _apply_group_equal(rows: list[dict], variables: ModelVariables, group_equal,
         if not ref["label"]:
             ref["label"] = ref["plabel"]
         row["label"] = ref["label"]
+
+
+def _fix_shared_labels(rows: list[dict]) -> None:
+    """Rows sharing a label with a fixed row are fixed to that row's value (lavaan's
+    ``lavaanify`` rule; the first fixed row's value is used).
+
+    semTools' ``measEq.syntax`` relies on this: ``c(1, NA)*f + c(psi, psi)*f`` fixes the factor
+    variance to 1 in every group (tests/test_invariance.py, hs_measeq_lvvariances / _means).
+    """
+    fixed: dict = {}
+    for row in rows:
+        if row["label"] and not row["free"] and row["label"] not in fixed:
+            fixed[row["label"]] = row["ustart"]
+    if not fixed:
+        return
+    for row in rows:
+        if row["free"] and row["label"] in fixed:
+            row["free"] = 0
+            row["ustart"] = fixed[row["label"]]
 
 
 def _number_free(rows: list[dict]) -> None:
