@@ -185,7 +185,16 @@ class MissingPatterns:
     # -------------------------------------------------------------------------- kernels
     def inverses(self, cov: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
         """Per pattern ``Sigma_oo^-1`` embedded in (K, p, p) and ``log|Sigma_oo|``; None if
-        some ``Sigma_oo`` is not positive definite."""
+        some ``Sigma_oo`` is not positive definite.  The last result is cached (the optimizer
+        asks for the value, gradient and information at the same point)."""
+        cached = self.__dict__.get("_last_inverse")
+        if cached is not None and np.array_equal(cached[0], cov):
+            return cached[1]
+        result = self._inverses(cov)
+        self.__dict__["_last_inverse"] = (np.array(cov, copy=True), result)
+        return result
+
+    def _inverses(self, cov: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
         mm = self.mask[:, :, None] & self.mask[:, None, :]
         padded = np.where(mm, cov, 0.0)
         idx = np.arange(self.p)
@@ -257,7 +266,7 @@ class MissingPatterns:
         return info
 
     def score_chunks(self, coords: H1Coordinates, mean: np.ndarray, cov: np.ndarray,
-                     chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                     chunk: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Casewise scores of ``logL`` w.r.t. the h1 coordinates, in chunks of rows of one
         pattern: yields ``(rows, scores)`` with scores ``(len(rows), dim)``."""
         A, _, _, _ = self._pieces(mean, cov)

@@ -205,14 +205,15 @@ class _H1Data:
         self.x_idx = [ov.index(v) for v in x_names]
         self.x_coords = self._x_coordinates()
 
-    def _x_coordinates(self) -> np.ndarray:
+    def _x_coordinates(self, x_idx=None) -> np.ndarray:
         """h1 coordinates belonging to fixed exogenous covariates (means and x-x block)."""
         c = self.coords
+        x_idx = self.x_idx if x_idx is None else x_idx
         mask = np.zeros(c.dim, bool)
-        if not self.x_idx:
+        if not x_idx:
             return mask
         x = np.zeros(c.p, bool)
-        x[self.x_idx] = True
+        x[x_idx] = True
         if c.meanstructure:
             mask[:c.p] = x
         mask[c.offset:] = x[c.rows] & x[c.cols]
@@ -244,8 +245,11 @@ class _H1Data:
     def gamma(self) -> list:
         """Distribution-free asymptotic covariance of the sample moments per group (complete
         data; Browne 1984): ``(1/N) sum_i (z_i - zbar)(z_i - zbar)'`` with
-        ``z_i = (y_i, vech((y_i - ybar)(y_i - ybar)'))``; with clusters the centred ``z_i``
-        are first summed within clusters (lavaan's ``lav_samplestats_Gamma``)."""
+        ``z_i = (y_i, vech((y_i - ybar)(y_i - ybar)'))``; with fixed covariates x the same
+        statistics of the OLS-fitted values ``yhat_i = E[y | x_i]`` are subtracted
+        (residualised moments, lavaan's fixed.x Gamma); with clusters the centred ``z_i``
+        are first summed within clusters and Gamma is multiplied by ``C / (C - 1)``
+        (lavaan's ``lav_samplestats_Gamma``)."""
         if self.fiml:
             raise ValueError("Gamma (the asymptotic covariance of the sample moments) needs "
                              "complete data; not available with missing='fiml'")
@@ -257,20 +261,45 @@ class _H1Data:
             Z = Yc[:, c.rows] * Yc[:, c.cols]
             if c.meanstructure:
                 Z = np.concatenate([X, Z], axis=1)
+            if self.x_idx:
+                # fixed covariates: subtract the same statistics of the values fitted by the
+                # regression of the other variables on the covariates
+                nonx = np.setdiff1d(np.arange(c.p), self.x_idx)
+                design = np.column_stack([np.ones(len(X)), X[:, self.x_idx]])
+                beta = np.linalg.lstsq(design, X[:, nonx], rcond=None)[0]
+                fitted = X.copy()
+                fitted[:, nonx] = design @ beta
+                Fc = fitted - fitted.mean(axis=0)
+                ZF = Fc[:, c.rows] * Fc[:, c.cols]
+                if c.meanstructure:
+                    ZF = np.concatenate([fitted, ZF], axis=1)
+                Z = Z - ZF
             Zc = Z - Z.mean(axis=0)
             cl = self.clusters[g]
+            factor = 1.0
             if cl is not None:
                 sums = np.zeros((cl.max() + 1, Zc.shape[1]))
                 np.add.at(sums, cl, Zc)
                 Zc = sums
-            out.append(self.zero_x(Zc.T @ Zc / X.shape[0]))
+                factor = len(sums) / (len(sums) - 1)
+            out.append(self.zero_x(factor * Zc.T @ Zc / X.shape[0]))
         return out
 
     @cached_property
     def complete_information(self) -> list:
-        """Complete-data h1 information at the h1 (EM) moments (lavaan's Wc)."""
-        return [self.zero_x(_complete_h1_information(self.coords, cov))
-                for _, cov in self.h1_moments]
+        """Complete-data h1 information at the h1 (EM) moments (lavaan's Wc).  lavaan computes
+        it from a model refitted to the EM moments with lavaan()'s defaults, where the observed
+        exogenous covariates count as fixed (``x.idx``) even when the fit had
+        ``fixed_x=False``: their coordinates are zero here in either case."""
+        ov = self.fit.model.ov_names
+        mask = self._x_coordinates([ov.index(v) for v in self.fit.variables.ov_x])
+        out = []
+        for _, cov in self.h1_moments:
+            M = _complete_h1_information(self.coords, cov)
+            M[mask, :] = 0.0
+            M[:, mask] = 0.0
+            out.append(M)
+        return out
 
 
 def _h1(fit) -> _H1Data:
@@ -641,12 +670,13 @@ def fiml_corrected(fit, version: Optional[str] = None) -> dict:
     G = len(w)
     Wm = h1.unstructured_information["observed"]
     Wc = h1.complete_information
-    Jm = h1.unstructured_first_order
-    Wmi = [np.linalg.inv(M) for M in Wm]
+    Wmi = [_inverse_nonzero(M)[0] for M in Wm]  # fixed covariates: zero rows stay zero
     Wc_all = _block_diag(*[w[g] * Wc[g] for g in range(G)])
     Wm_all = _block_diag(*[w[g] * Wm[g] for g in range(G)])
     Wmi_all = _block_diag(*[Wmi[g] / w[g] for g in range(G)])
-    Gamma_all = _block_diag(*[Wmi[g] @ Jm[g] @ Wmi[g] / w[g] for g in range(G)])
+    if version == "V3":
+        Jm = h1.unstructured_first_order
+        Gamma_all = _block_diag(*[Wmi[g] @ Jm[g] @ Wmi[g] / w[g] for g in range(G)])
 
     def k_value(deltas):
         D = np.vstack(deltas)
