@@ -1,0 +1,573 @@
+"""Invariance sequences: fit the nested models, tabulate the changes in fit, decide, and search
+for partial invariance.
+
+* :func:`sequence` -- across groups (``group=``), optionally with constructs measured at several
+  occasions held at a fixed longitudinal level (``constructs=``, ``long_equal=``) or constrained
+  together with the groups.
+* :func:`longitudinal` -- across occasions / informants in one sample (``constructs=``),
+  optionally crossed with groups.
+
+The levels (Meredith 1993; Vandenberg & Lance 2000): configural, metric (equal loadings),
+scalar (+ intercepts), strict (+ residual variances), and the structural levels of semTools'
+``measEq.syntax``: lv.variances, lv.covariances, means.  Each level adds its constraints to
+those of the levels before it in the sequence.  Every step is compared with the previous one:
+chi-square difference test (Satorra & Bentler 2001 scaled difference for MLM / MLR, through
+:func:`sem_models.compare`) and changes in CFI, RMSEA and SRMR, judged by a rule set
+(:mod:`invariance.rules`: Cheung & Rensvold 2002; Chen 2007).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+import sem_models as sm
+
+from .effects import dmacs as _dmacs
+from .effects import latent_differences as _latent_differences
+from .rules import INVARIANT, RuleSet, get_rule_set
+from .score import score_tests
+from .spec import (LEVEL_KEYWORDS, InvarianceError, MeasurementSpec, RowKey,
+                   cumulative_keywords, normalize_level, normalize_levels)
+
+__all__ = ["sequence", "longitudinal", "InvarianceSequence", "fit_level"]
+
+ROBUST = ("MLM", "MLR", "MLMV", "MLMVS")
+DEFAULT_LEVELS = ("configural", "metric", "scalar", "strict")
+_RESERVED = ("group_equal", "group_partial", "std_lv", "meanstructure", "group_labels")
+_INDEX_COLUMNS = ["npar", "chisq", "df", "pvalue", "cfi", "tli", "rmsea", "srmr", "aic", "bic"]
+
+
+def _group_labels(data: pd.DataFrame, group: Optional[str], given) -> Optional[list]:
+    if group is None:
+        return None
+    if group not in data.columns:
+        raise InvarianceError(f"the group column {group!r} is not in the data")
+    present = list(pd.unique(data[group].dropna()))
+    if given is None:
+        return present
+    given = list(given)
+    missing = [g for g in given if g not in present]
+    if missing or len(given) != len(present):
+        raise InvarianceError(f"group_labels {given} must list every group in the data once: "
+                              f"{present}")
+    return given
+
+
+def _check_data(spec: MeasurementSpec, data: pd.DataFrame, group: Optional[str], labels,
+                missing: str) -> None:
+    """Clear errors before fitting: a group with too few cases, an indicator not observed in
+    some group (the factor would not have the same indicators in every group)."""
+    ov = spec.observed
+    absent = [v for v in ov if v not in data.columns]
+    if absent:
+        raise InvarianceError(f"indicator(s) {absent} are not columns of the data")
+    parts = [(None, data)] if group is None else [(lab, data[data[group] == lab]) for lab in labels]
+    p = len(ov)
+    for lab, part in parts:
+        where = "" if lab is None else f" in group {lab!r}"
+        block = part[ov].apply(pd.to_numeric, errors="coerce")
+        never = [v for v in ov if block[v].isna().all()]
+        if never:
+            fac = {f: [v for v in spec.indicators[f] if v in never] for f in spec.factors}
+            fac = {f: vs for f, vs in fac.items() if vs}
+            raise InvarianceError(
+                f"indicator(s) {never} have no observed value{where}, so factor(s) "
+                f"{sorted(fac)} would not have the same indicators in every group; invariance "
+                "needs the same indicators everywhere (drop the item or the group)")
+        n = len(block) if missing in ("fiml", "ml") else int(block.notna().all(axis=1).sum())
+        if n < p + 1:
+            what = "cases" if missing in ("fiml", "ml") else "complete cases"
+            raise InvarianceError(
+                f"group {lab!r} has only {n} {what} for {p} indicators; each group needs at "
+                f"least {p + 1} to estimate its own (configural) model" if lab is not None else
+                f"only {n} {what} for {p} indicators; at least {p + 1} are needed")
+
+
+def _measures(fit) -> dict:
+    """Fit indices for the table; robust (scaled) versions for robust estimators."""
+    m = fit.measures()
+    out = {k: float(m[k]) if k in m.index else np.nan for k in _INDEX_COLUMNS}
+    est = str(fit.options.get("estimator", "ML")).upper()
+    if est in ROBUST and "chisq_scaled" in m.index:
+        out["chisq_standard"] = out["chisq"]
+        out["chisq"] = float(m["chisq_scaled"])
+        out["pvalue"] = float(m.get("pvalue_scaled", np.nan))
+        for k in ("cfi", "tli", "rmsea"):
+            for cand in (f"{k}_robust", f"{k}_scaled"):
+                if cand in m.index and np.isfinite(m[cand]):
+                    out[k] = float(m[cand])
+                    break
+    return out
+
+
+def _changes(prev, cur, prev_m: dict, cur_m: dict) -> dict:
+    out = {}
+    try:
+        lrt = sm.compare(prev, cur)
+        row = lrt.iloc[-1]
+        out.update(delta_chisq=float(row["chisq_diff"]), delta_df=float(row["df_diff"]),
+                   delta_pvalue=float(row["pvalue"]))
+    except (ValueError, NotImplementedError, ImportError) as exc:  # pragma: no cover
+        out.update(delta_chisq=np.nan, delta_df=cur_m["df"] - prev_m["df"],
+                   delta_pvalue=np.nan, note=str(exc))
+    for k in ("cfi", "tli", "rmsea", "srmr"):
+        out[f"delta_{k}"] = cur_m[k] - prev_m[k]
+    return out
+
+
+def fit_level(spec: MeasurementSpec, data: pd.DataFrame, *, group=None, group_labels=None,
+              group_eq=(), long_eq=(), released: Sequence[RowKey] = (), **fit_options):
+    """Fit one level: write its syntax and fit it with :func:`sem_models.sem`."""
+    syntax = spec.syntax(group_eq, long_eq, released)
+    fit = sm.sem(syntax, data, group=group, group_labels=group_labels, meanstructure=True,
+                 std_lv=False, **fit_options)
+    return syntax, fit
+
+
+@dataclass
+class InvarianceSequence:
+    """A fitted invariance sequence.
+
+    Attributes: ``levels``, ``fits`` (level -> :class:`~sem_models.SEMFit`), ``syntax`` (level
+    -> lavaan syntax), ``table`` (fit indices, changes, decision per level), ``rules``
+    (:class:`~invariance.rules.RuleSet`), ``spec`` (the measurement model), and after
+    :meth:`partial`: ``partial_fits``, ``partial_steps``, ``released``.
+    """
+
+    spec: MeasurementSpec
+    data: pd.DataFrame
+    group: Optional[str]
+    group_labels: Optional[list]
+    levels: list
+    rules: RuleSet
+    fit_options: dict
+    vary: tuple  # dimensions the levels constrain: "groups", "occasions"
+    fixed_group_eq: frozenset = frozenset()
+    fixed_long_eq: frozenset = frozenset()
+    fits: dict = field(default_factory=dict)
+    syntax: dict = field(default_factory=dict)
+    table: pd.DataFrame = None
+    partial_fits: dict = field(default_factory=dict)
+    partial_steps: dict = field(default_factory=dict)
+    released: dict = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- fitting
+    def keywords(self, level: str) -> tuple[frozenset, frozenset]:
+        """(group_eq, long_eq) keywords in force at ``level``."""
+        kw = cumulative_keywords(self.levels)[level]
+        geq = kw if "groups" in self.vary else self.fixed_group_eq
+        leq = kw if "occasions" in self.vary else self.fixed_long_eq
+        return geq, leq
+
+    def _fit(self, level: str, released=()):
+        geq, leq = self.keywords(level)
+        return fit_level(self.spec, self.data, group=self.group, group_labels=self.group_labels,
+                         group_eq=geq, long_eq=leq, released=released, **self.fit_options)
+
+    def _run(self) -> None:
+        for level in self.levels:
+            self.syntax[level], self.fits[level] = self._fit(level)
+        self.table = self._table()
+
+    def _table(self) -> pd.DataFrame:
+        rows = []
+        prev = prev_m = None
+        for level in self.levels:
+            fit = self.fits[level]
+            m = _measures(fit)
+            row = dict(m)
+            if prev is not None:
+                ch = _changes(prev, fit, prev_m, m)
+                row.update(ch)
+                row["decision"] = self.rules.decide(level, ch)
+            else:
+                row["decision"] = ""
+            row["converged"] = fit.converged
+            rows.append(row)
+            prev, prev_m = fit, m
+        cols = _INDEX_COLUMNS + (["chisq_standard"] if any("chisq_standard" in r for r in rows)
+                                 else []) + \
+            ["delta_chisq", "delta_df", "delta_pvalue", "delta_cfi", "delta_tli", "delta_rmsea",
+             "delta_srmr", "decision", "converged"]
+        table = pd.DataFrame(rows, index=pd.Index(self.levels, name="level"))
+        for c in cols:
+            if c not in table.columns:
+                table[c] = np.nan
+        return table[cols]
+
+    def decide(self, rules: Union[str, RuleSet, Mapping, Callable]) -> pd.Series:
+        """The decision column under another rule set (the fits are reused)."""
+        rs = get_rule_set(rules)
+        out = {}
+        for k, level in enumerate(self.levels):
+            if k == 0:
+                out[level] = ""
+                continue
+            out[level] = rs.decide(level, self.table.loc[level].to_dict())
+        return pd.Series(out, name=f"decision_{rs.name}")
+
+    def with_rules(self, rules) -> "InvarianceSequence":
+        """The same fits judged by another rule set (a shallow copy with a new table)."""
+        import copy
+        other = copy.copy(self)
+        other.rules = get_rule_set(rules)
+        other.table = other._table()
+        return other
+
+    # ---------------------------------------------------------------- reporting
+    def summary(self) -> str:
+        """The invariance table as text, with the rule set and the partial-invariance steps."""
+        dims = " and ".join(self.vary)
+        lines = [f"Measurement invariance across {dims}"]
+        if self.group is not None:
+            lines.append(f"  groups ({self.group}): " + ", ".join(map(str, self.group_labels))
+                         + f"  (N = {', '.join(str(n) for n in self.fits[self.levels[0]].nobs)})")
+        long = {c: fl for c, fl in self.spec.constructs.items() if len(fl) > 1}
+        if long:
+            lines.append("  constructs: " + "; ".join(f"{c} = {', '.join(fl)}"
+                                                      for c, fl in long.items()))
+        if "groups" not in self.vary and self.fixed_group_eq:
+            lines.append(f"  held equal across groups: {', '.join(sorted(self.fixed_group_eq))}")
+        if "occasions" not in self.vary and self.fixed_long_eq:
+            lines.append("  held equal across occasions: "
+                         + ", ".join(sorted(self.fixed_long_eq)))
+        est = self.fit_options.get("estimator", "ML")
+        miss = self.fit_options.get("missing", "listwise")
+        lines.append(f"  estimator {est}, missing = {miss}, identification "
+                     f"{self.spec.identification}")
+        robust = "chisq_standard" in self.table.columns
+        if robust:
+            lines.append("  chi-square, CFI, TLI, RMSEA: scaled / robust versions; difference "
+                         "tests: Satorra-Bentler scaled")
+        lines.append("")
+        t = self.table
+        header = (f"{'level':<15}{'npar':>5}{'chisq':>10}{'df':>5}{'p':>7}{'CFI':>7}{'RMSEA':>7}"
+                  f"{'SRMR':>7} {'dchisq':>8}{'ddf':>4}{'p':>7}{'dCFI':>8}{'dRMSEA':>8}"
+                  f"{'dSRMR':>8}  decision")
+        lines.append(header)
+        lines.append("-" * len(header))
+
+        def f(x, fmt):
+            return format(x, fmt) if pd.notna(x) else ""
+
+        for level, r in t.iterrows():
+            lines.append(
+                f"{level:<15}{f(r['npar'], '5.0f')}{f(r['chisq'], '10.3f')}{f(r['df'], '5.0f')}"
+                f"{f(r['pvalue'], '7.3f')}{f(r['cfi'], '7.3f')}{f(r['rmsea'], '7.3f')}"
+                f"{f(r['srmr'], '7.3f')} {f(r['delta_chisq'], '8.3f'):>8}"
+                f"{f(r['delta_df'], '4.0f'):>4}{f(r['delta_pvalue'], '7.3f'):>7}"
+                f"{f(r['delta_cfi'], '8.3f'):>8}{f(r['delta_rmsea'], '8.3f'):>8}"
+                f"{f(r['delta_srmr'], '8.3f'):>8}  {r['decision']}"
+                + ("" if r["converged"] else "  (NOT converged)"))
+        lines.append("")
+        lines.append("Decision rule: " + self.rules.describe())
+        for level, steps in self.partial_steps.items():
+            lines.append("")
+            lines.append(f"Partial {level} invariance ({steps.attrs.get('stop_reason', '')}):")
+            for _, s in steps.iterrows():
+                what = "start" if not s["freed"] else f"free {s['freed']}"
+                score = "" if not s["freed"] else f" (score X2 = {s['score_X2']:.2f}, " \
+                    f"p = {s['score_pvalue']:.4f})"
+                lines.append(f"  step {int(s['step'])}: {what}{score}: chisq = {s['chisq']:.3f}, "
+                             f"df = {int(s['df'])}, dCFI = {s['delta_cfi']:.4f}, "
+                             f"dRMSEA = {s['delta_rmsea']:.4f}, dSRMR = {s['delta_srmr']:.4f}"
+                             f" -> {s['decision']}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<InvarianceSequence {', '.join(self.levels)}; rules {self.rules.name}>"
+
+    # ---------------------------------------------------------------- partial invariance
+    def final_fit(self, level: str):
+        """The partial fit of ``level`` if :meth:`partial` was run, else the full fit."""
+        level = normalize_level(level)
+        if level not in self.fits:
+            raise InvarianceError(f"level {level!r} is not in this sequence ({self.levels})")
+        return self.partial_fits.get(level, self.fits[level])
+
+    def _describe(self, key: RowKey) -> str:
+        lhs, op, rhs, g = key
+        text = f"{lhs}{op}{rhs}" if op != "~1" else f"{lhs}~1"
+        if self.group_labels is not None:
+            text += f" [{self.group_labels[g - 1]}]"
+        return text
+
+    def _eligible(self, tests: pd.DataFrame, kinds: frozenset, released: list,
+                  protect_marker: bool = True) -> pd.DataFrame:
+        spec = self.spec
+        keep = []
+        labels = self.group_labels
+        for _, t in tests.iterrows():
+            if t["row"] < 0:
+                keep.append(False)
+                continue
+            kind = spec.row_kind(t["lhs"], t["op"], t["rhs"])
+            g = labels.index(t["group"]) + 1 if labels is not None else 1
+            ref_g = labels.index(t["ref_group"]) + 1 if labels is not None else 1
+            dim_ok = ("groups" in self.vary) if g != ref_g else ("occasions" in self.vary)
+            ok = kind in kinds and dim_ok and not (
+                protect_marker and spec.is_marker(t["lhs"], t["op"], t["rhs"]))
+            if ok and kind in ("loadings", "intercepts"):
+                f, _ = spec.item_factor(t["lhs"], t["op"], t["rhs"])
+                gone = 0
+                for (l2, o2, r2, g2) in released:
+                    if g2 != g or spec.row_kind(l2, o2, r2) != kind:
+                        continue
+                    it = spec.item_factor(l2, o2, r2)
+                    if it is not None and it[0] == f:
+                        gone += 1
+                ok = len(spec.indicators[f]) - gone - 1 >= 2
+            keep.append(ok)
+        return tests[np.array(keep, bool)] if len(tests) else tests
+
+    def partial(self, level: str, *, alpha: float = 0.05, max_steps: Optional[int] = None,
+                rules=None, protect_marker: bool = True) -> pd.DataFrame:
+        """Search for partial invariance at ``level`` by freeing one constraint at a time.
+
+        Starting from the ``level`` model (with the constraints released at the previous
+        level's partial search, if one was run), the constraint of this level with the largest
+        univariate score test (:func:`~invariance.score.score_tests`) is released, the model
+        refitted, and the step judged against the previous level by the rule set; this repeats
+        until the rule set passes, no eligible constraint has a score test with p < ``alpha``,
+        or ``max_steps`` constraints were freed.  The marker indicator's loading and intercept
+        (identification ``"marker"`` or ``"lavaan"``) are never freed (``protect_marker=False``
+        allows freeing the marker's intercept under ``"lavaan"`` identification, where it is an
+        ordinary equality constraint as in lavaan's ``group.partial``; under ``"std.lv"`` no
+        indicator is a marker), and every factor keeps at least two indicators whose parameter
+        of this kind stays invariant (Byrne, Shavelson & Muthen 1989; Yoon & Kim 2014 on the
+        sequential use of score tests).  Only constraints added at ``level`` and along the
+        dimension(s) the sequence varies (groups, occasions) are candidates.
+
+        Returns one row per step (step 0 = the full ``level`` model): ``freed`` (e.g.
+        ``"x3~1 [Grant-White]"``), ``lhs, op, rhs, group``, the score test ``score_X2`` and
+        ``score_pvalue``, the fit (``chisq, df, pvalue, cfi, rmsea, srmr``), its change from the
+        previous level and the ``decision``; ``.attrs["stop_reason"]`` says why it stopped.
+        The final fit is in ``partial_fits[level]``, the freed parameters in
+        ``released[level]``.
+        """
+        level = normalize_level(level)
+        if level not in self.levels:
+            raise InvarianceError(f"level {level!r} is not in this sequence ({self.levels})")
+        k = self.levels.index(level)
+        if k == 0:
+            raise InvarianceError(f"{level!r} is the first level of the sequence; partial "
+                                  "invariance is searched at a later level")
+        rs = self.rules if rules is None else get_rule_set(rules)
+        prev_level = self.levels[k - 1]
+        prev_fit = self.final_fit(prev_level)
+        released = list(self.released.get(prev_level, []))
+        kinds = cumulative_keywords(self.levels)[level] - cumulative_keywords(self.levels)[prev_level]
+        if released:
+            _, fit = self._fit(level, released)
+        else:
+            fit = self.fits[level]
+        prev_m = _measures(prev_fit)
+        steps = []
+
+        def record(step, fit, key=None, test=None):
+            m = _measures(fit)
+            ch = _changes(prev_fit, fit, prev_m, m)
+            dec = rs.decide(level, ch)
+            steps.append({
+                "step": step, "freed": "" if key is None else self._describe(key),
+                "lhs": "" if key is None else key[0], "op": "" if key is None else key[1],
+                "rhs": "" if key is None else key[2],
+                "group": None if key is None or self.group_labels is None
+                else self.group_labels[key[3] - 1],
+                "score_X2": np.nan if test is None else float(test["X2"]),
+                "score_pvalue": np.nan if test is None else float(test["pvalue"]),
+                "chisq": m["chisq"], "df": m["df"], "pvalue": m["pvalue"], "cfi": m["cfi"],
+                "rmsea": m["rmsea"], "srmr": m["srmr"], **ch, "decision": dec,
+                "converged": fit.converged})
+            return dec
+
+        decision = record(0, fit)
+        reason = ""
+        n_freed = 0
+        while True:
+            if decision == INVARIANT:
+                reason = f"the {rs.name} rule set passes"
+                break
+            if max_steps is not None and n_freed >= max_steps:
+                reason = f"max_steps = {max_steps} reached"
+                break
+            try:
+                tests = score_tests(fit)
+            except ValueError as exc:
+                reason = f"no score tests: {exc}"
+                break
+            eligible = self._eligible(tests, kinds, released, protect_marker)
+            eligible = eligible[eligible["pvalue"] < alpha]
+            if eligible.empty:
+                reason = f"no eligible constraint has a score test with p < {alpha}"
+                break
+            top = eligible.iloc[0]
+            g = self.group_labels.index(top["group"]) + 1 if self.group_labels is not None else 1
+            key = (top["lhs"], top["op"], top["rhs"], g)
+            released.append(key)
+            _, fit = self._fit(level, released)
+            n_freed += 1
+            decision = record(n_freed, fit, key, top)
+        table = pd.DataFrame(steps)
+        table.attrs["stop_reason"] = reason
+        self.partial_fits[level] = fit
+        self.partial_steps[level] = table
+        self.released[level] = released
+        return table
+
+    # ---------------------------------------------------------------- effect sizes
+    def _long_constructs(self) -> dict:
+        return {c: fl for c, fl in self.spec.constructs.items() if len(fl) > 1}
+
+    def latent_differences(self, level: str = "scalar", reference_group=None) -> pd.DataFrame:
+        """Latent mean / variance differences (:func:`invariance.latent_differences`) in the
+        (partial, if searched) ``level`` model; needs (partial) scalar invariance."""
+        return _latent_differences(self.final_fit(level), self._long_constructs(),
+                                   reference_group=reference_group)
+
+    def dmacs(self, level: str = "scalar", reference_group=None,
+              all_items: bool = False) -> pd.DataFrame:
+        """dMACS of the non-invariant items (:func:`invariance.dmacs`) in the (partial)
+        ``level`` model."""
+        return _dmacs(self.final_fit(level), self._long_constructs(),
+                      reference_group=reference_group, all_items=all_items)
+
+    def score_tests(self, level: str, **kwargs) -> pd.DataFrame:
+        """Score tests of the constraints of the (partial) ``level`` model."""
+        return score_tests(self.final_fit(level), **kwargs)
+
+
+def _prepare(model, data, group, constructs, identification, auto_residual_covariances,
+             group_labels, fit_options) -> tuple[MeasurementSpec, Optional[list]]:
+    bad = [k for k in fit_options if k in _RESERVED]
+    if bad:
+        raise InvarianceError(f"option(s) {bad} are set by the invariance levels / "
+                              "identification and cannot be passed")
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    labels = _group_labels(data, group, group_labels)
+    n_groups = len(labels) if labels is not None else 1
+    spec = MeasurementSpec.from_model(model, constructs, n_groups, identification,
+                                      auto_residual_covariances)
+    missing = str(fit_options.get("missing", "listwise")).lower()
+    _check_data(spec, data, group, labels, missing)
+    return spec, labels
+
+
+def _fixed_keywords(level) -> frozenset:
+    if level is None:
+        return frozenset()
+    if isinstance(level, str):
+        lv = normalize_level(level)
+        return cumulative_keywords([l for l in normalize_levels_upto(lv)])[lv]
+    kws = frozenset(level)
+    bad = [k for k in kws if k not in {w for s in LEVEL_KEYWORDS.values() for w in s}]
+    if bad:
+        raise InvarianceError(f"unknown equality keyword(s) {bad}")
+    return kws
+
+
+def normalize_levels_upto(level: str) -> list[str]:
+    """The measurement levels implied by ``level`` (scalar -> configural, metric, scalar)."""
+    from .spec import LEVELS
+    k = LEVELS.index(level)
+    return list(LEVELS[: k + 1]) if k <= LEVELS.index("strict") else \
+        ["configural", "metric", "scalar", "strict", level]
+
+
+def sequence(model: str, data: pd.DataFrame, group: str, *,
+             levels: Sequence[str] = DEFAULT_LEVELS,
+             rules: Union[str, RuleSet, Mapping, Callable] = "chen2007",
+             identification: str = "std.lv",
+             constructs: Optional[Mapping[str, Sequence[str]]] = None,
+             long_equal: Union[None, str, Sequence[str]] = None,
+             auto_residual_covariances: bool = True,
+             group_labels: Optional[Sequence] = None,
+             **fit_options) -> InvarianceSequence:
+    """Fit the invariance sequence of a CFA across the groups in column ``group``.
+
+    ``model``: the configural CFA in lavaan syntax (``=~`` statements, optionally ``~~``
+    residual covariances between indicators or covariances between factors, e.g. ``f1 ~~ 0*f2``;
+    no modifiers on loadings: identification is set by ``identification``: ``"std.lv"``
+    (fixed factor, semTools' default), ``"marker"`` (semTools: marker loading 1 and intercept 0)
+    or ``"lavaan"`` (as lavaan's ``cfa(group.equal=)``: marker loading 1, reference latent means
+    0)).  ``levels``: in the order configural, metric, scalar, strict, lv.variances,
+    lv.covariances, means (aliases weak / strong / loadings / intercepts / residuals);
+    each adds its constraints to the previous ones.  ``rules``: ``"chen2007"`` (default),
+    ``"cheung_rensvold2002"``, ``"chisq_difference"``, a dict of thresholds or a callable
+    (:mod:`invariance.rules`).  ``constructs`` (factors that are one construct at several
+    occasions) with ``long_equal``: ``None`` constrains occasions together with groups at every
+    level; a level name (e.g. ``"scalar"``) holds the occasions at that level while the groups
+    go through ``levels``.  ``group_labels`` orders the groups (the first is the reference);
+    by default the order of first appearance in the data, as in lavaan.  Other options
+    (``estimator``, ``missing``, ``cluster``, ``fixed_x``, ...) go to :func:`sem_models.sem`.
+    """
+    if group is None:
+        raise InvarianceError("sequence() needs group=; for one sample measured at several "
+                              "occasions use invariance.longitudinal()")
+    levels = normalize_levels(levels)
+    rs = get_rule_set(rules)
+    spec, labels = _prepare(model, data, group, constructs, identification,
+                            auto_residual_covariances, group_labels, fit_options)
+    if len(labels) < 2:
+        raise InvarianceError(f"the group column {group!r} has only one group ({labels}); "
+                              "multi-group invariance needs at least two")
+    if spec.longitudinal and long_equal is not None:
+        vary, fixed_long = ("groups",), _fixed_keywords(long_equal)
+    elif spec.longitudinal:
+        vary, fixed_long = ("groups", "occasions"), frozenset()
+    else:
+        vary, fixed_long = ("groups",), frozenset()
+    seq = InvarianceSequence(spec, data, group, labels, levels, rs, dict(fit_options), vary,
+                             frozenset(), fixed_long)
+    seq._run()
+    return seq
+
+
+def longitudinal(model: str, data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], *,
+                 levels: Sequence[str] = DEFAULT_LEVELS,
+                 rules: Union[str, RuleSet, Mapping, Callable] = "chen2007",
+                 identification: str = "std.lv",
+                 group: Optional[str] = None,
+                 group_equal: Union[None, str, Sequence[str]] = None,
+                 auto_residual_covariances: bool = True,
+                 group_labels: Optional[Sequence] = None,
+                 **fit_options) -> InvarianceSequence:
+    """Longitudinal (or multi-informant) invariance sequence in one sample.
+
+    ``constructs`` maps each construct to its factors at the successive occasions (or by the
+    successive informants), e.g. ``{"B": ["B1", "B2"], "K": ["K1", "K2"]}``; the k-th indicators
+    of these factors are the same item.  Equal loadings / intercepts / residual variances are
+    imposed across the factors of a construct; same-item residuals are correlated across
+    occasions (``auto_residual_covariances``, semTools' ``auto = "all"``); identification as in
+    semTools' ``measEq.syntax`` (``"std.lv"``: first occasion's latent variance 1 and mean 0,
+    later variances free once loadings are equal and means once intercepts are equal).
+    Factors of constructs must have the same number of indicators.
+
+    With ``group=`` the sequence is group x time: ``group_equal=None`` constrains groups
+    together with occasions at every level; a level name holds the groups at that level while
+    the occasions go through ``levels``.  See :func:`sequence` for the other arguments.
+    """
+    if not constructs:
+        raise InvarianceError("longitudinal() needs constructs={construct: [factor at occasion 1, "
+                              "factor at occasion 2, ...]}")
+    levels = normalize_levels(levels)
+    rs = get_rule_set(rules)
+    spec, labels = _prepare(model, data, group, constructs, identification,
+                            auto_residual_covariances, group_labels, fit_options)
+    if not spec.longitudinal:
+        raise InvarianceError("no construct has more than one factor; list the factors of each "
+                              "construct at its occasions, e.g. {'B': ['B1', 'B2']}")
+    if group is None:
+        vary, fixed_group = ("occasions",), frozenset()
+    elif group_equal is None:
+        vary, fixed_group = ("groups", "occasions"), frozenset()
+    else:
+        vary, fixed_group = ("occasions",), _fixed_keywords(group_equal)
+    seq = InvarianceSequence(spec, data, group, labels, levels, rs, dict(fit_options), vary,
+                             fixed_group, frozenset())
+    seq._run()
+    return seq

@@ -1,0 +1,530 @@
+"""From a configural CFA to the lavaan syntax of every invariance level.
+
+The configural model is read once (factors, their indicators, constructs measured at several
+occasions or by several informants).  For a level, the model is written out parameter by
+parameter in the style of semTools' ``measEq.syntax`` (Jorgensen et al.): every parameter gets a
+fixed-or-free modifier and a label per group, ``x1 ~ c(NA, NA)*1 + c(nu.x, nu.x)*1``; equality
+across groups or occasions is a shared label (Meredith 1993, Psychometrika 58(4), 525-543, for
+the hierarchy configural -> metric (weak) -> scalar (strong) -> strict).
+
+Parameters are matched
+
+* across groups: the same parameter in every group;
+* across occasions / informants: the k-th indicator of each factor of a construct (by position),
+  its intercept and residual variance; the construct's latent variances and means; the
+  covariance of two constructs at the same occasion.
+
+Identification (``identification=``, semTools' ``ID.fac``):
+
+* ``"std.lv"`` (fixed factor; semTools' default): loadings free, the latent variance fixed to 1
+  and the latent mean to 0 in the reference cell (first group, first occasion); a variance is
+  freed in every other cell tied to the reference by equal loadings, a mean in every cell tied
+  by equal intercepts.
+* ``"marker"`` (semTools' marker / ``"auto.fix.first"`` / ``"UL"``): the first indicator's loading
+  fixed to 1 and its intercept to 0 everywhere; latent variances and means free.
+* ``"lavaan"`` (lavaan's ``cfa(group.equal = ...)``): first loading fixed to 1 everywhere;
+  latent variances free; latent means 0 in the reference cell and free in cells tied to it by
+  equal intercepts.
+
+A released constraint (partial invariance) gives one parameter of one group its own label.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Sequence
+
+from sem_models.syntax import parse_model
+
+__all__ = ["InvarianceError", "LEVELS", "LEVEL_KEYWORDS", "normalize_level", "normalize_levels",
+           "IDENTIFICATIONS", "MeasurementSpec", "ParamRow", "RowKey"]
+
+
+class InvarianceError(ValueError):
+    """The invariance model cannot be built or tested as asked (the message says why)."""
+
+
+LEVELS = ("configural", "metric", "scalar", "strict", "lv.variances", "lv.covariances", "means")
+
+LEVEL_KEYWORDS: dict[str, frozenset] = {
+    "configural": frozenset(),
+    "metric": frozenset({"loadings"}),
+    "scalar": frozenset({"loadings", "intercepts"}),
+    "strict": frozenset({"loadings", "intercepts", "residuals"}),
+    "lv.variances": frozenset({"lv.variances"}),
+    "lv.covariances": frozenset({"lv.covariances"}),
+    "means": frozenset({"means"}),
+}
+
+_LEVEL_ALIASES = {
+    "configural": "configural", "metric": "metric", "weak": "metric", "loadings": "metric",
+    "scalar": "scalar", "strong": "scalar", "intercepts": "scalar",
+    "strict": "strict", "residuals": "strict",
+    "lv.variances": "lv.variances", "lv_variances": "lv.variances",
+    "variances": "lv.variances",
+    "lv.covariances": "lv.covariances", "lv_covariances": "lv.covariances",
+    "covariances": "lv.covariances",
+    "means": "means", "lv.means": "means", "lv_means": "means", "latent_means": "means",
+}
+
+IDENTIFICATIONS = {
+    "std.lv": "std.lv", "std_lv": "std.lv", "uv": "std.lv", "fixed.factor": "std.lv",
+    "fixed_factor": "std.lv",
+    "marker": "marker", "ul": "marker", "auto.fix.first": "marker", "ref.indicator": "marker",
+    "lavaan": "lavaan",
+}
+
+# (lhs, op, rhs, group index 1-based)
+RowKey = tuple
+
+
+def normalize_level(level: str) -> str:
+    """Canonical level name (``"weak"`` -> ``"metric"``, ``"strong"`` -> ``"scalar"``, ...)."""
+    if not isinstance(level, str):
+        raise InvarianceError(f"a level must be a string, got {level!r}")
+    key = level.strip().lower()
+    if key not in _LEVEL_ALIASES:
+        raise InvarianceError(f"unknown invariance level {level!r}; levels are {list(LEVELS)}")
+    return _LEVEL_ALIASES[key]
+
+
+def normalize_levels(levels: Sequence[str]) -> list[str]:
+    """Check that the levels are known, distinct and in the order of :data:`LEVELS`."""
+    if isinstance(levels, str):
+        levels = [levels]
+    out = [normalize_level(lv) for lv in levels]
+    if not out:
+        raise InvarianceError("at least one level is needed")
+    order = [LEVELS.index(lv) for lv in out]
+    for a, b, la, lb in zip(order, order[1:], out, out[1:]):
+        if b <= a:
+            raise InvarianceError(
+                f"levels out of order: {lb!r} cannot follow {la!r}; each level adds constraints "
+                f"to the previous one, in the order {' < '.join(LEVELS)} (got {list(levels)})")
+    return out
+
+
+def cumulative_keywords(levels: Sequence[str]) -> dict[str, frozenset]:
+    """Equality keywords in force at each level of a sequence (each adds to the previous)."""
+    out, acc = {}, frozenset()
+    for lv in levels:
+        acc = acc | LEVEL_KEYWORDS[lv]
+        out[lv] = acc
+    return out
+
+
+def _clean(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", str(name))
+
+
+def _num(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "NA"
+    return f"{float(value):.17g}"
+
+
+@dataclass
+class ParamRow:
+    """One parameter, written for every group: fixed value (``nan`` = free) and label."""
+
+    lhs: str
+    op: str  # "=~", "~1", "~~"
+    rhs: str
+    kind: str  # loadings, intercepts, residuals, residual.covariances, lv.variances, ...
+    fixed: list
+    labels: list
+
+    def syntax(self, n_groups: int) -> str:
+        op = "~" if self.op == "~1" else self.op
+        rhs = "1" if self.op == "~1" else self.rhs
+        if n_groups == 1:
+            fixed, labels = _num(self.fixed[0]), self.labels[0]
+        else:
+            fixed = "c(" + ", ".join(_num(v) for v in self.fixed) + ")"
+            labels = "c(" + ", ".join(self.labels) + ")"
+        return f"{self.lhs} {op} {fixed}*{rhs} + {labels}*{rhs}"
+
+
+_SECTIONS = [
+    ("loadings", "LOADINGS"), ("intercepts", "INTERCEPTS"), ("residuals", "UNIQUE-FACTOR VARIANCES"),
+    ("residual.covariances", "UNIQUE-FACTOR COVARIANCES"), ("means", "LATENT MEANS"),
+    ("lv.variances", "COMMON-FACTOR VARIANCES"), ("lv.covariances", "COMMON-FACTOR COVARIANCES"),
+]
+
+
+@dataclass
+class MeasurementSpec:
+    """A configural CFA read for invariance testing.
+
+    ``constructs`` maps a construct to its factors at the successive occasions (or informants);
+    factors not named in a construct are constructs of their own.  ``n_groups`` is the number of
+    groups the syntax is written for.
+    """
+
+    factors: list[str]
+    indicators: dict[str, list[str]]
+    constructs: dict[str, list[str]]
+    n_groups: int = 1
+    identification: str = "std.lv"
+    residual_covariances: list[tuple[str, str]] = field(default_factory=list)
+    lv_cov_fixed: dict = field(default_factory=dict)  # frozenset({f1, f2}) -> value
+    auto_residual_covariances: bool = True
+    user_constructs: bool = False
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_model(cls, model: str, constructs: Optional[Mapping[str, Sequence[str]]] = None,
+                   n_groups: int = 1, identification: str = "std.lv",
+                   auto_residual_covariances: bool = True) -> "MeasurementSpec":
+        """Read a configural CFA (``=~`` statements; ``~~`` between indicators or between
+        factors) and the constructs."""
+        ident = IDENTIFICATIONS.get(str(identification).lower())
+        if ident is None:
+            raise InvarianceError(f"unknown identification {identification!r}; use one of "
+                                  f"{sorted(set(IDENTIFICATIONS.values()))} (aliases: "
+                                  f"{sorted(IDENTIFICATIONS)})")
+        parsed = parse_model(model)
+        if parsed.constraints:
+            c = parsed.constraints[0]
+            raise InvarianceError(
+                f"the configural model may not contain constraints or defined parameters "
+                f"('{c.lhs} {c.op} {c.rhs}', line {c.line}); the invariance levels add the "
+                "constraints")
+        factors: list[str] = []
+        indicators: dict[str, list[str]] = {}
+        for st in parsed.statements:
+            if st.op == "=~":
+                if st.lhs not in indicators:
+                    factors.append(st.lhs)
+                    indicators[st.lhs] = []
+                if st.rhs not in indicators[st.lhs]:
+                    indicators[st.lhs].append(st.rhs)
+        if not factors:
+            raise InvarianceError("the configural model defines no factor (no '=~' statement)")
+        fset = set(factors)
+        res_cov: list[tuple[str, str]] = []
+        lv_fixed: dict = {}
+        for st in parsed.statements:
+            mod = st.modifier
+            where = f"(line {st.line}: {st.lhs} {st.op} {st.rhs or '1'})"
+            if st.op == "=~":
+                if st.rhs in fset:
+                    raise InvarianceError(f"higher-order factors are not supported {where}")
+                if mod.fixed is not None or mod.label is not None or mod.start is not None:
+                    raise InvarianceError(
+                        f"write the configural model without modifiers on loadings {where}; the "
+                        "identification is chosen with identification= ('std.lv', 'marker' or "
+                        "'lavaan') and the equality constraints by the levels")
+                continue
+            if st.op == "~~":
+                if st.lhs == st.rhs:
+                    raise InvarianceError(f"variances are set by the invariance levels; remove "
+                                          f"{where}")
+                both_lv = st.lhs in fset and st.rhs in fset
+                both_ov = st.lhs not in fset and st.rhs not in fset
+                if not (both_lv or both_ov):
+                    raise InvarianceError(f"a covariance between a factor and an indicator is "
+                                          f"not supported {where}")
+                if mod.label is not None or mod.start is not None:
+                    raise InvarianceError(f"labels and start values are not supported in the "
+                                          f"configural model {where}")
+                if both_lv:
+                    if mod.fixed is not None:
+                        vals = set(mod.fixed)
+                        if len(vals) != 1 or any(isinstance(v, float) and math.isnan(v)
+                                                 for v in vals):
+                            raise InvarianceError(f"a factor covariance may only be fixed to one "
+                                                  f"value for all groups {where}")
+                        lv_fixed[frozenset((st.lhs, st.rhs))] = float(mod.fixed[0])
+                else:
+                    if mod.fixed is not None:
+                        raise InvarianceError(f"fixed residual covariances are not supported "
+                                              f"{where}")
+                    pair = (st.lhs, st.rhs)
+                    if pair not in res_cov and pair[::-1] not in res_cov:
+                        res_cov.append(pair)
+                continue
+            raise InvarianceError(
+                f"the configural model must be a CFA ('=~' and '~~' statements); "
+                f"'{st.op if st.op != '~1' else '~ 1'}' is not supported {where}")
+        all_ind = {v for inds in indicators.values() for v in inds}
+        unknown = [v for pair in res_cov for v in pair if v not in all_ind]
+        if unknown:
+            raise InvarianceError(f"residual covariance(s) name variable(s) {unknown} that "
+                                  "indicate no factor")
+
+        spec_constructs: dict[str, list[str]] = {}
+        user = constructs is not None and len(constructs) > 0
+        seen: dict[str, str] = {}
+        for cname, flist in (constructs or {}).items():
+            if isinstance(flist, str):
+                flist = [flist]
+            flist = list(flist)
+            for f in flist:
+                if f not in fset:
+                    raise InvarianceError(f"construct {cname!r} names {f!r}, which is not a factor "
+                                          f"of the model; factors are {factors}")
+                if f in seen:
+                    raise InvarianceError(f"factor {f!r} is listed in constructs {seen[f]!r} and "
+                                          f"{cname!r}; a factor belongs to one construct")
+                seen[f] = cname
+            if len(set(flist)) != len(flist):
+                raise InvarianceError(f"construct {cname!r} lists a factor twice: {flist}")
+            counts = {f: len(indicators[f]) for f in flist}
+            if len(set(counts.values())) > 1:
+                raise InvarianceError(
+                    f"construct {cname!r}: its factors have different numbers of indicators "
+                    f"{counts}; the k-th indicators are matched across occasions/informants, so "
+                    "every factor of a construct needs the same number of indicators")
+            inds = [v for f in flist for v in indicators[f]]
+            if len(set(inds)) != len(inds):
+                raise InvarianceError(f"construct {cname!r}: the same observed variable indicates "
+                                      "more than one of its factors; each occasion/informant "
+                                      "needs its own variables")
+            key = _clean(cname)
+            if key in spec_constructs:
+                raise InvarianceError(f"construct names {cname!r} clash after cleaning ({key!r})")
+            spec_constructs[key] = flist
+        for f in factors:
+            if f not in seen:
+                key = _clean(f)
+                while key in spec_constructs:
+                    key += "_"
+                spec_constructs[key] = [f]
+        return cls(factors, indicators, spec_constructs, n_groups, ident, res_cov, lv_fixed,
+                   auto_residual_covariances, user)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def factor_cell(self) -> dict[str, tuple[str, int]]:
+        """factor -> (construct, occasion 1-based)."""
+        return {f: (c, t + 1) for c, fl in self.constructs.items() for t, f in enumerate(fl)}
+
+    @property
+    def observed(self) -> list[str]:
+        out: list[str] = []
+        for f in self.factors:
+            for v in self.indicators[f]:
+                if v not in out:
+                    out.append(v)
+        return out
+
+    @property
+    def primary(self) -> dict[str, tuple[str, int]]:
+        """observed variable -> (its first factor, position 1-based in that factor)."""
+        out: dict[str, tuple[str, int]] = {}
+        for f in self.factors:
+            for k, v in enumerate(self.indicators[f]):
+                out.setdefault(v, (f, k + 1))
+        return out
+
+    def n_occasions(self, construct: str) -> int:
+        return len(self.constructs[construct])
+
+    @property
+    def longitudinal(self) -> bool:
+        return any(len(fl) > 1 for fl in self.constructs.values())
+
+    def auto_pairs(self) -> list[tuple[str, str, str, int, int, int]]:
+        """Same-indicator residual covariances across occasions: (ov_t, ov_s, construct, k, t, s)."""
+        if not self.auto_residual_covariances:
+            return []
+        out = []
+        for c, fl in self.constructs.items():
+            for t in range(len(fl)):
+                for s in range(t + 1, len(fl)):
+                    for k, (a, b) in enumerate(zip(self.indicators[fl[t]], self.indicators[fl[s]])):
+                        out.append((a, b, c, k + 1, t + 1, s + 1))
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def _components(self, construct: str, group_tied: bool, long_tied: bool) -> dict:
+        """cell (g, t) -> first cell of its component (cells tied by equal parameters)."""
+        T = self.n_occasions(construct)
+        G = self.n_groups
+        parent = {(g, t): (g, t) for g in range(1, G + 1) for t in range(1, T + 1)}
+
+        def find(x):
+            while parent[x] != x:
+                x = parent[x]
+            return x
+
+        def union(a, b):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                lo, hi = min(ra, rb), max(ra, rb)
+                parent[hi] = lo
+
+        for g in range(1, G + 1):
+            for t in range(1, T + 1):
+                if group_tied and g > 1:
+                    union((g, t), (1, t))
+                if long_tied and t > 1:
+                    union((g, t), (g, 1))
+        return {cell: find(cell) for cell in parent}
+
+    def rows(self, group_eq: Iterable[str] = (), long_eq: Iterable[str] = (),
+             released: Iterable[RowKey] = ()) -> list[ParamRow]:
+        """Every parameter with its per-group fixed value and label.
+
+        ``group_eq`` / ``long_eq``: equality keywords across groups / occasions (``loadings``,
+        ``intercepts``, ``residuals``, ``residual.covariances``, ``lv.variances``,
+        ``lv.covariances``, ``means``).  ``released``: ``(lhs, op, rhs, group)`` keys (group
+        1-based) whose parameter gets a label of its own.
+        """
+        geq = set(group_eq) if self.n_groups > 1 else set()
+        leq = set(long_eq)
+        G = self.n_groups
+        cell_of = self.factor_cell
+        primary = self.primary
+        ident = self.identification
+        rows: list[ParamRow] = []
+
+        def label(base: str, kind: str, t: Optional[int], g: int, multi_occ: bool,
+                  long_ok: bool = True) -> str:
+            lab = base
+            if multi_occ and t is not None and not (kind in leq and long_ok):
+                lab += f".t{t}"
+            if G > 1 and kind not in geq:
+                lab += f".g{g}"
+            return lab
+
+        def add(lhs, op, rhs, kind, fixed_fn, label_fn):
+            fixed = [fixed_fn(g) for g in range(1, G + 1)]
+            labels = [label_fn(g) for g in range(1, G + 1)]
+            rows.append(ParamRow(lhs, op, rhs, kind, fixed, labels))
+
+        NA = math.nan
+        # loadings
+        for f in self.factors:
+            c, t = cell_of[f]
+            multi = self.n_occasions(c) > 1
+            for k, v in enumerate(self.indicators[f]):
+                marker = k == 0 and ident in ("marker", "lavaan")
+                add(f, "=~", v, "loadings", lambda g, m=marker: 1.0 if m else NA,
+                    lambda g, c=c, k=k, t=t, m=multi: label(f"lambda.{c}.{k + 1}", "loadings", t,
+                                                            g, m))
+        # intercepts (item identity: first factor and position)
+        for v in self.observed:
+            f, k = primary[v]
+            c, t = cell_of[f]
+            multi = self.n_occasions(c) > 1
+            fix0 = ident == "marker" and k == 1
+            add(v, "~1", "", "intercepts", lambda g, z=fix0: 0.0 if z else NA,
+                lambda g, c=c, k=k, t=t, m=multi: label(f"nu.{c}.{k}", "intercepts", t, g, m))
+        # residual variances
+        for v in self.observed:
+            f, k = primary[v]
+            c, t = cell_of[f]
+            multi = self.n_occasions(c) > 1
+            add(v, "~~", v, "residuals", lambda g: NA,
+                lambda g, c=c, k=k, t=t, m=multi: label(f"theta.{c}.{k}", "residuals", t, g, m))
+        # residual covariances: over time (auto) and the user's
+        done = set()
+        for a, b, c, k, t, s in self.auto_pairs():
+            done.add(frozenset((a, b)))
+            add(a, "~~", b, "residual.covariances", lambda g: NA,
+                lambda g, c=c, k=k, t=t, s=s: label(f"theta.{c}.{k}.t{t}_{s}",
+                                                    "residual.covariances", None, g, False))
+        for a, b in self.residual_covariances:
+            if frozenset((a, b)) in done:
+                continue
+            done.add(frozenset((a, b)))
+            add(a, "~~", b, "residual.covariances", lambda g: NA,
+                lambda g, a=a, b=b: label(f"theta.{_clean(a)}.{_clean(b)}",
+                                          "residual.covariances", None, g, False))
+        # latent means and variances
+        for kind, prefix, tie_kind, fixed_value in (("means", "alpha", "intercepts", 0.0),
+                                                    ("lv.variances", "psi", "loadings", 1.0)):
+            for c, fl in self.constructs.items():
+                comp = self._components(c, tie_kind in geq, tie_kind in leq)
+                multi = len(fl) > 1
+                for t, f in enumerate(fl, start=1):
+                    def fixed_fn(g, t=t, comp=comp, kind=kind, fv=fixed_value):
+                        first = comp[(g, t)] == (g, t)
+                        if ident == "std.lv":
+                            return fv if first else NA
+                        if ident == "lavaan" and kind == "means":
+                            return fv if first else NA
+                        return NA
+                    if kind == "means":
+                        add(f, "~1", "", kind, fixed_fn,
+                            lambda g, c=c, t=t, m=multi: label(f"alpha.{c}", "means", t, g, m))
+                    else:
+                        add(f, "~~", f, kind, fixed_fn,
+                            lambda g, c=c, t=t, m=multi: label(f"psi.{c}", "lv.variances", t, g, m))
+        # latent covariances
+        for i, f1 in enumerate(self.factors):
+            for f2 in self.factors[i + 1:]:
+                (c1, t1), (c2, t2) = cell_of[f1], cell_of[f2]
+                fixed_value = self.lv_cov_fixed.get(frozenset((f1, f2)))
+                same_occ = (t1 == t2 and c1 != c2 and self.n_occasions(c1) > 1
+                            and self.n_occasions(c2) > 1)
+                if same_occ:
+                    a, b = sorted((c1, c2), key=list(self.constructs).index)
+                    base = f"psi.{a}.{b}"
+                else:
+                    base = f"psi.{_clean(f1)}.{_clean(f2)}"
+                add(f1, "~~", f2, "lv.covariances",
+                    lambda g, v=fixed_value: NA if v is None else v,
+                    lambda g, base=base, t=t1, s=same_occ: label(base, "lv.covariances", t, g, s))
+        # released constraints: a label of their own
+        released = list(released)
+        if released:
+            index = {(r.lhs, r.op, r.rhs): r for r in rows}
+            for n, key in enumerate(released, start=1):
+                lhs, op, rhs, g = key
+                row = index.get((lhs, op, rhs))
+                if row is None and op == "~~":
+                    row = index.get((rhs, op, lhs))
+                if row is None or not 1 <= g <= G:
+                    raise InvarianceError(f"cannot release {lhs} {op} {rhs} in group {g}: no such "
+                                          "parameter in the model")
+                row.labels[g - 1] = f"{row.labels[g - 1]}.r{n}"
+        return rows
+
+    def syntax(self, group_eq: Iterable[str] = (), long_eq: Iterable[str] = (),
+               released: Iterable[RowKey] = ()) -> str:
+        """lavaan syntax of the model with the given equality keywords and released rows."""
+        rows = self.rows(group_eq, long_eq, released)
+        lines = []
+        for kind, title in _SECTIONS:
+            part = [r.syntax(self.n_groups) for r in rows if r.kind == kind]
+            if part:
+                lines.append(f"## {title}:")
+                lines.extend(part)
+                lines.append("")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ queries
+    def row_kind(self, lhs: str, op: str, rhs: str) -> str:
+        """Kind of a parameter-table row (``loadings``, ``intercepts``, ...)."""
+        fset = set(self.factors)
+        if op == "=~":
+            return "loadings"
+        if op == "~1":
+            return "means" if lhs in fset else "intercepts"
+        if op == "~~":
+            if lhs == rhs:
+                return "lv.variances" if lhs in fset else "residuals"
+            return "lv.covariances" if lhs in fset else "residual.covariances"
+        return "other"
+
+    def item_factor(self, lhs: str, op: str, rhs: str) -> Optional[tuple[str, str]]:
+        """(factor, indicator) a loading / intercept / residual row belongs to."""
+        if op == "=~":
+            return lhs, rhs
+        if op in ("~1", "~~") and lhs in self.primary and (op == "~1" or lhs == rhs):
+            return self.primary[lhs][0], lhs
+        return None
+
+    def is_marker(self, lhs: str, op: str, rhs: str) -> bool:
+        """The marker indicator's loading or intercept (identifications 'marker', 'lavaan')."""
+        if self.identification == "std.lv":
+            return False
+        it = self.item_factor(lhs, op, rhs)
+        if it is None or op == "~~":
+            return False
+        f, v = it
+        return self.indicators[f][0] == v
