@@ -184,6 +184,11 @@ def score_tests(fit, cumulative: bool = False, epc: bool = False,
     (not robust) statistic also for robust estimators, as here.
     """
     _check(fit)
+    estimator = str(fit.options.get("estimator", "ML")).upper()
+    if estimator != "ML":
+        warnings.warn(f"score tests for estimator={estimator} use the standard (not robust) "
+                      "statistic with the expected information, as lavaan's lavTestScore",
+                      UserWarning, stacklevel=2)
     R, table = constraint_system(fit)
     if R.shape[0] == 0:
         raise ValueError("the model has no equality constraints (no shared labels or '==') to "

@@ -17,6 +17,7 @@ chi-square difference test (Satorra & Bentler 2001 scaled difference for MLM / M
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence, Union
 
@@ -395,7 +396,9 @@ class InvarianceSequence:
                 reason = f"max_steps = {max_steps} reached"
                 break
             try:
-                tests = score_tests(fit)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="score tests for estimator")
+                    tests = score_tests(fit)
             except ValueError as exc:
                 reason = f"no score tests: {exc}"
                 break

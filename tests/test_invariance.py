@@ -359,6 +359,19 @@ def test_robust_and_fiml_sequences(variant, options):
             assert row["delta_df"] == last["Df_diff"]
     if variant == "mlr":
         assert "scaled" in seq.summary()
+    # lavTestScore on the scalar model (lavaan: expected information, standard statistic)
+    ref = load_reference(f"hs_score_tests_{variant}")["score_tests"]
+    if variant == "mlr":
+        with pytest.warns(UserWarning, match="not robust"):
+            st = inv.score_tests(seq.fits["scalar"])
+    else:
+        st = inv.score_tests(seq.fits["scalar"])
+    ours = {(r.lhs, r.op, r.rhs, r.group): r.X2 for r in st.itertuples()}
+    for u in ref["uni"]:
+        rel(ours[_key(u["rhs_param"])], u["X2"], atol=1e-6, what=f"{variant} score test")
+    rel(st.attrs["total"]["X2"], ref["total"]["X2"])
+    steps = seq.partial("scalar", max_steps=1, rules="chisq_difference")
+    assert steps["freed"].iloc[1] == "x3~1 [Grant-White]"  # x7 is speed's marker here
 
 
 # ------------------------------------------------------------------ effect sizes

@@ -20,6 +20,7 @@ source("tests/reference/cases_core.R")     # HS_MODEL
 source("tests/reference/cases_invariance.R")  # run_measeq(), LONG_MODEL, LONG_PATH
 
 LONG_GROUPS_PATH <- file.path(DATA_DIR, "long_sim_groups.csv")
+MCAR_PATH <- file.path(DATA_DIR, "hs_mcar.csv")
 
 make_long_groups <- function() {
   ## long_sim.csv split in two groups of 150 (rows 1-150 "a", 151-300 "b"); in group "b"
@@ -56,6 +57,17 @@ run_invariance_extra <- function() {
              list(score_cumulative = rec)
            },
            notes = "lavTestScore(fit, cumulative = TRUE)$cumulative on the hs_scalar model.")
+
+  ## ---- score tests under FIML and MLR (lavaan: expected information, standard test) -
+  mcar <- read_data(MCAR_PATH)
+  for (v in list(list(case = "hs_score_tests_fiml", data = mcar, path = MCAR_PATH,
+                      opts = c(sc_opts, list(missing = "ml"))),
+                 list(case = "hs_score_tests_mlr", data = hs, path = HS_PATH,
+                      opts = c(sc_opts, list(estimator = "MLR"))))) {
+    run_case(v$case, "cfa", HS_MODEL, v$data, v$path, v$opts,
+             function(fit) list(score_tests = get_score_tests(fit)),
+             notes = "lavTestScore(fit) on the scalar model (information = 'expected').")
+  }
 
   ## ---- measEq.syntax: marker identification, lv.covariances ------------------------
   run_measeq("hs_measeq_marker_configural", HS_MODEL, hs, HS_PATH,
