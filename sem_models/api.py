@@ -118,6 +118,8 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     if meanstructure == "default":
         meanstructure = (n_groups > 1 or missing == "fiml" or cluster is not None
                          or any(k in ("intercepts", "means") for k in group_equal))
+    elif not meanstructure and (missing == "fiml" or cluster is not None):
+        meanstructure = True  # as lavaan: FIML and cluster= always model the means
     partable, variables = build_partable(
         parsed, n_groups, std_lv=std_lv, meanstructure=bool(meanstructure), fixed_x=fixed_x,
         orthogonal=orthogonal, group_equal=group_equal, group_partial=group_partial)

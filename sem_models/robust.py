@@ -422,6 +422,8 @@ class RobustEvaluator:
     # ---------------------------------------------------------------------- vcov (z)
     def vcov_z(self, se: str, information: str) -> np.ndarray:
         """Covariance matrix of z for the given se type."""
+        if se == "none":
+            return np.full((len(self.z), len(self.z)), np.nan)
         if se == "standard":
             return self.inverse_information(information) / self.N
         if se in ("robust.huber.white", "robust.cluster"):
