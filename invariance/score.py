@@ -20,6 +20,7 @@ The expected parameter change of releasing all constraints is ``s' I^+``.
 from __future__ import annotations
 
 import warnings
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,8 @@ import scipy.stats
 from sem_models.constraints import defined_values, numerical_jacobian
 from sem_models.syntax import compile_expression
 
-__all__ = ["score_tests", "score_test_total", "expected_parameter_changes", "constraint_system"]
+__all__ = ["score_tests", "score_test_total", "expected_parameter_changes", "constraint_system",
+           "release_tests"]
 
 _GINV_TOL = float(np.sqrt(np.finfo(float).eps))  # as MASS::ginv
 
@@ -74,6 +76,57 @@ def _row_group(fit, r: int):
     return None
 
 
+def _label_constraints(free_rows: np.ndarray, labels) -> list[tuple[int, int]]:
+    """(reference row, other row) for every free row sharing a label with an earlier one."""
+    pairs, first = [], {}
+    for r in free_rows:
+        lab = labels[r]
+        if not lab:
+            continue
+        if lab not in first:
+            first[lab] = int(r)
+        else:
+            pairs.append((first[lab], int(r)))
+    return pairs
+
+
+def _user_constraints(fit) -> tuple[list[np.ndarray], list[dict]]:
+    """Jacobian rows (w.r.t. the free rows) and descriptions of the model's '==' constraints."""
+    pt = fit._partable
+    free_rows = np.asarray(fit.problem.pmap.free_rows)
+    rows, records = [], []
+    cons = pt[pt["op"] == "=="]
+    values = fit.values
+    for _, c in cons.iterrows():
+        lhs, rhs = compile_expression(c["lhs"]), compile_expression(c["rhs"])
+
+        def func(theta, lhs=lhs, rhs=rhs):
+            vals = values.copy()
+            vals[free_rows] = theta
+            env = defined_values(pt, vals)
+            return np.array([lhs.evaluate(env) - rhs.evaluate(env)])
+
+        jac = numerical_jacobian(func, values[free_rows])[0]
+        jac[np.abs(jac) < 1e-9] = 0.0
+        rows.append(jac)
+        records.append({"lhs": c["lhs"], "op": "==", "rhs": c["rhs"], "group": None,
+                        "label": "", "constraint": f"{c['lhs']} == {c['rhs']}",
+                        "ref_lhs": "", "ref_op": "", "ref_rhs": "", "ref_group": None,
+                        "row": -1, "ref_row": -1})
+    return rows, records
+
+
+def _matrix(free_rows: np.ndarray, pairs, extra: list) -> np.ndarray:
+    position = {int(r): k for k, r in enumerate(free_rows)}
+    R = np.zeros((len(pairs) + len(extra), len(free_rows)))
+    for k, (ref, other) in enumerate(pairs):
+        R[k, position[ref]] = 1.0
+        R[k, position[other]] = -1.0
+    for k, row in enumerate(extra):
+        R[len(pairs) + k] = row
+    return R
+
+
 def constraint_system(fit) -> tuple[np.ndarray, pd.DataFrame]:
     """The equality constraints of a fit in the unconstrained parameterisation.
 
@@ -85,51 +138,49 @@ def constraint_system(fit) -> tuple[np.ndarray, pd.DataFrame]:
     """
     pt = fit._partable
     free_rows = np.asarray(fit.problem.pmap.free_rows)
-    position = {int(r): k for k, r in enumerate(free_rows)}
     labels = pt["label"].to_numpy()
     plabels = pt["plabel"].to_numpy()
-    R_rows, records = [], []
-    first: dict[str, int] = {}
-    for r in free_rows:
-        lab = labels[r]
-        if not lab:
-            continue
-        if lab not in first:
-            first[lab] = int(r)
-            continue
-        ref = first[lab]
-        vec = np.zeros(len(free_rows))
-        vec[position[ref]] = 1.0
-        vec[position[int(r)]] = -1.0
-        R_rows.append(vec)
+    pairs = _label_constraints(free_rows, labels)
+    records = []
+    for ref, r in pairs:
         records.append({
             "lhs": pt["lhs"].iat[r], "op": pt["op"].iat[r], "rhs": pt["rhs"].iat[r],
-            "group": _row_group(fit, int(r)), "label": lab,
+            "group": _row_group(fit, r), "label": labels[r],
             "constraint": f"{plabels[ref]} == {plabels[r]}",
             "ref_lhs": pt["lhs"].iat[ref], "ref_op": pt["op"].iat[ref],
             "ref_rhs": pt["rhs"].iat[ref], "ref_group": _row_group(fit, ref),
-            "row": int(r), "ref_row": int(ref)})
-    cons = pt[pt["op"] == "=="]
-    if len(cons):
-        values = fit.values
-        for _, c in cons.iterrows():
-            lhs, rhs = compile_expression(c["lhs"]), compile_expression(c["rhs"])
+            "row": r, "ref_row": ref})
+    user_rows, user_records = _user_constraints(fit)
+    return _matrix(free_rows, pairs, user_rows), pd.DataFrame(records + user_records)
 
-            def func(theta, lhs=lhs, rhs=rhs):
-                vals = values.copy()
-                vals[free_rows] = theta
-                env = defined_values(pt, vals)
-                return np.array([lhs.evaluate(env) - rhs.evaluate(env)])
 
-            jac = numerical_jacobian(func, values[free_rows])[0]
-            jac[np.abs(jac) < 1e-9] = 0.0
-            R_rows.append(jac)
-            records.append({"lhs": c["lhs"], "op": "==", "rhs": c["rhs"], "group": None,
-                            "label": "", "constraint": f"{c['lhs']} == {c['rhs']}",
-                            "ref_lhs": "", "ref_op": "", "ref_rhs": "", "ref_group": None,
-                            "row": -1, "ref_row": -1})
-    R = np.array(R_rows) if R_rows else np.zeros((0, len(free_rows)))
-    return R, pd.DataFrame(records)
+def release_tests(fit, candidates: Sequence[Sequence[int]]) -> pd.DataFrame:
+    """Score tests of releasing *sets* of parameters: each candidate is a list of
+    parameter-table rows that share a label and would get a new label of their own (so they
+    stay equal among themselves, e.g. one group's intercept at every occasion).  One df each;
+    a single row is lavaan's univariate test of that row's constraint.
+
+    Returns a DataFrame with ``rows`` (the candidate), ``X2``, ``df``, ``pvalue``.
+    """
+    _check(fit)
+    pt = fit._partable
+    free_rows = np.asarray(fit.problem.pmap.free_rows)
+    base = pt["label"].to_numpy().astype(object)
+    user_rows, _ = _user_constraints(fit)
+    s, info = _score_information(fit)
+    N = float(fit.ntotal)
+    out = []
+    for k, rows in enumerate(candidates):
+        rows = [int(r) for r in rows]
+        labels = base.copy()
+        if len({labels[r] for r in rows}) != 1 or not labels[rows[0]]:
+            raise ValueError("a release candidate must be rows sharing one label")
+        labels[rows] = f"{labels[rows[0]]}#release{k}"
+        R1 = _matrix(free_rows, _label_constraints(free_rows, labels), user_rows)
+        stat = N * _quadratic(info, R1, s)
+        out.append({"rows": rows, "X2": stat, "df": 1,
+                    "pvalue": float(scipy.stats.chi2.sf(stat, 1))})
+    return pd.DataFrame(out, columns=["rows", "X2", "df", "pvalue"])
 
 
 def _quadratic(info: np.ndarray, R1: np.ndarray, s: np.ndarray) -> float:

@@ -17,7 +17,6 @@ chi-square difference test (Satorra & Bentler 2001 scaled difference for MLM / M
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence, Union
 
@@ -29,7 +28,7 @@ import sem_models as sm
 from .effects import dmacs as _dmacs
 from .effects import latent_differences as _latent_differences
 from .rules import INVARIANT, RuleSet, get_rule_set
-from .score import score_tests
+from .score import release_tests, score_tests
 from .spec import (LEVEL_KEYWORDS, InvarianceError, MeasurementSpec, RowKey,
                    cumulative_keywords, normalize_level, normalize_levels)
 
@@ -289,65 +288,113 @@ class InvarianceSequence:
             raise InvarianceError(f"level {level!r} is not in this sequence ({self.levels})")
         return self.partial_fits.get(level, self.fits[level])
 
-    def _describe(self, key: RowKey) -> str:
-        lhs, op, rhs, g = key
-        text = f"{lhs}{op}{rhs}" if op != "~1" else f"{lhs}~1"
-        if self.group_labels is not None:
-            text += f" [{self.group_labels[g - 1]}]"
-        return text
+    def _describe(self, group: tuple) -> str:
+        """``"x3~1 [Grant-White]"`` / ``"k2_t1~1, k2_t2~1 [b]"`` for a release group."""
+        def name(key):
+            lhs, op, rhs, _ = key
+            return f"{lhs}~1" if op == "~1" else f"{lhs}{op}{rhs}"
 
-    def _eligible(self, tests: pd.DataFrame, kinds: frozenset, released: list,
-                  protect_marker: bool = True) -> pd.DataFrame:
+        if self.group_labels is None:
+            return ", ".join(name(k) for k in group)
+        groups = {k[3] for k in group}
+        if len(groups) == 1:
+            return ", ".join(name(k) for k in group) + f" [{self.group_labels[group[0][3] - 1]}]"
+        return ", ".join(f"{name(k)} [{self.group_labels[k[3] - 1]}]" for k in group)
+
+    def _occasion(self, lhs: str, op: str, rhs: str) -> int:
         spec = self.spec
-        keep = []
-        labels = self.group_labels
-        for _, t in tests.iterrows():
-            if t["row"] < 0:
-                keep.append(False)
+        cell = spec.factor_cell
+        if op == "=~" or (op in ("~1", "~~") and lhs in cell):
+            return cell[lhs][1]
+        it = spec.item_factor(lhs, op, rhs)
+        return cell[it[0]][1] if it is not None else 1
+
+    def _candidates(self, fit, kinds: frozenset, released: list,
+                    protect_marker: bool) -> list[tuple[list[int], tuple]]:
+        """Parameters that may be freed next: (parameter-table rows, release-group keys).
+
+        A constraint shared across the varying dimension(s) is released for one cell: one
+        group (all its occasions when the occasions are held equal), one occasion (all groups
+        when the groups are held equal), or one group x occasion when both vary.
+        """
+        spec = self.spec
+        pt = fit._partable
+        lhs_, op_, rhs_ = pt["lhs"].to_numpy(), pt["op"].to_numpy(), pt["rhs"].to_numpy()
+        grp, labels = pt["group"].to_numpy(), pt["label"].to_numpy()
+        by_label: dict = {}
+        for r in fit.problem.pmap.free_rows:
+            if labels[r]:
+                by_label.setdefault(labels[r], []).append(int(r))
+        flat = [key for group in released for key in group]
+        done: dict = {}
+        for lhs, op, rhs, g in flat:
+            kind = spec.row_kind(lhs, op, rhs)
+            it = spec.item_factor(lhs, op, rhs)
+            if it is not None:
+                done[(it[0], g, kind)] = done.get((it[0], g, kind), 0) + 1
+        out = []
+        for lab, rows in by_label.items():
+            if len(rows) < 2:
                 continue
-            kind = spec.row_kind(t["lhs"], t["op"], t["rhs"])
-            g = labels.index(t["group"]) + 1 if labels is not None else 1
-            ref_g = labels.index(t["ref_group"]) + 1 if labels is not None else 1
-            dim_ok = ("groups" in self.vary) if g != ref_g else ("occasions" in self.vary)
-            ok = kind in kinds and dim_ok and not (
-                protect_marker and spec.is_marker(t["lhs"], t["op"], t["rhs"]))
-            if ok and kind in ("loadings", "intercepts"):
-                f, _ = spec.item_factor(t["lhs"], t["op"], t["rhs"])
-                gone = 0
-                for (l2, o2, r2, g2) in released:
-                    if g2 != g or spec.row_kind(l2, o2, r2) != kind:
-                        continue
-                    it = spec.item_factor(l2, o2, r2)
-                    if it is not None and it[0] == f:
-                        gone += 1
-                ok = len(spec.indicators[f]) - gone - 1 >= 2
-            keep.append(ok)
-        return tests[np.array(keep, bool)] if len(tests) else tests
+            kind = spec.row_kind(lhs_[rows[0]], op_[rows[0]], rhs_[rows[0]])
+            if kind not in kinds:
+                continue
+            cells = {r: (int(grp[r]), self._occasion(lhs_[r], op_[r], rhs_[r])) for r in rows}
+            ref = cells[rows[0]]
+            units: dict = {}
+            for r in rows[1:]:
+                g, t = cells[r]
+                if "groups" in self.vary and "occasions" in self.vary:
+                    units[(g, t)] = [r]
+                elif "groups" in self.vary and g != ref[0]:
+                    units.setdefault(g, []).append(r)
+                elif "occasions" in self.vary and t != ref[1]:
+                    units.setdefault(t, []).append(r)
+            for unit in units.values():
+                keys = tuple((lhs_[r], op_[r], rhs_[r], int(grp[r])) for r in unit)
+                if protect_marker and any(spec.is_marker(k[0], k[1], k[2]) for k in keys):
+                    continue
+                ok = True
+                if kind in ("loadings", "intercepts"):
+                    for lhs, op, rhs, g in keys:
+                        f = spec.item_factor(lhs, op, rhs)[0]
+                        if len(spec.indicators[f]) - done.get((f, g, kind), 0) - 1 < 2:
+                            ok = False
+                if ok:
+                    out.append((unit, keys))
+        return out
 
     def partial(self, level: str, *, alpha: float = 0.05, max_steps: Optional[int] = None,
                 rules=None, protect_marker: bool = True) -> pd.DataFrame:
         """Search for partial invariance at ``level`` by freeing one constraint at a time.
 
-        Starting from the ``level`` model (with the constraints released at the previous
-        level's partial search, if one was run), the constraint of this level with the largest
-        univariate score test (:func:`~invariance.score.score_tests`) is released, the model
-        refitted, and the step judged against the previous level by the rule set; this repeats
-        until the rule set passes, no eligible constraint has a score test with p < ``alpha``,
-        or ``max_steps`` constraints were freed.  The marker indicator's loading and intercept
-        (identification ``"marker"`` or ``"lavaan"``) are never freed (``protect_marker=False``
-        allows freeing the marker's intercept under ``"lavaan"`` identification, where it is an
-        ordinary equality constraint as in lavaan's ``group.partial``; under ``"std.lv"`` no
-        indicator is a marker), and every factor keeps at least two indicators whose parameter
-        of this kind stays invariant (Byrne, Shavelson & Muthen 1989; Yoon & Kim 2014 on the
-        sequential use of score tests).  Only constraints added at ``level`` and along the
-        dimension(s) the sequence varies (groups, occasions) are candidates.
+        Starting from the ``level`` model (with the parameters freed by the previous level's
+        partial search, if one was run), the constraint of this level with the largest score
+        test is released, the model refitted, and the step judged against the previous level
+        by the rule set; this repeats until the rule set passes, no eligible constraint has a
+        score test with p < ``alpha``, or ``max_steps`` constraints were freed.
+
+        Candidates are the constraints added at ``level`` along the dimension(s) the sequence
+        varies.  Across groups a parameter is freed in one group (lavaan's univariate score
+        test, :func:`~invariance.score.score_tests`; with constructs held equal over occasions,
+        in that group at every occasion jointly, keeping the occasions equal); across
+        occasions, at one occasion.  The score test of a candidate is the Lagrange-multiplier
+        test of releasing it (:func:`~invariance.score.release_tests`; Satorra 1989).  The
+        marker indicator's loading and intercept (identification ``"marker"`` or
+        ``"lavaan"``) are never freed (``protect_marker=False`` allows freeing the marker's
+        intercept under ``"lavaan"`` identification, where it is an ordinary equality
+        constraint as in lavaan's ``group.partial``; under ``"std.lv"`` no indicator is a
+        marker), and every factor keeps at least two indicators whose parameter of this kind
+        stays invariant (Byrne, Shavelson & Muthen 1989; Yoon & Kim 2014 on the sequential use
+        of score tests).
 
         Returns one row per step (step 0 = the full ``level`` model): ``freed`` (e.g.
-        ``"x3~1 [Grant-White]"``), ``lhs, op, rhs, group``, the score test ``score_X2`` and
+        ``"x3~1 [Grant-White]"``), ``lhs, op, rhs, group`` (the first freed parameter),
+        ``n_freed`` (parameters freed together), the score test ``score_X2`` and
         ``score_pvalue``, the fit (``chisq, df, pvalue, cfi, rmsea, srmr``), its change from the
         previous level and the ``decision``; ``.attrs["stop_reason"]`` says why it stopped.
-        The final fit is in ``partial_fits[level]``, the freed parameters in
-        ``released[level]``.
+        The final fit is in ``partial_fits[level]``, the freed parameters (tuples of
+        ``(lhs, op, rhs, group index)`` keys) in ``released[level]``.
         """
         level = normalize_level(level)
         if level not in self.levels:
@@ -360,24 +407,24 @@ class InvarianceSequence:
         prev_level = self.levels[k - 1]
         prev_fit = self.final_fit(prev_level)
         released = list(self.released.get(prev_level, []))
-        kinds = cumulative_keywords(self.levels)[level] - cumulative_keywords(self.levels)[prev_level]
-        if released:
-            _, fit = self._fit(level, released)
-        else:
-            fit = self.fits[level]
+        cum = cumulative_keywords(self.levels)
+        kinds = cum[level] - cum[prev_level]
+        fit = self._fit(level, released)[1] if released else self.fits[level]
         prev_m = _measures(prev_fit)
         steps = []
 
-        def record(step, fit, key=None, test=None):
+        def record(step, fit, group=None, test=None):
             m = _measures(fit)
             ch = _changes(prev_fit, fit, prev_m, m)
             dec = rs.decide(level, ch)
+            first = group[0] if group else None
             steps.append({
-                "step": step, "freed": "" if key is None else self._describe(key),
-                "lhs": "" if key is None else key[0], "op": "" if key is None else key[1],
-                "rhs": "" if key is None else key[2],
-                "group": None if key is None or self.group_labels is None
-                else self.group_labels[key[3] - 1],
+                "step": step, "freed": "" if group is None else self._describe(group),
+                "lhs": "" if first is None else first[0], "op": "" if first is None else first[1],
+                "rhs": "" if first is None else first[2],
+                "group": None if first is None or self.group_labels is None
+                else self.group_labels[first[3] - 1],
+                "n_freed": 0 if group is None else len(group),
                 "score_X2": np.nan if test is None else float(test["X2"]),
                 "score_pvalue": np.nan if test is None else float(test["pvalue"]),
                 "chisq": m["chisq"], "df": m["df"], "pvalue": m["pvalue"], "cfi": m["cfi"],
@@ -395,25 +442,22 @@ class InvarianceSequence:
             if max_steps is not None and n_freed >= max_steps:
                 reason = f"max_steps = {max_steps} reached"
                 break
-            try:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message="score tests for estimator")
-                    tests = score_tests(fit)
-            except ValueError as exc:
-                reason = f"no score tests: {exc}"
+            cands = self._candidates(fit, kinds, released, protect_marker)
+            if not cands:
+                reason = "no constraint of this level can be freed (marker / two-indicator rule)"
                 break
-            eligible = self._eligible(tests, kinds, released, protect_marker)
-            eligible = eligible[eligible["pvalue"] < alpha]
-            if eligible.empty:
+            tests = release_tests(fit, [rows for rows, _ in cands])
+            tests["keys"] = [keys for _, keys in cands]
+            tests = tests.sort_values("X2", ascending=False, kind="stable")
+            tests = tests[tests["pvalue"] < alpha]
+            if tests.empty:
                 reason = f"no eligible constraint has a score test with p < {alpha}"
                 break
-            top = eligible.iloc[0]
-            g = self.group_labels.index(top["group"]) + 1 if self.group_labels is not None else 1
-            key = (top["lhs"], top["op"], top["rhs"], g)
-            released.append(key)
+            top = tests.iloc[0]
+            released.append(top["keys"])
             _, fit = self._fit(level, released)
             n_freed += 1
-            decision = record(n_freed, fit, key, top)
+            decision = record(n_freed, fit, top["keys"], top)
         table = pd.DataFrame(steps)
         table.attrs["stop_reason"] = reason
         self.partial_fits[level] = fit

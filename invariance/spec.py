@@ -26,7 +26,8 @@ Identification (``identification=``, semTools' ``ID.fac``):
   latent variances free; latent means 0 in the reference cell and free in cells tied to it by
   equal intercepts.
 
-A released constraint (partial invariance) gives one parameter of one group its own label.
+A released constraint (partial invariance) gives one parameter of one group its own label;
+a release group (e.g. one group's intercept at every occasion) shares one new label.
 """
 from __future__ import annotations
 
@@ -102,6 +103,17 @@ def normalize_levels(levels: Sequence[str]) -> list[str]:
             raise InvarianceError(
                 f"levels out of order: {lb!r} cannot follow {la!r}; each level adds constraints "
                 f"to the previous one, in the order {' < '.join(LEVELS)} (got {list(levels)})")
+    return out
+
+
+def normalize_released(released) -> list[tuple]:
+    """Release groups: a key ``(lhs, op, rhs, group)`` alone or a tuple of keys."""
+    out = []
+    for item in released or ():
+        if len(item) and isinstance(item[0], str):
+            out.append((tuple(item),))
+        else:
+            out.append(tuple(tuple(k) for k in item))
     return out
 
 
@@ -371,7 +383,8 @@ class MeasurementSpec:
         ``group_eq`` / ``long_eq``: equality keywords across groups / occasions (``loadings``,
         ``intercepts``, ``residuals``, ``residual.covariances``, ``lv.variances``,
         ``lv.covariances``, ``means``).  ``released``: ``(lhs, op, rhs, group)`` keys (group
-        1-based) whose parameter gets a label of its own.
+        1-based) whose parameter gets a label of its own, or tuples of such keys that get one
+        new label together (e.g. a group's intercept at every occasion).
         """
         geq = set(group_eq) if self.n_groups > 1 else set()
         leq = set(long_eq)
@@ -469,19 +482,19 @@ class MeasurementSpec:
                 add(f1, "~~", f2, "lv.covariances",
                     lambda g, v=fixed_value: NA if v is None else v,
                     lambda g, base=base, t=t1, s=same_occ: label(base, "lv.covariances", t, g, s))
-        # released constraints: a label of their own
-        released = list(released)
-        if released:
+        # released constraints: a label of their own (shared within a release group)
+        groups = normalize_released(released)
+        if groups:
             index = {(r.lhs, r.op, r.rhs): r for r in rows}
-            for n, key in enumerate(released, start=1):
-                lhs, op, rhs, g = key
-                row = index.get((lhs, op, rhs))
-                if row is None and op == "~~":
-                    row = index.get((rhs, op, lhs))
-                if row is None or not 1 <= g <= G:
-                    raise InvarianceError(f"cannot release {lhs} {op} {rhs} in group {g}: no such "
-                                          "parameter in the model")
-                row.labels[g - 1] = f"{row.labels[g - 1]}.r{n}"
+            for n, group in enumerate(groups, start=1):
+                for lhs, op, rhs, g in group:
+                    row = index.get((lhs, op, rhs))
+                    if row is None and op == "~~":
+                        row = index.get((rhs, op, lhs))
+                    if row is None or not 1 <= g <= G:
+                        raise InvarianceError(f"cannot release {lhs} {op} {rhs} in group {g}: no "
+                                              "such parameter in the model")
+                    row.labels[g - 1] = f"{row.labels[g - 1]}.r{n}"
         return rows
 
     def syntax(self, group_eq: Iterable[str] = (), long_eq: Iterable[str] = (),

@@ -233,7 +233,7 @@ def test_partial_scalar_reproduces_lavaan(hs):
     rel(final.measures()["chisq"], ref["fit"]["chisq"])
     assert final.measures()["df"] == ref["fit"]["df"] == steps["df"].iloc[-1]
     rel(steps["score_X2"].iloc[1], 19.1925003423259)
-    assert seq.released["scalar"] == [("x3", "~1", "", 2), ("x7", "~1", "", 2)]
+    assert seq.released["scalar"] == [(("x3", "~1", "", 2),), (("x7", "~1", "", 2),)]
     assert "x7~1 [Grant-White]" in seq.summary()
     # lavaan's parameterisation: same path with the marker's intercept allowed, same estimates
     lav = inv.sequence(HS_MODEL, hs, group="school", levels=("configural", "metric", "scalar"),
@@ -251,7 +251,7 @@ def test_partial_keeps_two_invariant_indicators(hs):
     seq = inv.sequence(HS_MODEL, hs, group="school", levels=("configural", "metric", "scalar"),
                        rules="chisq_difference")
     steps = seq.partial("scalar", alpha=0.5)
-    freed = seq.released["scalar"]
+    freed = [key for group in seq.released["scalar"] for key in group]
     spec = seq.spec
     per_factor = {}
     for lhs, op, rhs, g in freed:
@@ -317,10 +317,23 @@ def test_group_by_time():
         assert across.fits[level].measures()["df"] == ref["fit"]["df"]
         rel(across.fits[level].measures()["chisq"], ref["fit"]["chisq"])
         check_estimates(across.fits[level], ref)
-    # k2 was shifted in group b: the cross-group partial search finds it (not occasion ones)
-    steps = across.partial("scalar", rules="chisq_difference", max_steps=2)
-    freed = set(steps["lhs"].iloc[1:])
-    assert freed <= {"k2_t1", "k2_t2"} and steps["group"].iloc[1] == "b"
+    # k2 was shifted in group b: the cross-group search frees its intercept in group b at both
+    # occasions together (the occasions stay equal, as long_equal="scalar" says)
+    steps = across.partial("scalar", rules="chisq_difference")
+    assert steps["freed"].iloc[1] == "k2_t1~1, k2_t2~1 [b]" and steps["n_freed"].iloc[1] == 2
+    assert steps["decision"].iloc[-1] == "invariant" and len(steps) == 2
+    syntax = across.spec.syntax(*across.keywords("scalar"), across.released["scalar"])
+    assert "k2_t1 ~ c(NA, NA)*1 + c(nu.K.2, nu.K.2.r1)*1" in syntax
+    assert "k2_t2 ~ c(NA, NA)*1 + c(nu.K.2, nu.K.2.r1)*1" in syntax
+    # the joint release is one df: its score test is the LM test of that model
+    fit = across.fits["scalar"]
+    freed_fit = across.partial_fits["scalar"]
+    assert fit.measures()["df"] - freed_fit.measures()["df"] == 1
+    lr = fit.measures()["chisq"] - freed_fit.measures()["chisq"]
+    assert steps["score_X2"].iloc[1] == pytest.approx(lr, rel=0.15)  # LM ~ LR
+    # both dimensions varying: one group x occasion cell at a time
+    both_steps = both.partial("scalar", rules="chisq_difference", max_steps=1)
+    assert both_steps["n_freed"].iloc[1] == 1
 
 
 # ------------------------------------------------------------------ robust / FIML
