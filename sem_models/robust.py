@@ -498,9 +498,10 @@ def robust_vcov(fit, names: Optional[list] = None) -> np.ndarray:
         vz = ev.vcov_z(se, _se_information_kind(fit))
     except np.linalg.LinAlgError:
         from .inference import IdentificationWarning
-        warnings.warn("the information matrix is singular: the model is probably not "
-                      "identified; standard errors are not reported", IdentificationWarning,
-                      stacklevel=4)
+        warnings.warn(f"the {_se_information_kind(fit)} information matrix is singular: the "
+                      "model is probably not identified; standard errors are not reported"
+                      + (f" (parameters: {names[:8]})" if names else ""),
+                      IdentificationWarning, stacklevel=4)
         return np.full((T.shape[0], T.shape[0]), np.nan)
     return T @ vz @ T.T
 
@@ -512,8 +513,7 @@ def scaled_test(fit, z: Optional[np.ndarray] = None, df: Optional[int] = None) -
     if name is None:
         return {}
     ev = _evaluator(fit) if z is None else RobustEvaluator(fit, z)
-    stats = fit._standard_test() if hasattr(fit, "_standard_test") else None
-    df = stats["df"] if df is None else df
+    df = fit._standard_test()["df"] if df is None else df
     out = {"test": name}
     if name == "satorra.bentler":
         trace = ev.trace_satorra_bentler(_test_information_kind(fit))
