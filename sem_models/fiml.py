@@ -284,21 +284,27 @@ class MissingPatterns:
                     yield rows, s_cov
 
     def first_order(self, coords: H1Coordinates, mean: np.ndarray, cov: np.ndarray,
-                    cluster: Optional[np.ndarray] = None) -> np.ndarray:
-        """First-order (outer product of scores) information per case, ``(dim, dim)``.
+                    cluster: Optional[np.ndarray] = None,
+                    project: Optional[np.ndarray] = None) -> np.ndarray:
+        """First-order (outer product of scores) information per case, ``(dim, dim)``, or
+        ``project' B1 project`` when a ``(dim, q)`` projection is given (the scores are then
+        projected chunk by chunk, which is much cheaper for q << dim).
 
         With ``cluster`` (one integer code per row) the scores are first summed within
         clusters and multiplied by ``sqrt(C / (C - 1))`` (lavaan's small-sample factor of
         ``lav_mvnorm_missing_information_firstorder``; Williams 2000)."""
-        dim = coords.dim
+        dim = coords.dim if project is None else project.shape[1]
+        chunks = self.score_chunks(coords, mean, cov)
+        if project is not None:
+            chunks = ((rows, sc @ project) for rows, sc in chunks)
         if cluster is None:
             out = np.zeros((dim, dim))
-            for _, sc in self.score_chunks(coords, mean, cov):
+            for _, sc in chunks:
                 out += sc.T @ sc
             return out / self.n
         n_cl = int(cluster.max()) + 1
         sums = np.zeros((n_cl, dim))
-        for rows, sc in self.score_chunks(coords, mean, cov):
+        for rows, sc in chunks:
             np.add.at(sums, cluster[rows], sc)
         factor = n_cl / (n_cl - 1)
         return factor * (sums.T @ sums) / self.n
@@ -360,12 +366,14 @@ class FIMLGroupLoss:
     meanstructure = True
 
     def __init__(self, X: np.ndarray, em_tol: float = 1e-5, em_max_iter: int = 500):
-        self.patterns = MissingPatterns.from_data(X)
+        from .threads import blas_single_thread
+        with blas_single_thread():  # tall-thin products: threads only contend
+            self.patterns = MissingPatterns.from_data(X)
+            self.mean, self.cov, self.em_iterations = em_saturated(self.patterns, em_tol,
+                                                                    em_max_iter)
         self.nobs = self.patterns.n
         self.p = self.patterns.p
         self.coords = H1Coordinates(self.p, meanstructure=True)
-        self.mean, self.cov, self.em_iterations = em_saturated(self.patterns, em_tol,
-                                                                em_max_iter)
         self.saturated_loglik = self.patterns.loglik(self.mean, self.cov)
         self.complete = self.patterns.n_patterns == 1 and bool(self.patterns.mask.all())
 

@@ -219,6 +219,12 @@ class _H1Data:
         mask[c.offset:] = x[c.rows] & x[c.cols]
         return mask
 
+    def zero_x_rows(self, D: np.ndarray) -> np.ndarray:
+        if self.x_coords.any():
+            D = D.copy()
+            D[self.x_coords, :] = 0.0
+        return D
+
     def zero_x(self, M: np.ndarray) -> np.ndarray:
         if self.x_coords.any():
             M = M.copy()
@@ -363,9 +369,14 @@ class RobustEvaluator:
 
     @cached_property
     def structured_first_order(self) -> list:
-        return [self.h1.zero_x(pat.first_order(self.h1.coords, *self.structured(g),
-                                               self.h1.clusters[g]))
-                for g, pat in enumerate(self.h1.patterns)]
+        """``Delta_g' B1_g Delta_g`` per group, B1 the first-order information at the implied
+        moments (scores projected on Delta before their outer products)."""
+        out = []
+        for g, pat in enumerate(self.h1.patterns):
+            D = self.h1.zero_x_rows(self.deltas[g])
+            out.append(pat.first_order(self.h1.coords, *self.structured(g),
+                                       self.h1.clusters[g], project=D))
+        return out
 
     def _weighted(self, mats: list) -> np.ndarray:
         return sum(w * D.T @ M @ D for w, D, M in zip(self.weights, self.deltas, mats))
@@ -417,7 +428,7 @@ class RobustEvaluator:
 
     def first_order(self) -> np.ndarray:
         """B0: first-order information per case at the implied moments (cluster-summed)."""
-        return self._weighted(self.structured_first_order)
+        return sum(w * B for w, B in zip(self.weights, self.structured_first_order))
 
     # ---------------------------------------------------------------------- vcov (z)
     def vcov_z(self, se: str, information: str) -> np.ndarray:
@@ -456,10 +467,9 @@ class RobustEvaluator:
         B1_structured = self.structured_first_order
         h1 = h0 = 0.0
         ndat = 0
-        for w, D, A1, B1, B1st in zip(self.weights, self.deltas, A1s, B1s, B1_structured):
+        for w, A1, B1, B0g in zip(self.weights, A1s, B1s, B1_structured):
             A1inv, k = _inverse_nonzero(A1)
             h1 += float(np.sum(B1 * A1inv.T))
-            B0g = D.T @ B1st @ D
             h0 += float(w * np.sum(B0g * Einv.T))
             ndat += k
         return {"trace": h1 - h0, "h1": h1, "h0": h0, "ndat": ndat}
