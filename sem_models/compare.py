@@ -15,9 +15,6 @@ from .distributions import chi2_sf
 
 __all__ = ["compare"]
 
-ROBUST_ESTIMATORS = ("MLM", "MLR", "MLMV", "MLMVS")
-
-
 def compare(*fits, method: str = "default", **named_fits) -> pd.DataFrame:
     """Compare nested fits: ``compare(fit0, fit1)`` or ``compare(configural=f0, metric=f1)``.
 
@@ -42,8 +39,9 @@ def compare(*fits, method: str = "default", **named_fits) -> pd.DataFrame:
         rows.append({"model": name, "df": m["df"], "npar": m["npar"], "aic": m["aic"],
                      "bic": m["bic"], "chisq": m["chisq"], "fit": fit})
     table = pd.DataFrame(rows).sort_values("df", kind="stable").reset_index(drop=True)
-    estimators = {fit.options.get("estimator", "ML") for fit in table["fit"]}
-    robust = bool(estimators & set(ROBUST_ESTIMATORS))
+    from .robust import scaled_test_name
+    # a scaled difference test when the fits have a scaled statistic (MLM, MLR, ML + cluster)
+    robust = all(scaled_test_name(fit) is not None for fit in table["fit"])
     if robust and method == "default":
         method = "satorra.bentler.2001"
     diffs, ddfs, rmseas, pvals = [np.nan], [np.nan], [np.nan], [np.nan]

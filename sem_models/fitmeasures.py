@@ -116,7 +116,7 @@ def residual_measures(sample_cov, sample_mean, implied_cov, implied_mean,
       ``(s_ij - sigma_ij) / sqrt(s_ii s_jj)`` and ``(m_i - mu_i) / sqrt(s_ii)`` (Bentler 1995);
     * ``srmr_mplus``: differences of correlations off the diagonal,
       ``(s_ii - sigma_ii) / s_ii`` on it, ``m_i / sqrt(s_ii) - mu_i / sqrt(sigma_ii)``;
-    * ``crmr``: differences of correlations, diagonal excluded.
+    * ``crmr``: differences of correlations, diagonal excluded (means as in ``srmr_bentler``).
     """
     p = len(sample_mean)
     sd_s = np.sqrt(np.diag(sample_cov))
@@ -145,7 +145,7 @@ def residual_measures(sample_cov, sample_mean, implied_cov, implied_mean,
     if meanstructure:
         out.update({"rmr": rms(raw[iu], mean_raw), "srmr_bentler": rms(bentler[iu], mean_bentler),
                     "srmr_mplus": rms(mplus[iu], mean_mplus),
-                    "crmr": rms(corr[iu_strict], mean_mplus)})
+                    "crmr": rms(corr[iu_strict], mean_bentler)})
     else:
         out.update({"rmr": out["rmr_nomean"], "srmr_bentler": out["srmr_bentler_nomean"],
                     "srmr_mplus": out["srmr_mplus_nomean"], "crmr": out["crmr_nomean"]})

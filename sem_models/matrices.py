@@ -152,3 +152,45 @@ class RAMModel:
             return np.zeros(0, int), np.zeros((0, p, p)), np.zeros((0, p))
         return (np.concatenate(rows_all), np.concatenate(blocks_cov),
                 np.concatenate(blocks_mean))
+
+    def second_order_terms(self, mom: GroupMoments, cells: dict[str, tuple], W: np.ndarray,
+                           r: np.ndarray) -> np.ndarray:
+        """``tr(W d2cov/dk dl) - 2 r' d2mean/dk dl`` for all pairs of the given cells.
+
+        Only directed paths have second derivatives (the moments are linear in S and M).  With
+        ``G = B'F' W F B`` and ``H = (B S B') F' W F B``, for A[i,j] and A[m,n]:
+        ``tr(W Sigma_kl) = 2 (B[n,i] H[j,m] + B[j,m] H[n,i] + C[j,n] G[m,i])`` (C = B S B');
+        for A[i,j] and S[m,n]: ``2 (B[j,m] G[n,i] + B[j,n] G[m,i])`` (once on the diagonal);
+        for the means ``mu_kl = FB[:,m] B[n,i] mu[j] + FB[:,i] B[j,m] mu[n]`` (A, A) and
+        ``FB[:,i] B[j,m]`` (A[i,j], M[m]).  Rows and columns in :meth:`jacobian`'s order.
+        """
+        p = self.n_ov
+        B, C, mu = mom.B, mom.full_cov, mom.full_mean
+        FB = B[:p, :]
+        G = FB.T @ W @ FB
+        H = C[:, :p] @ W @ FB
+        rho = FB.T @ r
+        _, ai, aj = cells["A"]
+        _, si, sj = cells["S"]
+        _, mi, _ = cells["M"]
+        na, ns, nm = len(ai), len(si), len(mi)
+        q = na + ns + nm
+        out = np.zeros((q, q))
+        if na == 0:
+            return out
+        i, j = ai[:, None], aj[:, None]
+        m, n = ai[None, :], aj[None, :]
+        out[:na, :na] = 2 * (B[n, i] * H[j, m] + B[j, m] * H[n, i] + C[j, n] * G[m, i]) \
+            - 2 * (rho[m] * B[n, i] * mu[j] + rho[i] * B[j, m] * mu[n])
+        if ns:
+            m, n = si[None, :], sj[None, :]
+            off = (si != sj)[None, :]
+            block = 2 * (B[j, m] * G[n, i] + off * B[j, n] * G[m, i])
+            out[:na, na:na + ns] = block
+            out[na:na + ns, :na] = block.T
+        if nm:
+            m = mi[None, :]
+            block = -2 * rho[i] * B[j, m]
+            out[:na, na + ns:] = block
+            out[na + ns:, :na] = block.T
+        return (out + out.T) / 2

@@ -71,7 +71,11 @@ def model_variables(statements: Sequence[Statement]) -> ModelVariables:
     lhs_reg = {st.lhs for st in statements if st.op in ("~",)}
     rhs_reg = {st.rhs for st in statements if st.op == "~"}
     rhs_ind = {st.rhs for st in statements if st.op == "=~"}
-    ov_x = [v for v in ov if v in rhs_reg and v not in lhs_reg and v not in rhs_ind]
+    # as lavaan: a covariate named in a user (co)variance or intercept statement is not a
+    # fixed exogenous covariate
+    mentioned = {name for st in statements if st.op in ("~~", "~1") for name in (st.lhs, st.rhs)}
+    ov_x = [v for v in ov if v in rhs_reg and v not in lhs_reg and v not in rhs_ind
+            and v not in mentioned]
     # lavaan puts exogenous covariates after the other observed variables
     ov = [v for v in ov if v not in ov_x] + ov_x
     lv_x = [v for v in lv if v not in lhs_reg and v not in rhs_ind]

@@ -17,7 +17,7 @@ CORE_MEASURES = [
     "npar", "fmin", "chisq", "df", "pvalue", "baseline_chisq", "baseline_df", "baseline_pvalue",
     "cfi", "tli", "nnfi", "rfi", "nfi", "pnfi", "ifi", "rni", "logl", "unrestricted_logl",
     "aic", "bic", "bic2", "ntotal", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper",
-    "rmsea_pvalue", "srmr",
+    "rmsea_pvalue", "srmr", "srmr_mplus", "rmr", "crmr",
 ]
 
 

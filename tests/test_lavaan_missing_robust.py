@@ -47,7 +47,7 @@ ROBUST_MEASURES = [
     "rmsea_notclose_pvalue_robust",
 ]
 OTHER_MEASURES = ["rmsea_notclose_pvalue", "srmr_bentler", "srmr_bentler_nomean", "srmr_mplus",
-                  "srmr_mplus_nomean", "rmr", "rmr_nomean", "crmr_nomean"]
+                  "srmr_mplus_nomean", "rmr", "rmr_nomean", "crmr", "crmr_nomean"]
 
 
 def _fit(ref):
