@@ -39,8 +39,16 @@ def _header(fit) -> list[str]:
     if fit.n_dropped:
         lines.append(f"  {'Rows not used':<44}{fit.n_dropped:>10}")
         lines.append(f"    ({fit.data.drop_reason})")
+    cluster = fit.options.get("cluster")
+    if cluster:
+        n_clusters = len({c for g in fit.data.groups for c in g.cluster})
+        lines.append(f"  {'Number of clusters [' + str(cluster) + ']':<44}{n_clusters:>10}")
     missing = fit.options.get("missing", "listwise")
     lines.append(f"  {'Missing data':<44}{missing:>10}")
+    for key, label in (("se", "Standard errors"), ("information", "Information")):
+        value = fit.options.get(key)
+        if value and value not in ("standard", "expected"):
+            lines.append(f"  {label:<44}{value:>10}")
     return lines
 
 

@@ -156,3 +156,22 @@ def test_model_graph(hs):
     assert g.edges["visual", "x2"]["op"] == "=~" and g.edges["ageyr", "textual"]["op"] == "~"
     cfa_graph = sm.cfa(HS_MODEL, hs).graph  # built on demand for pure CFAs
     assert cfa_graph.number_of_edges() == 9
+
+
+def test_analytic_hessian_matches_differences_of_gradient(hs):
+    """The Newton steps use the analytic observed Hessian; check it against the gradient."""
+    from sem_models.estimator import observed_hessian
+    fits = [sm.cfa(HS_MODEL, hs, group="school", group_equal=["loadings", "intercepts"]),
+            sm.sem("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nvisual ~ ageyr + sex\n"
+                   "textual ~ ageyr + visual", hs.dropna())]
+    for fit in fits:
+        problem = fit.problem
+        z = fit.result.z + np.random.default_rng(0).normal(scale=0.01, size=len(fit.result.z))
+        hess = observed_hessian(problem, z)
+        numeric = np.zeros_like(hess)
+        for k in range(len(z)):
+            e = np.zeros(len(z))
+            e[k] = 1e-6
+            numeric[:, k] = (problem.derivatives(z + e, info=False)[1]
+                             - problem.derivatives(z - e, info=False)[1]) / 2e-6
+        assert np.abs(hess - (numeric + numeric.T) / 2).max() < 1e-6 * np.abs(hess).max()
