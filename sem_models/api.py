@@ -33,9 +33,12 @@ class HeywoodWarning(UserWarning):
 def _warn_heywood(partable: pd.DataFrame, values: np.ndarray, variables, group_labels) -> None:
     if not np.any(values < 0):
         return
-    variances = (partable["op"] == "~~") & (partable["lhs"] == partable["rhs"]) \
-        & (partable["group"] > 0)
-    negative = partable[variances.to_numpy() & (values < 0)]
+    variances = np.array([op == "~~" and lhs == rhs for lhs, op, rhs in
+                          zip(partable["lhs"].tolist(), partable["op"].tolist(),
+                              partable["rhs"].tolist())])
+    if not np.any(variances & (values < 0)):
+        return
+    negative = partable[variances & (values < 0) & (partable["group"].to_numpy() > 0)]
     if negative.empty:
         return
     where = [f"{r.lhs} ({values[i]:.3g}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional, Sequence
 
 import numpy as np
@@ -33,15 +34,15 @@ class GroupData:
     def nobs(self) -> int:
         return self.X.shape[0]
 
-    @property
+    @cached_property
     def complete(self) -> bool:
         return not np.isnan(self.X).any()
 
-    @property
+    @cached_property
     def mean(self) -> np.ndarray:
         return self.X.mean(axis=0)
 
-    @property
+    @cached_property
     def cov(self) -> np.ndarray:
         centred = self.X - self.mean
         return centred.T @ centred / self.nobs
@@ -122,9 +123,9 @@ def prepare_data(
     notes: list[str] = []
     n_dropped = 0
     reasons = []
+    gvals = data[group].to_numpy() if group is not None else None
     if group is not None:
-        gcol = data[group]
-        bad_group = gcol.isna().to_numpy()
+        bad_group = pd.isna(gvals)
         if bad_group.any():
             reasons.append(f"{int(bad_group.sum())} with a missing group ({group!r})")
             keep &= ~bad_group
@@ -158,9 +159,8 @@ def prepare_data(
     if group is None:
         parts = [(None, keep)]
     else:
-        gvals = data[group].to_numpy()
         if group_labels is None:
-            group_labels = list(pd.unique(data[group][keep]))
+            group_labels = list(pd.unique(gvals[keep]))
         parts = [(lab, keep & (gvals == lab)) for lab in group_labels]
     groups = []
     cl = data[cluster].to_numpy() if cluster is not None else None
@@ -186,8 +186,11 @@ def _check_groups(obs: ObservedData) -> None:
         never = [obs.ov_names[k] for k in np.where(~observed.any(axis=0))[0]]
         if never:
             raise DataError(f"variable(s) {never} are missing for every case{where}")
-        sd = np.sqrt(np.nanvar(g.X, axis=0))
-        constant = [obs.ov_names[k] for k in np.where(sd < 1e-12 * (1 + np.abs(np.nanmean(g.X, axis=0))))[0]]
+        if g.complete:
+            sd, center = np.sqrt(np.diag(g.cov)), g.mean
+        else:
+            sd, center = np.sqrt(np.nanvar(g.X, axis=0)), np.nanmean(g.X, axis=0)
+        constant = [obs.ov_names[k] for k in np.where(sd < 1e-12 * (1 + np.abs(center)))[0]]
         if constant:
             raise DataError(f"variable(s) {constant} are constant{where}; a constant column has "
                             "no variance to model; leave it out")

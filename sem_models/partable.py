@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .syntax import ModelSyntaxError, ParsedModel, Statement
@@ -157,8 +158,10 @@ def build_partable(
         rows.append(dict(lhs=c.lhs, op=c.op, rhs=c.rhs, user=1, group=0, free=0,
                          ustart=math.nan, exo=0, label="", plabel="", start=math.nan,
                          line=c.line, col=c.col))
-    table = pd.DataFrame(rows)
-    table.insert(0, "id", range(1, len(table) + 1))
+    columns = ["lhs", "op", "rhs", "user", "group", "free", "ustart", "exo", "label", "start",
+               "line", "col", "plabel"]
+    table = pd.DataFrame({"id": np.arange(1, len(rows) + 1),
+                          **{c: [row[c] for row in rows] for c in columns}})
     return table, variables
 
 
