@@ -256,8 +256,6 @@ def test_multigroup_reliability_equals_per_group_fits(sim_large):
         m.reliability(fit, sim_large)
 
 
-@pytest.mark.xfail(reason="engine FIML start values fail on data/alliance.csv (issue 3): "
-                          "'non-positive-definite implied covariance matrix'", strict=False)
 def test_fiml_fit_and_reliability_match_lavaan():
     ref = reference("state_child_fiml")
     d6 = m.Design(["c"], ["mid", "end"], ["bond", "task"], 6, reverse=[2, 4, 6])
