@@ -158,12 +158,15 @@ class Problem:
         rows, d_cov, d_mean = self.model.jacobian(mom, self._cells[g])
         return self.free_position[rows], d_cov, d_mean
 
-    def derivatives(self, z: np.ndarray, info: bool = True):
-        """Objective, gradient and expected information in terms of z."""
+    def derivatives(self, z: np.ndarray, info: bool = True, hessian: bool = False):
+        """Objective, gradient and a curvature matrix in terms of z: the expected information
+        (``info``), the analytic observed Hessian (``hessian``, for losses that have one) or
+        None."""
         vals = self.values(z)
         n_free = len(self.pmap.free_rows)
         grad_free = np.zeros(n_free)
-        info_free = np.zeros((n_free, n_free))
+        curv_free = np.zeros((n_free, n_free))
+        want = "hessian" if hessian else ("info" if info else None)
         total = 0.0
         for g, loss in enumerate(self.losses):
             mom = self.model.moments(vals, g)
@@ -171,12 +174,20 @@ class Problem:
             if not np.isfinite(total):
                 return np.inf, np.full(self.pmap.n_z, np.nan), None
             pos, d_cov, d_mean = self.group_jacobian(vals, g, mom)
-            grad, inf = loss.derivatives(mom, d_cov, d_mean, info=info)
+            grad, inf = loss.derivatives(mom, d_cov, d_mean, info=want == "info")
             grad_free[pos] += self.weights[g] * grad  # positions are unique within a group
-            if info:
-                info_free[np.ix_(pos, pos)] += self.weights[g] * inf
+            if want == "info":
+                curv_free[np.ix_(pos, pos)] += self.weights[g] * inf
+            elif want == "hessian":
+                cells = self._cells[g]
+
+                def second(W, r, mom=mom, cells=cells):
+                    return self.model.second_order_terms(mom, cells, W, r)
+
+                curv_free[np.ix_(pos, pos)] += self.weights[g] * loss.hessian(
+                    mom, d_cov, d_mean, second)
         T = self.pmap.T
-        return total, T.T @ grad_free, (T.T @ info_free @ T if info else None)
+        return total, T.T @ grad_free, (T.T @ curv_free @ T if want else None)
 
 
 def gradient_hessian(problem: Problem, z: np.ndarray) -> np.ndarray:
@@ -194,25 +205,12 @@ def gradient_hessian(problem: Problem, z: np.ndarray) -> np.ndarray:
 
 
 def observed_hessian(problem: "Problem", z: np.ndarray) -> Optional[np.ndarray]:
-    """Analytic observed Hessian of the objective in z (None if a loss has no Hessian)."""
+    """Analytic observed Hessian of the objective in z (None if a loss has no Hessian or the
+    implied covariance matrix is not positive definite there)."""
     if not all(hasattr(loss, "hessian") for loss in problem.losses):
         return None
-    vals = problem.values(z)
-    n_free = len(problem.pmap.free_rows)
-    hess_free = np.zeros((n_free, n_free))
-    for g, loss in enumerate(problem.losses):
-        mom = problem.model.moments(vals, g)
-        if mom.inverse() is None:
-            return None
-        pos, d_cov, d_mean = problem.group_jacobian(vals, g, mom)
-        cells = problem._cells[g]
-
-        def second(W, r, mom=mom, cells=cells):
-            return problem.model.second_order_terms(mom, cells, W, r)
-
-        hess_free[np.ix_(pos, pos)] += problem.weights[g] * loss.hessian(mom, d_cov, d_mean, second)
-    T = problem.pmap.T
-    return T.T @ hess_free @ T
+    f, _, hess = problem.derivatives(z, hessian=True)
+    return hess if np.isfinite(f) else None
 
 
 @single_threaded_blas
@@ -238,12 +236,14 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
     converged = False
     it = 0
     bfgs = None  # BFGS approximation of the Hessian, once close (losses without a Hessian)
+    hess = None  # analytic Hessian at z, when computed with the gradient
     for it in range(1, max_iter + 1):
         near = np.max(np.abs(grad)) < 1e-2 if len(grad) else True
         curvature = info
         if near and analytic:
-            hess = observed_hessian(problem, z)
-            if hess is not None and np.all(np.linalg.eigvalsh(hess) > 0):
+            if hess is None:
+                hess = observed_hessian(problem, z)
+            if hess is not None and _positive_definite(hess):
                 curvature = hess
         elif bfgs is not None:
             curvature = bfgs
@@ -254,10 +254,11 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
         if not np.all(np.isfinite(step)) or step @ grad <= 0:
             bfgs = None
             step = np.linalg.lstsq(info, grad, rcond=None)[0]
-        want_info = not near or bfgs is None
+        # the curvature wanted at the next point: the Hessian once close, else the information
+        kind = {"hessian": near and analytic, "info": not near or (bfgs is None and not analytic)}
         # full step first (its derivatives are needed anyway), then step halving
         z_new = z - step
-        f_new, grad_new, info_new = problem.derivatives(z_new, info=want_info)
+        f_new, grad_new, curv_new = problem.derivatives(z_new, **kind)
         alpha = 1.0
         while not (np.isfinite(f_new) and f_new <= f + 1e-14 * max(1.0, abs(f))):
             alpha *= 0.5
@@ -266,11 +267,13 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
             z_new = z - alpha * step
             f_new = problem.objective(z_new)
             if np.isfinite(f_new) and f_new <= f + 1e-14 * max(1.0, abs(f)):
-                f_new, grad_new, info_new = problem.derivatives(z_new, info=want_info)
+                f_new, grad_new, curv_new = problem.derivatives(z_new, **kind)
                 break
         if alpha < 1e-10:
             message = "line search failed"
             break
+        info_new = curv_new if kind["info"] and not kind["hessian"] else None
+        hess = curv_new if kind["hessian"] else None
         if near and not analytic:
             bfgs = _bfgs_update(bfgs if bfgs is not None else info, z_new - z, grad_new - grad)
         z, f, grad = z_new, f_new, grad_new
@@ -290,6 +293,14 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
         if res.converged:
             return res
     return OptimizationResult(z, f, converged, it, message, max_grad)
+
+
+def _positive_definite(matrix: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def _bfgs_update(hess: np.ndarray, s_k: np.ndarray, y_k: np.ndarray) -> Optional[np.ndarray]:
