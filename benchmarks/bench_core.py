@@ -2,7 +2,9 @@
 
 Run:  python benchmarks/bench_core.py [--repeat 20]
 
-Prints, per task, the median wall time of one run for each package, the ratio to ours and our
+Tasks: the CFA; the four invariance fits by school (configural, metric, scalar, strict); and
+``invariance.sequence`` with its fit-change table against lavaan's four fits + ``lavTestLRT`` +
+``fitMeasures``.  Prints, per task, the median wall time of one run for each package, the ratio to ours and our
 peak memory (tracemalloc).  lavaan is timed inside one R session (no start-up cost) when
 ``Rscript`` is on PATH; semopy fits each group separately and has no cross-group equality
 constraints, so it is timed on the single-group CFA only.
@@ -59,7 +61,12 @@ med <- function(f) { f(); median(sapply(seq_len(rep), function(i) system.time(f(
 cfa_time <- med(function() cfa(m, HS))
 levels <- list("", "loadings", c("loadings", "intercepts"), c("loadings", "intercepts", "residuals"))
 seq_time <- med(function() for (ge in levels) cfa(m, HS, group = "school", group.equal = ge))
-cat(sprintf('{"cfa": %.6f, "sequence": %.6f}', cfa_time, seq_time))
+inv_time <- med(function() {
+  fits <- lapply(levels, function(ge) cfa(m, HS, group = "school", group.equal = ge))
+  lavTestLRT(fits[[1]], fits[[2]], fits[[3]], fits[[4]])
+  lapply(fits, fitMeasures)
+})
+cat(sprintf('{"cfa": %.6f, "sequence": %.6f, "invariance": %.6f}', cfa_time, seq_time, inv_time))
 """
 
 
@@ -93,9 +100,16 @@ def main(argv=None) -> None:
         for ge in LEVELS:
             sm.cfa(HS_MODEL, hs, group="school", group_equal=ge)
 
+    import invariance
+
+    def ours_invariance():
+        invariance.sequence(HS_MODEL, hs, group="school", identification="lavaan").table
+
     results = {"cfa": {"sem_models": median_time(ours_cfa, args.repeat)},
-               "sequence": {"sem_models": median_time(ours_sequence, args.repeat)}}
-    memory = {"cfa": peak_memory_mb(ours_cfa), "sequence": peak_memory_mb(ours_sequence)}
+               "sequence": {"sem_models": median_time(ours_sequence, args.repeat)},
+               "invariance": {"sem_models": median_time(ours_invariance, args.repeat)}}
+    memory = {"cfa": peak_memory_mb(ours_cfa), "sequence": peak_memory_mb(ours_sequence),
+              "invariance": peak_memory_mb(ours_invariance)}
     try:
         import semopy
 
@@ -116,7 +130,8 @@ def main(argv=None) -> None:
 
     print(f"import sem_models: {import_time():.3f} s")
     print(f"{'task':<32}{'package':<12}{'time (ms)':>12}{'x ours':>10}{'peak MB':>10}")
-    labels = {"cfa": "HS39 3-factor CFA", "sequence": "HS39 4-level invariance"}
+    labels = {"cfa": "HS39 3-factor CFA", "sequence": "HS39 4-level invariance fits",
+              "invariance": "invariance.sequence (+LRT, fit)"}
     for task, times in results.items():
         ours = times["sem_models"]
         for pkg, t in times.items():
