@@ -90,26 +90,24 @@ _TOKEN_RE = re.compile(
 
 def _tokenize(source: str) -> list[Token]:
     tokens: list[Token] = []
-    line_starts = [0]
-    for i, ch in enumerate(source):
-        if ch == "\n":
-            line_starts.append(i + 1)
     pos = 0
     line = 1
+    line_start = 0
+    match = _TOKEN_RE.match
     while pos < len(source):
-        m = _TOKEN_RE.match(source, pos)
-        col = pos - line_starts[line - 1] + 1
+        m = match(source, pos)
+        col = pos - line_start + 1
         if m is None:
             raise ModelSyntaxError(
                 f"unexpected character {source[pos]!r}", line, col, _line_text(source, line)
             )
         kind = m.lastgroup
-        text = m.group()
         if kind not in ("ws", "comment"):
-            tokens.append(Token(kind, text, pos, line, col))
+            tokens.append(Token(kind, m.group(), pos, line, col))
+        pos = m.end()
         if kind == "newline":
             line += 1
-        pos = m.end()
+            line_start = pos
     return tokens
 
 
@@ -206,25 +204,35 @@ class _Parser:
         current: list[Token] = []
         continues_after = {"op", "plus", "star", "comma", "lparen", "minus", "slash", "caret"}
         toks = self.tokens
+        # the next token that is not a new line, for every position (one backward pass)
+        next_real: list = [None] * len(toks)
+        upcoming = None
+        for i in range(len(toks) - 1, -1, -1):
+            next_real[i] = upcoming
+            if toks[i].kind != "newline":
+                upcoming = toks[i]
+        depth = 0
         for i, tok in enumerate(toks):
             if tok.kind == "semicolon":
                 if current:
                     statements.append(current)
-                current = []
+                current, depth = [], 0
                 continue
             if tok.kind == "newline":
                 if not current:
                     continue
-                nxt = next((t for t in toks[i + 1:] if t.kind != "newline"), None)
-                depth = sum(1 if t.kind == "lparen" else -1 if t.kind == "rparen" else 0
-                            for t in current)
+                nxt = next_real[i]
                 if (current[-1].kind in continues_after or depth > 0
                         or (nxt is not None and nxt.kind in ("plus", "star", "rparen"))
                         or (nxt is not None and nxt.kind == "op" and not _has_op(current))):
                     continue
                 statements.append(current)
-                current = []
+                current, depth = [], 0
                 continue
+            if tok.kind == "lparen":
+                depth += 1
+            elif tok.kind == "rparen":
+                depth -= 1
             current.append(tok)
         if current:
             statements.append(current)
