@@ -10,6 +10,7 @@ from .data import DataError
 from .estimator import ConvergenceWarning
 from .inference import IdentificationWarning
 from .results import SEMFit
+from .rsa import response_surface
 from .syntax import ModelSyntaxError, parse_model
 
 __version__ = "0.1.0"
