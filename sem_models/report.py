@@ -51,8 +51,16 @@ def plot_path_diagram(fit: Any, title: Optional[str] = None, figsize=(9.0, 6.0))
     ordered += [s for s in indicators if s not in ordered]
     column(ordered, 0.0)
     column(latent, 0.38)
-    column(outcomes, 0.82, 1.0, 0.35)
-    column(covs, 0.82, 0.33, 0.0)
+    column(outcomes, 0.76, 0.9, 0.1)
+    # covariates right of the outcome(s) they predict
+    free_y = []
+    for c in covs:
+        ys = [pos[v][1] for v in g.successors(c) if v in outcomes]
+        if ys:
+            pos[c] = (1.0, float(np.mean(ys)))
+        else:
+            free_y.append(c)
+    column(free_y, 1.0, 0.2, 0.0)
     std = None
     try:
         s = fit.standardized(se=False)
@@ -66,7 +74,7 @@ def plot_path_diagram(fit: Any, title: Optional[str] = None, figsize=(9.0, 6.0))
         est = None
     fig = Figure(figsize=figsize)
     ax = fig.add_axes([0.01, 0.01, 0.98, 0.92 if title else 0.98])
-    ax.set_xlim(-0.12, 1.0)
+    ax.set_xlim(-0.12, 1.1)
     ax.set_ylim(-0.04, 1.04)
     ax.axis("off")
     w_obs, h_obs = 0.15, 0.045
@@ -102,18 +110,19 @@ def plot_path_diagram(fit: Any, title: Optional[str] = None, figsize=(9.0, 6.0))
         start = (x0 + 0.07, y0) if u in latent else (x0 - w_obs / 2, y0)
         end = (x1 - w_obs / 2, y1)
         if u in covs:
-            start, end = (x0, y0 + h_obs / 2), (x1, y1 - h_obs / 2)
+            start, end = (x0 - w_obs / 2, y0), (x1 + w_obs / 2, y1)
         ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10,
                                      color=colour, lw=1.8 if sig else 0.8,
                                      linestyle="-" if sig else "--", zorder=2))
         if b is not None and u not in covs:
-            t = 0.72
+            t = 0.55
             ax.text(start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]),
                     f"{b:.2f}", fontsize=7, color=colour, ha="center", va="center",
                     bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8),
                     zorder=5)
         elif b is not None:
-            ax.text(x0 + 0.09, (y0 + y1) / 2, f"{b:.2f}", fontsize=7, color=colour)
+            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.015, f"{b:.2f}",
+                    fontsize=7, color=colour, ha="center")
     ax.text(-0.11, -0.03, "solid: p < .05; red: negative; numbers: standardized (std_all); "
             "trait covariances and residual covariances not drawn", fontsize=7, color="#555555")
     if title:
@@ -237,6 +246,8 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         if not math.isfinite(v):
             return ""
+        if abs(v) < 1e-9:
+            return "0"
         if v != 0 and abs(v) < 0.001:
             return f"{v:.1e}"
         return f"{v:.3f}"
@@ -327,7 +338,9 @@ def write_report(res: Any, out: Path) -> Path:
     pcols = ["lhs", "rhs", "group", "est", "se", "z", "pvalue", "ci_lower", "ci_upper",
              "std_all"]
     parts.append("<h3>Pooled</h3>" + _table(T["outcome_paths"], pcols))
-    parts.append("<h3>By format</h3>" + _table(T["outcome_paths_format"], pcols))
+    parts.append("<h3>By format</h3><p>Paths free in each format; parcel residual variances "
+                 "and trait (co)variances equal across the (randomized) formats.</p>"
+                 + _table(T["outcome_paths_format"], pcols))
     parts.append("<h3>Format moderation of each path (Wald; all paths jointly also by the "
                  "scaled likelihood-ratio test)</h3>" + _table(T["outcome_moderation"]))
     parts.append(_table(T["outcome_fit"]))
@@ -357,9 +370,10 @@ def write_report(res: Any, out: Path) -> Path:
     parts.append("<h3>Enough discrepancy? Shares of zY - zX below -.5, within, above .5</h3>"
                  + _table(T["rsa_discrepancy"]))
 
-    parts.append("<h2>5. Latent congruence model (bond, mid-treatment items)</h2><p>"
+    parts.append("<h2>5. Latent congruence model (bond, items of both occasions)</h2><p>"
                  "Therapist = M + D/2, child = M - D/2 with loadings and intercepts equal "
-                 "across raters (Cheung 2009); int_fu on M and D, int_pre controlled; "
+                 "across raters (Cheung 2009; same-item residuals correlated over time); "
+                 "int_fu on the latent mean M and difference D, int_pre controlled; "
                  f"missing = {res.text.get('lcm_missing', o['missing'])}.</p>")
     parts.append(_table(T["lcm_paths"], pcols[:-1]))
     parts.append("<h3>Equal paths across format (Wald)</h3>" + _table(T["lcm_moderation"]))

@@ -268,8 +268,13 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
                 meas.append(f"{design.factor(i, 'bond', o)} ~~ {design.factor(i, 'task', o)}")
         meas_syntax = "\n".join(meas) + "\n"
         pooled = fit_outcomes(meas_syntax, od, OUTCOMES, TRAITS, cluster=cluster, **fit_opts)
+        # formats are randomized: the parcels' residual variances and the trait (co)variances
+        # are held equal across formats, which stabilises the group-specific paths (the child
+        # bond and task traits are highly correlated)
         by_format = fit_outcomes(meas_syntax, od, OUTCOMES, TRAITS, group="format",
-                                 cluster=cluster, **fit_opts)
+                                 cluster=cluster,
+                                 group_equal=["residuals", "lv.variances", "lv.covariances"],
+                                 **fit_opts)
         res.fits["outcomes_pooled"] = pooled
         res.fits["outcomes_format"] = by_format
         pp = pooled.paths()
@@ -329,20 +334,24 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
     # ------------------------------------------------------------------ 6 LCM
     with step("Latent congruence model for bond by format"):
         from .congruence import congruence_items
-        t_items, c_items, _ = congruence_items(design, "bond", raters=("t", "c"),
-                                               occasions=["mid"])
-        # The engine's FIML start values fail for the second-order M/D structure without
-        # disturbances (it stops at the iteration limit), so the LCM uses listwise deletion
-        # of the mid-treatment bond items and int_fu; the estimator is kept.
-        lcm_missing = "listwise"
+        t_items, c_items, pairs = congruence_items(design, "bond", raters=("t", "c"))
+        # trait-level: both occasions' items, same-item residuals correlated over time
+        lcm_missing = missing
         lcm = fit_congruence(df, t_items, c_items, "int_fu", ["int_pre"], dimension="bond",
-                             group="format", estimator=estimator, missing=lcm_missing)
+                             group="format", residual_pairs=pairs, **fit_opts)
+        if not lcm.fit.converged and missing != "listwise":
+            lcm_missing = "listwise"
+            warnings.warn(f"the latent congruence model did not converge with missing="
+                          f"{missing!r}; refitted with listwise deletion", RuntimeWarning)
+            lcm = fit_congruence(df, t_items, c_items, "int_fu", ["int_pre"],
+                                 dimension="bond", group="format", residual_pairs=pairs,
+                                 estimator=estimator, missing="listwise")
         res.text["lcm_missing"] = lcm_missing
         res.fits["lcm"] = lcm
         res.tables["lcm_paths"] = lcm.paths()
         res.tables["lcm_latent"] = lcm.latent()
         res.tables["lcm_moderation"] = lcm.moderation()
-        res.tables["lcm_fit"] = pd.DataFrame([{"model": "LCM bond (mid), by format",
+        res.tables["lcm_fit"] = pd.DataFrame([{"model": "LCM bond (mid + end items), by format",
                                                "n": int(lcm.fit.ntotal), **_fitm(lcm.fit)}])
 
     # ------------------------------------------------------------------ 7 findings
