@@ -14,34 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
+
+from timing import median_time, peak_memory  # benchmarks/timing.py
 
 HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
 LEVELS = [[], ["loadings"], ["loadings", "intercepts"], ["loadings", "intercepts", "residuals"]]
 
 
-def median_time(func, repeat: int) -> float:
-    func()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def peak_memory_mb(func) -> float:
-    tracemalloc.start()
-    func()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak / 2 ** 20
+    return peak_memory(func)[1]
 
 
 def import_time() -> float:

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -39,25 +37,7 @@ HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + 
 MCAR = ROOT / "tests" / "reference" / "data" / "hs_mcar.csv"
 
 
-def median_time(func, repeat: int) -> float:
-    func()  # warm-up (imports, caches)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def peak_memory(func) -> tuple[float, float]:
-    """(seconds, peak MB of Python/numpy allocations) of one call."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    func()
-    elapsed = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return elapsed, peak / 2 ** 20
+from timing import median_time, peak_memory  # noqa: E402  (benchmarks/timing.py)
 
 
 R_SCRIPT = r"""
