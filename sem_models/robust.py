@@ -476,20 +476,21 @@ class RobustEvaluator:
 
 
 # ------------------------------------------------------------------------- public pieces
-def _test_information_kind(fit) -> str:
-    info = fit.options.get("information", "expected")
-    if info == "expected":
+def _information_kind(fit, use: str) -> str:
+    """The information behind the SEs (``use="se"``) or the test (``use="test"``): expected,
+    observed (Hessian) or h1, from lavaan's ``information`` and ``observed.information``."""
+    if fit.options.get("information", "expected") == "expected":
         return "expected"
     obs = fit.options.get("observed_information", ("hessian", "hessian"))
-    return "h1" if obs[1] == "h1" else "observed"
+    return "h1" if obs[0 if use == "se" else 1] == "h1" else "observed"
+
+
+def _test_information_kind(fit) -> str:
+    return _information_kind(fit, "test")
 
 
 def _se_information_kind(fit) -> str:
-    info = fit.options.get("information", "expected")
-    if info == "expected":
-        return "expected"
-    obs = fit.options.get("observed_information", ("hessian", "hessian"))
-    return "h1" if obs[0] == "h1" else "observed"
+    return _information_kind(fit, "se")
 
 
 def _evaluator(fit) -> RobustEvaluator:
