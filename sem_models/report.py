@@ -3,7 +3,8 @@
 Figures are drawn with matplotlib on :class:`matplotlib.figure.Figure` objects (no pyplot
 state, works headless): the path diagram of the structural model (from ``fit.graph``), the
 response surfaces and contour plots by format, the invariance fit-change chart and the trait
-means by format. The report is one static ``index.html`` next to the PNG files.
+means by format. The report is one static ``index.html`` next to the PNG files, with every
+table also as ``tables/<name>.csv`` and the findings in ``findings.json``.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["plot_path_diagram", "plot_invariance_changes", "plot_trait_means", "make_figures",
-           "write_report"]
+           "write_report", "write_tables"]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -234,6 +235,8 @@ table.tbl th { background: #f3f5f8; } table.tbl td:first-child, table.tbl th:fir
 .findings { border: 1px solid #9bbb59; background: #f6fbef; padding: 0.6em 1em; border-radius: 6px; }
 .findings li { margin: 0.35em 0; } .ok { color: #2e7d32; font-weight: bold; } .no { color: #c62828; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.3em 0; }
+.glance { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; align-items: center; }
+.glance img { width: 100%; margin: 0; }
 .note { font-size: 0.8em; color: #7a5b00; } pre { font-size: 0.75em; background: #f7f7f7; padding: 0.6em; overflow-x: auto; }
 """
 
@@ -248,6 +251,8 @@ def _fmt(v: Any) -> str:
             return ""
         if abs(v) < 1e-9:
             return "0"
+        if float(v).is_integer() and abs(v) < 1e7:
+            return str(int(v))
         if v != 0 and abs(v) < 0.001:
             return f"{v:.1e}"
         return f"{v:.3f}"
@@ -299,6 +304,16 @@ def write_report(res: Any, out: Path) -> Path:
         parts.append(f"<li>{mark} <b>Finding {f['id']}.</b> {html.escape(f['finding'])}<br>"
                      f"<small>{html.escape(f['evidence'])}</small></li>")
     parts.append("</ul></div>")
+    glance = [(n, a) for n, a in (("path_diagram", "path diagram"),
+                                  ("response_surface", "response surfaces by format"),
+                                  ("trait_means", "trait means by format"),
+                                  ("invariance_changes", "invariance fit changes"))
+              if n in res.figures]
+    if glance:
+        parts.append("<h2>At a glance</h2><div class='glance'>")
+        parts += [f"<a href='{res.figures[n]}'><img src='{res.figures[n]}' alt='{a}'></a>"
+                  for n, a in glance]
+        parts.append("</div>")
 
     parts.append("<h2>1. Reliability and measurement models</h2>"
                  "<p>Items reverse-scored (2, 4, 6). One model per informant x occasion with "
@@ -395,4 +410,18 @@ def write_report(res: Any, out: Path) -> Path:
     parts.append("</body></html>")
     path = out / "index.html"
     path.write_text("\n".join(parts), encoding="utf-8")
+    write_tables(res, out)
     return path
+
+
+def write_tables(res: Any, out: Path) -> None:
+    """Every table as ``tables/<name>.csv`` and the findings as ``findings.json``."""
+    import json
+
+    tdir = Path(out) / "tables"
+    tdir.mkdir(parents=True, exist_ok=True)
+    for name, tab in res.tables.items():
+        tab.to_csv(tdir / f"{name}.csv", index=False)
+    (Path(out) / "findings.json").write_text(
+        json.dumps({"findings": res.findings, "timings": res.timings, "options": res.options},
+                   indent=1, default=str), encoding="utf-8")

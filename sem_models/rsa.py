@@ -90,8 +90,12 @@ class ResponseSurface:
             raise KeyError(f"unknown group {group!r}; groups are {self.group_labels}")
         return labs[key]["b"]
 
-    def b(self, group: Any = None) -> pd.Series:
-        """b0..b5 of the full model (in ``group``) as a Series indexed b0, b1..b5."""
+    def b(self, group: Any = None, at_control_means: bool = True) -> pd.Series:
+        """b0..b5 of the full model (in ``group``) as a Series indexed b0, b1..b5.
+
+        With ``at_control_means`` (default) ``b0`` is the predicted outcome at X = Y = 0 with
+        the controls at their means (in that group), the level the plots show.
+        """
         fit = self.fits["full"]
         est = fit.estimates()
         names = self._labels(group)
@@ -102,6 +106,18 @@ class ResponseSurface:
             g = self.group_labels[0] if group is None else group
             sel &= est["group"] == g
         b0 = float(est.loc[sel, "est"].iloc[0]) if sel.any() else 0.0
+        if at_control_means and self.controls:
+            # predicted outcome with the controls at their (group) means
+            d = self.data
+            if self.group_labels is not None:
+                d = d[d[self.group] == (self.group_labels[0] if group is None else group)]
+            rows = est[(est["lhs"] == self.outcome) & (est["op"] == "~")
+                       & est["rhs"].isin(self.controls)]
+            if self.group_labels is not None:
+                g = self.group_labels[0] if group is None else group
+                rows = rows[rows["group"] == g]
+            for _, r in rows.iterrows():
+                b0 += float(r["est"]) * float(pd.to_numeric(d[r["rhs"]], errors="coerce").mean())
         return pd.Series({"b0": b0, **out})
 
     def table(self, group: Any = None) -> pd.DataFrame:
