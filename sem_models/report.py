@@ -268,8 +268,15 @@ def _table(df: pd.DataFrame, columns: Optional[list] = None) -> str:
         df = df[[c for c in columns if c in df.columns]]
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
+    pcols = [("pvalue" in str(c)) for c in df.columns]
     for _, r in df.iterrows():
-        body.append("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r.to_list()) + "</tr>")
+        cells = []
+        for v, is_p in zip(r.to_list(), pcols):
+            if is_p and isinstance(v, (float, np.floating)) and math.isfinite(v) and v < 0.001:
+                cells.append("&lt;.001")
+            else:
+                cells.append(_fmt(v))
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f'<table class="tbl"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
@@ -357,7 +364,11 @@ def write_report(res: Any, out: Path) -> Path:
                  "and trait (co)variances equal across the (randomized) formats.</p>"
                  + _table(T["outcome_paths_format"], pcols))
     parts.append("<h3>Format moderation of each path (Wald; all paths jointly also by the "
-                 "scaled likelihood-ratio test)</h3>" + _table(T["outcome_moderation"]))
+                 "scaled likelihood-ratio test)</h3><p class='note'>With cluster-robust "
+                 "standard errors from 10 schools per format and more free parameters than "
+                 "clusters, the robust covariance matrix is rank deficient: joint Wald tests "
+                 "are then too liberal; prefer the likelihood-ratio test.</p>"
+                 + _table(T["outcome_moderation"]))
     parts.append(_table(T["outcome_fit"]))
     if "outcome_paths_items" in T:
         parts.append("<h3>Item-level model (48 items)</h3>"
