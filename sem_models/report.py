@@ -371,7 +371,8 @@ def write_report(res: Any, out: Path) -> Path:
                  + _table(T["outcome_moderation"]))
     parts.append(_table(T["outcome_fit"]))
     if "outcome_paths_items" in T:
-        parts.append("<h3>Item-level model (48 items)</h3>"
+        parts.append("<h3>Check: pooled item-level model (48 items, wording factors for the "
+                     "child items)</h3>"
                      + _table(T["outcome_paths_items"], pcols))
 
     parts.append("<h2>4. Discrepancy: response surface analysis</h2><p>int_fu on therapist "

@@ -17,8 +17,9 @@ Steps (STUDY.md, "The analysis sequence"):
 
 The trait factors of the outcome models are measured by the four state scale means of each
 informant x dimension (two per trait, loadings 1, same-occasion residuals correlated): a
-latent state-trait parcel model that fits in well under a second with FIML. The item-level
-version (48 items) is available with ``item_level_outcomes=True`` (slower).
+latent state-trait parcel model that fits in well under a second with FIML; the pooled
+item-level version (48 items, wording factors for the child items) is fitted as a check
+(``item_level_outcomes=True``, the default).
 
 Library code: nothing is printed; progress goes to the ``progress`` callback and warnings are
 collected in ``StudyResults.notes`` (and logged).
@@ -138,7 +139,7 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
               out_dir: Union[None, str, Path] = "sem_models_study",
               progress: Optional[Callable[[str], None]] = None, *,
               estimator: str = "MLR", missing: str = "fiml", cluster: Optional[str] = "school",
-              bootstrap: int = 300, seed: int = 20240126, item_level_outcomes: bool = False,
+              bootstrap: int = 300, seed: int = 20240126, item_level_outcomes: bool = True,
               report: bool = True) -> StudyResults:
     """Run the STUDY.md analysis sequence and (with ``report=True``) write the HTML report.
 
@@ -157,7 +158,8 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
     bootstrap, seed
         Bootstrap replicates of the response surface (0: none).
     item_level_outcomes
-        Also fit the item-level outcome model (48 items, slower).
+        Also fit the pooled item-level outcome model (48 items, child wording factors; about
+        7 s) as a check of the parcel model.
     """
     import invariance
     from measurement import reliability, reverse_score, scale_means, state_model, trait_model
@@ -384,6 +386,18 @@ def _row(tab: pd.DataFrame, **eq) -> Optional[pd.Series]:
     return tab[sel].iloc[0] if sel.any() else None
 
 
+def _item_evidence(res: StudyResults, outcome: str, predictors) -> str:
+    if "outcome_paths_items" not in res.tables:
+        return ""
+    ip = res.tables["outcome_paths_items"]
+    parts = []
+    for p in predictors:
+        r = _row(ip, lhs=outcome, rhs=p)
+        if r is not None:
+            parts.append(f"{p} std {r['std_all']:.2f} (p = {r['pvalue']:.3f})")
+    return "; item-level model: " + ", ".join(parts) if parts else ""
+
+
 def _findings(res: StudyResults) -> list:
     out = []
     # 1. child-rated task higher in the individual format
@@ -404,11 +418,18 @@ def _findings(res: StudyResults) -> list:
     pp = res.tables["outcome_paths"]
     e_b, e_t = _row(pp, lhs="ext_fu", rhs="t_bond"), _row(pp, lhs="ext_fu", rhs="t_task")
     shown = bool(e_b["est"] < 0 and e_t["est"] < 0 and min(e_b["pvalue"], e_t["pvalue"]) < 0.05)
+    evidence = (f"ext_fu on t_bond {e_b['est']:.2f} (std {e_b['std_all']:.2f}, "
+                f"p = {e_b['pvalue']:.3f}); on t_task {e_t['est']:.2f} (std "
+                f"{e_t['std_all']:.2f}, p = {e_t['pvalue']:.3f})")
+    if "outcome_paths_items" in res.tables:
+        ip = res.tables["outcome_paths_items"]
+        i_b, i_t = _row(ip, lhs="ext_fu", rhs="t_bond"), _row(ip, lhs="ext_fu", rhs="t_task")
+        evidence += (f"; item-level model: t_bond std {i_b['std_all']:.2f} (p = "
+                     f"{i_b['pvalue']:.3f}), t_task std {i_t['std_all']:.2f} (p = "
+                     f"{i_t['pvalue']:.3f})")
     out.append({"id": 2, "finding": "Higher trait therapist-rated bond and task predict fewer "
                 "externalizing problems at follow-up (baseline controlled)",
-                "evidence": f"ext_fu on t_bond {e_b['est']:.2f} (std {e_b['std_all']:.2f}, "
-                f"p = {e_b['pvalue']:.3f}); on t_task {e_t['est']:.2f} (std {e_t['std_all']:.2f}, "
-                f"p = {e_t['pvalue']:.3f})", "shown": shown})
+                "evidence": evidence, "shown": shown})
     ints = [_row(pp, lhs="int_fu", rhs=p) for p in ("c_task", "t_task")]
     bf = res.tables["outcome_paths_format"]
     tb_ind = _row(bf, lhs="int_fu", rhs="t_bond", group="individual")
@@ -421,7 +442,9 @@ def _findings(res: StudyResults) -> list:
                 "evidence": "pooled: " + "; ".join(f"int_fu on {r['rhs']} {r['est']:.2f} (p = "
                                                    f"{r['pvalue']:.3f})" for r in ints)
                 + f"; individual format: int_fu on t_bond {tb_ind['est']:.2f} "
-                f"(p = {tb_ind['pvalue']:.3f})", "shown": shown})
+                f"(p = {tb_ind['pvalue']:.3f})" + _item_evidence(res, "int_fu",
+                                                                 ("c_task", "t_task")),
+                "shown": shown})
     # 3. bond discrepancy in the group format only
     mod = res.tables["lcm_moderation"].set_index("path")
     lp = res.tables["lcm_paths"]
