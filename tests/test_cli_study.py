@@ -89,7 +89,8 @@ def test_cli_study_console_script(tmp_path):
     if exe is None:
         pytest.skip("console script not installed")
     out = tmp_path / "rep"
-    proc = subprocess.run([exe, "study", "--out", str(out), "--bootstrap", "20", "--no-item-level"],
+    proc = subprocess.run([exe, "study", "--out", str(out), "--bootstrap", "20",
+                           "--no-item-level"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r"\[1/\d+\] Scoring", proc.stdout)
