@@ -18,7 +18,7 @@ from .graph import check_model_graph
 from .matrices import RAMModel
 from .partable import build_partable, model_variables
 from .results import SEMFit
-from .start import start_values
+from .start import adjust_intercept_starts, start_values
 from .syntax import parse_model
 
 __all__ = ["sem", "cfa", "fit_model"]
@@ -138,6 +138,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         covs = [g.cov for g in obs.groups]
         means = [g.mean for g in obs.groups]
     values = start_values(partable, variables, covs, means)
+    values = adjust_intercept_starts(values, partable, model_, means)
     pmap = build_parameter_map(partable)
     n_moments = n_groups * (len(variables.ov) * (len(variables.ov) + 1) // 2
                             + (len(variables.ov) if model_.meanstructure else 0))

@@ -116,7 +116,7 @@ def congruence_syntax(first_items: Sequence[str], second_items: Sequence[str],
         D tied to half the rater's loadings on M by ``==`` constraints; ``"second-order"``:
         Cheung's rater factors ``{first}_{dimension}_r`` and ``{second}_{dimension}_r`` as
         indicators of M and D without disturbances. Both are the same model (same fit and
-        M, D parameters); the engine converges more reliably with the first-order form.
+        M, D parameters) and both converge in the engine.
     starts
         Start values ``{"M_var", "D_var", "M_mean", "D_mean"}`` written as ``start()``
         modifiers (the second-order factors without disturbances need them; see

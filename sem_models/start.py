@@ -88,3 +88,29 @@ def start_values(partable: pd.DataFrame, variables: ModelVariables, sample_covs:
             elif op == "~1":
                 values[r] = mean[ov_index[lhs]] if lhs in ov_index else 0.0
     return values
+
+
+def adjust_intercept_starts(values: np.ndarray, partable: pd.DataFrame, model,
+                            sample_means: list) -> np.ndarray:
+    """Shift the start values of free observed intercepts so that the implied means equal the
+    sample means at the start (latent means with start values, e.g. in latent congruence
+    models, otherwise leave the intercepts far off)."""
+    if not model.meanstructure:
+        return values
+    values = values.copy()
+    op = partable["op"].to_numpy()
+    free = partable["free"].to_numpy() > 0
+    group = partable["group"].to_numpy()
+    ov_index = {v: k for k, v in enumerate(model.ov_names)}
+    lhs = partable["lhs"].tolist()
+    for g, mean in enumerate(sample_means):
+        rows = np.flatnonzero((op == "~1") & free & (group == g + 1))
+        rows = [r for r in rows if lhs[r] in ov_index]
+        if not rows:
+            continue
+        implied = model.moments(values, g).mean
+        for r in rows:
+            k = ov_index[lhs[r]]
+            if np.isfinite(mean[k]):
+                values[r] += mean[k] - implied[k]
+    return values

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from lavaan_reference import ROOT, assert_close, load_reference, merge_estimates
+import sem_models as sm
 from sem_models.congruence import fit_congruence
 from sem_models.outcomes import FewClustersWarning, fit_outcomes, outcome_syntax, path_label
 
@@ -178,6 +179,18 @@ def test_latent_congruence_single(data):
     for p in ref["parameters"]:
         if p["lhs"] == "int_fu" and p["op"] == "~":
             assert sec[("int_fu", "~", p["rhs"])] == pytest.approx(p["est"], rel=1e-3)
+
+
+def test_latent_congruence_second_order_form_converges():
+    """Cheung's second-order form (M and D over the rater factors, no disturbances) fits in
+    our engine too (intercept start values follow the latent means' start values)."""
+    ref = load_reference("issue6_lcm_single_second")
+    data = pd.read_csv(ROOT / ref["data"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sm.sem(ref["call"]["model"], data, **ref["call"]["options"])
+    assert fit.converged
+    _check_fit(fit, ref)
 
 
 @pytest.mark.parametrize("variant", ["ml", "mlr"])
