@@ -122,14 +122,14 @@ def build_parameter_map(partable: pd.DataFrame) -> ParameterMap:
             label_to_x.setdefault(labels[r], col_of_row[k])
 
     # 2. linear equality constraints (==) and bounds (<, >)
-    ops = partable["op"].to_numpy()
-    has_constraints = bool(np.isin(ops, ["==", "<", ">"]).any())
-    cons = partable[np.isin(ops, ["==", "<", ">"])] if has_constraints else partable.iloc[:0]
-    defined = partable[ops == ":="] if has_constraints else partable.iloc[:0]
+    ops = partable["op"].tolist()
+    is_constraint = np.array([op in ("==", "<", ">") for op in ops])
     R_rows, r_vals = [], []
     lower_x = np.full(n_x, -np.inf)
     upper_x = np.full(n_x, np.inf)
-    for _, row in cons.iterrows():
+    cons = partable[is_constraint] if is_constraint.any() else ()
+    defined = partable[np.array(ops) == ":="] if is_constraint.any() else None
+    for _, row in (cons.iterrows() if len(cons) else ()):
         func = _constraint_function(row, defined, label_to_x, fixed_labels, n_x)
         x_a = np.random.default_rng(1).normal(size=n_x)
         x_b = np.random.default_rng(2).normal(size=n_x)

@@ -105,16 +105,16 @@ def prepare_data(
     duplicated = set(data.columns[data.columns.duplicated()]) & set(ov_names)
     if duplicated:
         raise DataError(f"column(s) {sorted(duplicated)} appear more than once in the data")
-    subset = data[list(ov_names)]
-    for name, dtype in zip(ov_names, subset.dtypes):
-        if dtype == bool or pd.api.types.is_numeric_dtype(dtype):
+    columns = [data[name] for name in ov_names]  # one Series per column: cheaper than a subset
+    for name, col in zip(ov_names, columns):
+        if col.dtype == bool or pd.api.types.is_numeric_dtype(col.dtype):
             continue
-        col = subset[name]
         bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()]
         example = repr(bad.iloc[0]) if len(bad) else "?"
         raise DataError(f"column {name!r} is not numeric (e.g. value {example}); convert it "
                         "or leave it out of the model")
-    X = subset.to_numpy(dtype=float, na_value=np.nan)
+    X = np.column_stack([col.to_numpy(dtype=float, na_value=np.nan) for col in columns]) \
+        if columns else np.zeros((len(data), 0))
     if np.isinf(X).any():
         col = ov_names[int(np.where(np.isinf(X).any(axis=0))[0][0])]
         raise DataError(f"column {col!r} contains infinite values")

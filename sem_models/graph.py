@@ -49,7 +49,7 @@ def check_model_graph(partable: pd.DataFrame, variables: ModelVariables):
     factors (then there is nothing to check and the graph is built on demand)."""
     import networkx as nx
 
-    has_paths = bool((partable["op"] == "~").any())
+    has_paths = "~" in partable["op"].tolist()
     single = any(len(inds) == 1 for inds in variables.indicators.values())
     if not (has_paths or single):
         return None
