@@ -64,12 +64,19 @@ def _check_data(spec: MeasurementSpec, data: pd.DataFrame, group: Optional[str],
     absent = [v for v in ov if v not in data.columns]
     if absent:
         raise InvarianceError(f"indicator(s) {absent} are not columns of the data")
-    parts = [(None, data)] if group is None else [(lab, data[data[group] == lab]) for lab in labels]
+    values = np.column_stack([pd.to_numeric(data[v], errors="coerce").to_numpy(dtype=float)
+                              for v in ov])
+    observed = ~np.isnan(values)
+    if group is None:
+        parts = [(None, np.ones(len(data), bool))]
+    else:
+        gvals = data[group].to_numpy()
+        parts = [(lab, gvals == lab) for lab in labels]
     p = len(ov)
-    for lab, part in parts:
+    for lab, rows in parts:
         where = "" if lab is None else f" in group {lab!r}"
-        block = part[ov].apply(pd.to_numeric, errors="coerce")
-        never = [v for v in ov if block[v].isna().all()]
+        block = observed[rows]
+        never = [v for k, v in enumerate(ov) if not block[:, k].any()]
         if never:
             fac = {f: [v for v in spec.indicators[f] if v in never] for f in spec.factors}
             fac = {f: vs for f, vs in fac.items() if vs}
@@ -77,7 +84,7 @@ def _check_data(spec: MeasurementSpec, data: pd.DataFrame, group: Optional[str],
                 f"indicator(s) {never} have no observed value{where}, so factor(s) "
                 f"{sorted(fac)} would not have the same indicators in every group; invariance "
                 "needs the same indicators everywhere (drop the item or the group)")
-        n = len(block) if missing in ("fiml", "ml") else int(block.notna().all(axis=1).sum())
+        n = len(block) if missing in ("fiml", "ml") else int(block.all(axis=1).sum())
         if n < p + 1:
             what = "cases" if missing in ("fiml", "ml") else "complete cases"
             raise InvarianceError(

@@ -410,14 +410,11 @@ class SEMFit:
     def _residual_measures(self) -> dict:
         """RMR/SRMR/CRMR per group, combined over groups weighted by N_g / N."""
         from .fitmeasures import residual_measures
-        sample = self.sample_moments()
-        implied = self.implied()
         total: dict = {}
-        for g, key in enumerate(sample):
-            s, m = sample[key], implied[key]
-            group = residual_measures(s["cov"].to_numpy(), s["mean"].to_numpy(),
-                                      m["cov"].to_numpy(), m["mean"].to_numpy(),
-                                      self.model.meanstructure)
+        for g, (cov, mean) in enumerate(self.sample_moments_arrays):
+            mom = self._moments[g]
+            implied_mean = mom.mean if self.model.meanstructure else mean
+            group = residual_measures(cov, mean, mom.cov, implied_mean, self.model.meanstructure)
             for name, value in group.items():
                 total[name] = total.get(name, 0.0) + self.problem.weights[g] * value
         return total
