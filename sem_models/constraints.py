@@ -45,6 +45,17 @@ class ParameterMap:
         return np.linalg.lstsq(self.T, theta_free - self.offset, rcond=None)[0]
 
     @property
+    def is_identity(self) -> bool:
+        """True when z is simply the free rows (no shared labels, constraints or offsets)."""
+        cached = self.__dict__.get("_is_identity")
+        if cached is None:
+            T = self.T
+            cached = (T.shape[0] == T.shape[1] and not self.offset.any()
+                      and np.array_equal(T, np.eye(T.shape[0])))
+            self.__dict__["_is_identity"] = cached
+        return cached
+
+    @property
     def has_bounds(self) -> bool:
         return bool(np.isfinite(self.lower).any() or np.isfinite(self.upper).any())
 

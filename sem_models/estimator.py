@@ -186,6 +186,8 @@ class Problem:
 
                 curv_free[np.ix_(pos, pos)] += self.weights[g] * loss.hessian(
                     mom, d_cov, d_mean, second)
+        if self.pmap.is_identity:
+            return total, grad_free, (curv_free if want else None)
         T = self.pmap.T
         return total, T.T @ grad_free, (T.T @ curv_free @ T if want else None)
 
@@ -336,6 +338,7 @@ def _optimize_active_set(problem: Problem, z0: np.ndarray, max_iter: int, tol: f
         sub_map.T = pmap.T[:, ~active]
         sub_map.lower = np.full(sub_map.T.shape[1], -np.inf)
         sub_map.upper = np.full(sub_map.T.shape[1], np.inf)
+    sub_map.__dict__.pop("_is_identity", None)  # T changed: recompute the cached flag
     sub = copy.copy(problem)
     sub.pmap = sub_map
     res = optimize(sub, z_fixed[~active], max_iter=max_iter, tol=tol)
