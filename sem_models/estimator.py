@@ -192,20 +192,6 @@ class Problem:
         return total, T.T @ grad_free, (T.T @ curv_free @ T if want else None)
 
 
-def gradient_hessian(problem: Problem, z: np.ndarray) -> np.ndarray:
-    """Observed Hessian of the objective: central differences of the analytic gradient."""
-    n = len(z)
-    hess = np.zeros((n, n))
-    for k in range(n):
-        h = 1e-5 * max(1.0, abs(z[k]))
-        e = np.zeros(n)
-        e[k] = h
-        g_plus = problem.derivatives(z + e, info=False)[1]
-        g_minus = problem.derivatives(z - e, info=False)[1]
-        hess[:, k] = (g_plus - g_minus) / (2 * h)
-    return (hess + hess.T) / 2
-
-
 def observed_hessian(problem: "Problem", z: np.ndarray) -> Optional[np.ndarray]:
     """Analytic observed Hessian of the objective in z (None if a loss has no Hessian or the
     implied covariance matrix is not positive definite there)."""
