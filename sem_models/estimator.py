@@ -201,6 +201,12 @@ def observed_hessian(problem: "Problem", z: np.ndarray) -> Optional[np.ndarray]:
     return hess if np.isfinite(f) else None
 
 
+#: largest |gradient| at which Newton steps with the analytic Hessian replace Fisher scoring
+NEWTON_SWITCH = 1e-1
+#: largest |gradient| at which BFGS updates start (losses without an analytic Hessian)
+BFGS_SWITCH = 1e-2
+
+
 @single_threaded_blas
 def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: float = 1e-8) -> OptimizationResult:
     """Minimise the discrepancy.
@@ -224,17 +230,15 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
     converged = False
     it = 0
     bfgs = None  # BFGS approximation of the Hessian, once close (losses without a Hessian)
-    hess = None  # analytic Hessian at z, when computed with the gradient
+    hess = None  # analytic Hessian at z, requested with the gradient once it is small
     for it in range(1, max_iter + 1):
-        near = np.max(np.abs(grad)) < 1e-2 if len(grad) else True
-        curvature = info
-        if near and analytic:
-            if hess is None:
-                hess = observed_hessian(problem, z)
-            if hess is not None and _positive_definite(hess):
-                curvature = hess
+        max_grad = np.max(np.abs(grad)) if len(grad) else 0.0
+        if hess is not None and _positive_definite(hess):
+            curvature = hess
         elif bfgs is not None:
             curvature = bfgs
+        else:
+            curvature = info
         try:
             step = np.linalg.solve(curvature, grad)
         except np.linalg.LinAlgError:
@@ -242,8 +246,13 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
         if not np.all(np.isfinite(step)) or step @ grad <= 0:
             bfgs = None
             step = np.linalg.lstsq(info, grad, rcond=None)[0]
-        # the curvature wanted at the next point: the Hessian once close, else the information
-        kind = {"hessian": near and analytic, "info": not near or (bfgs is None and not analytic)}
+        # the curvature wanted at the next point: the analytic Hessian once the gradient is
+        # small (Newton), else the information (Fisher scoring); BFGS needs no new matrix
+        if analytic:
+            kind = {"hessian": max_grad < NEWTON_SWITCH, "info": max_grad >= NEWTON_SWITCH}
+        else:
+            near = max_grad < BFGS_SWITCH
+            kind = {"hessian": False, "info": not near or bfgs is None}
         # full step first (its derivatives are needed anyway), then step halving
         z_new = z - step
         f_new, grad_new, curv_new = problem.derivatives(z_new, **kind)
@@ -260,13 +269,12 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
         if alpha < 1e-10:
             message = "line search failed"
             break
-        info_new = curv_new if kind["info"] and not kind["hessian"] else None
         hess = curv_new if kind["hessian"] else None
-        if near and not analytic:
+        if not analytic and max_grad < BFGS_SWITCH:
             bfgs = _bfgs_update(bfgs if bfgs is not None else info, z_new - z, grad_new - grad)
         z, f, grad = z_new, f_new, grad_new
-        if info_new is not None:
-            info = info_new
+        if kind["info"]:
+            info = curv_new
         max_grad = np.max(np.abs(grad)) if len(grad) else 0.0
         if max_grad < tol:
             converged = True
