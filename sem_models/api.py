@@ -16,7 +16,7 @@ from .data import DataError, prepare_data
 from .estimator import ConvergenceWarning, MLGroupLoss, Problem, optimize
 from .graph import check_model_graph
 from .matrices import RAMModel
-from .partable import build_partable, model_variables
+from .partable import ParTable, build_partable, model_variables
 from .results import SEMFit
 from .start import adjust_intercept_starts, start_values
 from .syntax import parse_model
@@ -30,21 +30,18 @@ class HeywoodWarning(UserWarning):
     """A variance estimate is negative (a Heywood case)."""
 
 
-def _warn_heywood(partable: pd.DataFrame, values: np.ndarray, variables, group_labels) -> None:
+def _warn_heywood(partable: ParTable, values: np.ndarray, variables, group_labels) -> None:
     if not np.any(values < 0):
         return
-    variances = np.array([op == "~~" and lhs == rhs for lhs, op, rhs in
-                          zip(partable["lhs"].tolist(), partable["op"].tolist(),
-                              partable["rhs"].tolist())])
-    if not np.any(variances & (values < 0)):
+    lhs, group = partable["lhs"], partable["group"]
+    variances = (partable["op"] == "~~") & (lhs == partable["rhs"])
+    negative = np.flatnonzero(variances & (values < 0) & (group > 0))
+    if not len(negative):
         return
-    negative = partable[variances & (values < 0) & (partable["group"].to_numpy() > 0)]
-    if negative.empty:
-        return
-    where = [f"{r.lhs} ({values[i]:.3g}"
-             + (f", group {group_labels[r.group - 1]!r})" if len(group_labels) > 1 else ")")
-             for i, r in negative.iterrows()]
-    kind = "latent" if set(negative["lhs"]) <= set(variables.lv) else "residual"
+    where = [f"{lhs[r]} ({values[r]:.3g}"
+             + (f", group {group_labels[group[r] - 1]!r})" if len(group_labels) > 1 else ")")
+             for r in negative]
+    kind = "latent" if set(lhs[negative]) <= set(variables.lv) else "residual"
     warnings.warn(
         f"Heywood case: negative {kind} variance estimate(s) for {', '.join(where)}. The model "
         "may be misspecified, a factor may have too few or weak indicators, or the sample may be "
@@ -142,7 +139,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     pmap = build_parameter_map(partable)
     n_moments = n_groups * (len(variables.ov) * (len(variables.ov) + 1) // 2
                             + (len(variables.ov) if model_.meanstructure else 0))
-    n_fixed_x = int((partable["exo"] == 1).sum())
+    n_fixed_x = int(np.count_nonzero(partable["exo"] == 1))
     if pmap.n_z > n_moments - n_fixed_x:
         raise DataError(
             f"the model has {pmap.n_z} free parameters but the data provide only "

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .partable import ParTable
 from .syntax import ModelSyntaxError, compile_expression
 
 __all__ = ["ParameterMap", "build_parameter_map", "label_values", "defined_values",
@@ -94,13 +95,13 @@ def numerical_jacobian(func, x: np.ndarray, step: float = 1e-6) -> np.ndarray:
     return jac
 
 
-def _row_error(row, message: str) -> ModelSyntaxError:
+def _row_error(row: dict, message: str) -> ModelSyntaxError:
     return ModelSyntaxError(message, int(row.get("line", 0) or 0), int(row.get("col", 0) or 0))
 
 
-def build_parameter_map(partable: pd.DataFrame) -> ParameterMap:
+def build_parameter_map(partable: ParTable) -> ParameterMap:
     """Reduce the free rows to the vector z the optimizer moves (labels, ``==``, bounds)."""
-    free_mask = partable["free"].to_numpy() > 0
+    free_mask = np.asarray(partable["free"]) > 0
     free_rows = np.where(free_mask)[0]
     n_free = len(free_rows)
     # 1. shared labels -> one parameter
@@ -138,9 +139,9 @@ def build_parameter_map(partable: pd.DataFrame) -> ParameterMap:
     R_rows, r_vals = [], []
     lower_x = np.full(n_x, -np.inf)
     upper_x = np.full(n_x, np.inf)
-    cons = partable[is_constraint] if is_constraint.any() else ()
-    defined = partable[np.array(ops) == ":="] if is_constraint.any() else None
-    for _, row in (cons.iterrows() if len(cons) else ()):
+    cons = partable.records(is_constraint) if is_constraint.any() else []
+    defined = partable.records(np.array(ops) == ":=") if cons else []
+    for row in cons:
         func = _constraint_function(row, defined, label_to_x, fixed_labels, n_x)
         x_a = np.random.default_rng(1).normal(size=n_x)
         x_b = np.random.default_rng(2).normal(size=n_x)
@@ -199,11 +200,11 @@ def build_parameter_map(partable: pd.DataFrame) -> ParameterMap:
     return ParameterMap(free_rows, P @ K, P @ x0, lower, upper, n_free - K.shape[1])
 
 
-def _constraint_function(row, defined: pd.DataFrame, label_to_x: dict, fixed_labels: dict,
+def _constraint_function(row: dict, defined: list[dict], label_to_x: dict, fixed_labels: dict,
                          n_x: int):
     lhs = compile_expression(row["lhs"])
     rhs = compile_expression(row["rhs"])
-    defs = [(d["lhs"], compile_expression(d["rhs"])) for _, d in defined.iterrows()]
+    defs = [(d["lhs"], compile_expression(d["rhs"])) for d in defined]
     known = set(label_to_x) | set(fixed_labels) | {name for name, _ in defs}
     for expr in (lhs, rhs):
         unknown = [n for n in expr.names.values() if n not in known]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import warnings
 
-import pandas as pd
+import numpy as np
 
-from .partable import ModelVariables
+from .partable import ModelVariables, ParTable
 
 __all__ = ["model_graph", "check_model_graph", "ModelStructureWarning"]
 
@@ -21,12 +21,13 @@ class ModelStructureWarning(UserWarning):
     """A structural feature that is legal but often a mistake (feedback loop, 1-indicator factor)."""
 
 
-def model_graph(partable: pd.DataFrame, variables: ModelVariables):
+def model_graph(partable: ParTable, variables: ModelVariables):
     """A :class:`networkx.DiGraph` of the model (first group's parameters)."""
     import networkx as nx
 
-    first = partable["group"].to_numpy() == 1
-    triples = list(zip(partable["lhs"][first], partable["op"][first], partable["rhs"][first]))
+    first = np.asarray(partable["group"]) == 1
+    triples = list(zip(np.asarray(partable["lhs"])[first], np.asarray(partable["op"])[first],
+                       np.asarray(partable["rhs"])[first]))
     graph = nx.DiGraph()
     endogenous = {rhs if op == "=~" else lhs for lhs, op, rhs in triples if op in ("=~", "~")}
     for name in variables.ov + variables.lv:
@@ -42,7 +43,7 @@ def model_graph(partable: pd.DataFrame, variables: ModelVariables):
     return graph
 
 
-def check_model_graph(partable: pd.DataFrame, variables: ModelVariables):
+def check_model_graph(partable: ParTable, variables: ModelVariables):
     """Warn about feedback loops and factors with a single indicator.
 
     Returns the graph, or None when the model has neither regressions nor single-indicator
@@ -62,9 +63,11 @@ def check_model_graph(partable: pd.DataFrame, variables: ModelVariables):
     for lv, inds in variables.indicators.items():
         if len(inds) != 1:
             continue
-        resid = partable[(partable["group"] == 1) & (partable["lhs"] == inds[0])
-                         & (partable["op"] == "~~") & (partable["rhs"] == inds[0])]
-        resid_fixed = len(resid) == 1 and resid["free"].iat[0] == 0
+        resid = np.flatnonzero((np.asarray(partable["group"]) == 1)
+                               & (np.asarray(partable["lhs"]) == inds[0])
+                               & (np.asarray(partable["op"]) == "~~")
+                               & (np.asarray(partable["rhs"]) == inds[0]))
+        resid_fixed = len(resid) == 1 and np.asarray(partable["free"])[resid[0]] == 0
         if not resid_fixed and graph.in_degree(lv) == 0:
             warnings.warn(
                 f"factor {lv!r} has a single indicator ({inds[0]!r}) whose residual variance is "

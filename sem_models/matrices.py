@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-import pandas as pd
-
-from .partable import ModelVariables
+from .partable import ModelVariables, ParTable
 
 __all__ = ["RAMModel", "GroupMoments"]
 
@@ -56,7 +54,7 @@ class GroupMoments:
 class RAMModel:
     """The parameter table of a model laid out as per-group RAM matrices."""
 
-    def __init__(self, partable: pd.DataFrame, variables: ModelVariables, n_groups: int):
+    def __init__(self, partable: ParTable, variables: ModelVariables, n_groups: int):
         self.partable = partable
         self.variables = variables
         self.n_groups = n_groups
@@ -65,7 +63,7 @@ class RAMModel:
         self.n_ov = len(self.ov_names)
         self.n_var = len(self.var_names)
         index = {name: k for k, name in enumerate(self.var_names)}
-        group = partable["group"].to_numpy()
+        group = np.asarray(partable["group"])
         op = np.asarray(partable["op"].tolist(), dtype=object)
         lhs = np.array([index.get(v, -1) for v in partable["lhs"].tolist()])
         rhs = np.array([index.get(v, -1) for v in partable["rhs"].tolist()])

@@ -29,12 +29,55 @@ import pandas as pd
 
 from .syntax import ModelSyntaxError, ParsedModel, Statement
 
-__all__ = ["ModelVariables", "build_partable", "GROUP_EQUAL_KEYWORDS", "parse_partial"]
+__all__ = ["ModelVariables", "ParTable", "build_partable", "GROUP_EQUAL_KEYWORDS",
+           "parse_partial"]
 
 GROUP_EQUAL_KEYWORDS = (
     "loadings", "intercepts", "means", "residuals", "residual.covariances", "lv.variances",
     "lv.covariances", "regressions",
 )
+
+
+class ParTable:
+    """The parameter table as columns: numpy arrays the estimator reads directly.
+
+    Columns (in :attr:`COLUMNS` order) hold one entry per row; string columns are object
+    arrays of Python strings.  :meth:`to_frame` gives lavaan's ``parTable`` as a pandas
+    DataFrame, built once and only when results ask for it (a DataFrame costs more to build
+    than a small model takes to fit).
+    """
+
+    COLUMNS = ("id", "lhs", "op", "rhs", "user", "group", "free", "ustart", "exo", "label",
+               "start", "line", "col", "plabel")
+    _FLOAT = ("ustart", "start")
+    _TEXT = ("lhs", "op", "rhs", "label", "plabel")
+
+    def __init__(self, rows: Sequence[dict]):
+        self._columns: dict[str, np.ndarray] = {"id": np.arange(1, len(rows) + 1)}
+        for name in self.COLUMNS[1:]:
+            values = [row[name] for row in rows]
+            dtype = float if name in self._FLOAT else object if name in self._TEXT else int
+            self._columns[name] = np.array(values, dtype=dtype) if values else \
+                np.zeros(0, dtype)
+        self._frame: Optional[pd.DataFrame] = None
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._columns[name]
+
+    def __len__(self) -> int:
+        return len(self._columns["id"])
+
+    def records(self, mask: np.ndarray) -> list[dict]:
+        """The selected rows as dictionaries (column -> value)."""
+        return [{name: col[r] for name, col in self._columns.items()}
+                for r in np.flatnonzero(mask)]
+
+    def to_frame(self) -> pd.DataFrame:
+        """lavaan's ``parTable`` as a DataFrame (cached; copy it before changing it)."""
+        if self._frame is None:
+            self._frame = pd.DataFrame({name: self._columns[name].tolist()
+                                        for name in self.COLUMNS})
+        return self._frame
 
 
 @dataclass
@@ -129,7 +172,7 @@ def build_partable(
     group_equal: Sequence[str] = (),
     group_partial: Sequence[str] = (),
     auto_cov_y: bool = True,
-) -> tuple[pd.DataFrame, ModelVariables]:
+) -> tuple[ParTable, ModelVariables]:
     """Build the parameter table (one row per parameter and group) with lavaan's defaults."""
     bad = [k for k in group_equal if k not in GROUP_EQUAL_KEYWORDS]
     if bad:
@@ -158,11 +201,7 @@ def build_partable(
         rows.append(dict(lhs=c.lhs, op=c.op, rhs=c.rhs, user=1, group=0, free=0,
                          ustart=math.nan, exo=0, label="", plabel="", start=math.nan,
                          line=c.line, col=c.col))
-    columns = ["lhs", "op", "rhs", "user", "group", "free", "ustart", "exo", "label", "start",
-               "line", "col", "plabel"]
-    table = pd.DataFrame({"id": np.arange(1, len(rows) + 1),
-                          **{c: [row[c] for row in rows] for c in columns}})
-    return table, variables
+    return ParTable(rows), variables
 
 
 def _merge_duplicates(statements: Sequence[Statement]) -> list[Statement]:

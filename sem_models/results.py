@@ -30,10 +30,10 @@ class SEMFit:
     ``ntotal``, ``group_labels``, ``n_dropped``, ``partable``, ``graph``, ``options``.
     """
 
-    def __init__(self, model_syntax, partable, variables, model, data, problem, result, graph,
+    def __init__(self, model_syntax, table, variables, model, data, problem, result, graph,
                  options):
         self.model_syntax = model_syntax
-        self._partable = partable
+        self._table = table  # the parameter table's columns (:class:`~.partable.ParTable`)
         self.variables = variables
         self.model = model
         self.data = data
@@ -49,8 +49,13 @@ class SEMFit:
         """The model as a networkx DiGraph (see :mod:`sem_models.graph`)."""
         if self._graph is None:
             from .graph import model_graph
-            self._graph = model_graph(self._partable, self.variables)
+            self._graph = model_graph(self._table, self.variables)
         return self._graph
+
+    @cached_property
+    def _partable(self) -> pd.DataFrame:
+        """The parameter table as a DataFrame (without estimates; shared, do not modify)."""
+        return self._table.to_frame()
 
     @property
     def group_labels(self) -> list:
@@ -103,13 +108,13 @@ class SEMFit:
         return T, info
 
     def _param_names(self) -> list[str]:
-        pt = self._partable
+        pt = self._table
         names = []
         for r in self.problem.pmap.free_rows:
-            lab = pt["label"].iat[r]
+            lab = pt["label"][r]
             name = lab if lab and not lab.startswith(".") else \
-                f"{pt['lhs'].iat[r]}{pt['op'].iat[r]}{pt['rhs'].iat[r]}"
-            g = pt["group"].iat[r]
+                f"{pt['lhs'][r]}{pt['op'][r]}{pt['rhs'][r]}"
+            g = pt["group"][r]
             if self.n_groups > 1 and g > 1 and not (lab and not lab.startswith(".")):
                 name += f".g{g}"
             names.append(name)

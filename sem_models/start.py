@@ -9,9 +9,8 @@ intercepts at the sample means.  User ``start()`` values and fixed values win.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from .partable import ModelVariables
+from .partable import ModelVariables, ParTable
 
 __all__ = ["start_values"]
 
@@ -35,7 +34,7 @@ def _factor_start(cov: np.ndarray, idx: list[int]) -> tuple[np.ndarray, float]:
     return loadings, float(max(var, 0.05 * cov[marker, marker], 0.05))
 
 
-def start_values(partable: pd.DataFrame, variables: ModelVariables, sample_covs: list,
+def start_values(partable: ParTable, variables: ModelVariables, sample_covs: list,
                  sample_means: list) -> np.ndarray:
     """One start value per row of the parameter table (fixed rows: their fixed value)."""
     values = np.zeros(len(partable))
@@ -43,11 +42,11 @@ def start_values(partable: pd.DataFrame, variables: ModelVariables, sample_covs:
     lhs_all = partable["lhs"].tolist()
     op_all = partable["op"].tolist()
     rhs_all = partable["rhs"].tolist()
-    group_all = partable["group"].to_numpy()
-    free_all = partable["free"].to_numpy() > 0
-    exo_all = partable["exo"].to_numpy() == 1
-    ustart_all = partable["ustart"].to_numpy(float)
-    start_all = partable["start"].to_numpy(float)
+    group_all = np.asarray(partable["group"])
+    free_all = np.asarray(partable["free"]) > 0
+    exo_all = np.asarray(partable["exo"]) == 1
+    ustart_all = np.asarray(partable["ustart"], float)
+    start_all = np.asarray(partable["start"], float)
     lv_x = set(variables.lv_x)
     ov_x = set(variables.ov_x)
     for g, (cov, mean) in enumerate(zip(sample_covs, sample_means)):
@@ -90,7 +89,7 @@ def start_values(partable: pd.DataFrame, variables: ModelVariables, sample_covs:
     return values
 
 
-def adjust_intercept_starts(values: np.ndarray, partable: pd.DataFrame, model,
+def adjust_intercept_starts(values: np.ndarray, partable: ParTable, model,
                             sample_means: list) -> np.ndarray:
     """Shift the start values of free observed intercepts so that the implied means equal the
     sample means at the start (latent means with start values, e.g. in latent congruence
@@ -98,9 +97,9 @@ def adjust_intercept_starts(values: np.ndarray, partable: pd.DataFrame, model,
     if not model.meanstructure:
         return values
     values = values.copy()
-    op = partable["op"].to_numpy()
-    free = partable["free"].to_numpy() > 0
-    group = partable["group"].to_numpy()
+    op = np.asarray(partable["op"])
+    free = np.asarray(partable["free"]) > 0
+    group = np.asarray(partable["group"])
     ov_index = {v: k for k, v in enumerate(model.ov_names)}
     lhs = partable["lhs"].tolist()
     for g, mean in enumerate(sample_means):
