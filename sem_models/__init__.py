@@ -3,17 +3,58 @@
 Fit a model with :func:`sem` or :func:`cfa` (lavaan syntax, one or many groups), compare
 nested fits with :func:`compare`.  The pipeline: :mod:`.syntax` -> :mod:`.partable` ->
 :mod:`.matrices` -> :mod:`.estimator` -> :mod:`.results`.
+
+The public names are loaded on first use (lazy loading as in Scientific Python's SPEC 1):
+``import sem_models`` stays light, and numpy, pandas and the engine are imported when a
+function or class is first looked up.
 """
-from .api import HeywoodWarning, cfa, fit_model, sem
-from .compare import compare
-from .data import DataError
-from .estimator import ConvergenceWarning
-from .inference import IdentificationWarning
-from .results import SEMFit
-from .rsa import response_surface
-from .syntax import ModelSyntaxError, parse_model
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# public name -> the submodule that defines it
+_PUBLIC = {
+    "sem": "api", "cfa": "api", "fit_model": "api", "HeywoodWarning": "api",
+    "compare": "compare", "DataError": "data", "ConvergenceWarning": "estimator",
+    "IdentificationWarning": "inference", "SEMFit": "results", "response_surface": "rsa",
+    "ModelSyntaxError": "syntax", "parse_model": "syntax",
+}
+_SUBMODULES = {
+    "api", "cli", "compare", "congruence", "constraints", "data", "datasets", "distributions",
+    "estimator", "fiml", "fitmeasures", "graph", "inference", "matrices", "modindices",
+    "outcomes", "partable", "report", "results", "robust", "rsa", "standardized", "start",
+    "study", "summary", "surface", "surface_plots", "syntax", "threads",
+}
+
 __all__ = ["sem", "cfa", "fit_model", "compare", "SEMFit", "ModelSyntaxError", "DataError",
-           "ConvergenceWarning", "IdentificationWarning", "HeywoodWarning", "parse_model", "__version__"]
+           "ConvergenceWarning", "IdentificationWarning", "HeywoodWarning", "parse_model",
+           "response_surface", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # what static analysis and IDEs see
+    from .api import HeywoodWarning, cfa, fit_model, sem
+    from .compare import compare
+    from .data import DataError
+    from .estimator import ConvergenceWarning
+    from .inference import IdentificationWarning
+    from .results import SEMFit
+    from .rsa import response_surface
+    from .syntax import ModelSyntaxError, parse_model
