@@ -34,6 +34,35 @@ def _factor_start(cov: np.ndarray, idx: list[int]) -> tuple[np.ndarray, float]:
     return loadings, float(max(var, 0.05 * cov[marker, marker], 0.05))
 
 
+def _factor_covariance_start(cov: np.ndarray, ov_index: dict, factor: dict, f1: str, f2: str,
+                             fixed_var: set) -> float:
+    """Covariance of two exogenous factors from their indicators' cross-covariances:
+    the mean of ``S[j, k] / (lambda_j lambda_k)`` (marker scale), shrunk to a correlation of at
+    most 0.9; a correlation when the factor variances are fixed (``std_lv``)."""
+    if f1 not in factor or f2 not in factor:
+        return 0.0
+    (lam1, var1), (lam2, var2) = factor[f1], factor[f2]
+    ratios = [cov[ov_index[j], ov_index[k]] / (lam1[j] * lam2[k])
+              for j in lam1 for k in lam2 if j != k and abs(lam1[j] * lam2[k]) > 1e-8]
+    if not ratios:
+        return 0.0
+    bound = 0.9 * np.sqrt(var1 * var2)
+    value = float(np.clip(np.mean(ratios), -bound, bound))
+    if f1 in fixed_var or f2 in fixed_var:
+        return value / np.sqrt(var1 * var2)
+    return value
+
+
+def _residual_start(variance: float, name: str, factor: dict) -> float:
+    """Residual variance of an observed variable: what its one factor leaves unexplained
+    (``S_jj - lambda_j^2 phi``, at least 10% of the variance), else half its variance."""
+    owners = [lv for lv, (lam, _) in factor.items() if name in lam]
+    if len(owners) != 1:
+        return 0.5 * variance
+    lam, var = factor[owners[0]]
+    return float(max(variance - lam[name] ** 2 * var, 0.1 * variance))
+
+
 def start_values(partable: ParTable, variables: ModelVariables, sample_covs: list,
                  sample_means: list) -> np.ndarray:
     """One start value per row of the parameter table (fixed rows: their fixed value)."""
@@ -77,22 +106,50 @@ def start_values(partable: ParTable, variables: ModelVariables, sample_covs: lis
                 if lhs in ov_x and rhs in ov_x:
                     values[r] = cov[ov_index[lhs], ov_index[rhs]]
                 elif lhs != rhs:
-                    values[r] = 0.0
+                    values[r] = _factor_covariance_start(cov, ov_index, factor, lhs, rhs,
+                                                         fixed_var) \
+                        if lhs in lv_x and rhs in lv_x else 0.0
                 elif lhs in ov_index:
-                    values[r] = 0.5 * cov[ov_index[lhs], ov_index[lhs]]
+                    values[r] = _residual_start(cov[ov_index[lhs], ov_index[lhs]], lhs, factor)
                 elif lhs in factor:
                     values[r] = factor[lhs][1] if lhs in lv_x else 0.5 * factor[lhs][1]
                 else:
                     values[r] = 0.05
             elif op == "~1":
                 values[r] = mean[ov_index[lhs]] if lhs in ov_index else 0.0
+        _keep_factor_covariances_pd(values, rows, lhs_all, op_all, rhs_all, lv_x,
+                                    free_all & np.isnan(start_all))
     return values
+
+
+def _keep_factor_covariances_pd(values: np.ndarray, rows: np.ndarray, lhs: list, op: list,
+                                rhs: list, lv_x: set, derived: np.ndarray) -> None:
+    """Zero the derived start covariances of the exogenous factors of one group when together
+    they do not form a positive-definite matrix (pairwise bounds do not guarantee it)."""
+    names = sorted(lv_x)
+    if len(names) < 3:
+        return
+    index = {name: k for k, name in enumerate(names)}
+    phi = np.eye(len(names))
+    cells = [r for r in rows if op[r] == "~~" and lhs[r] in index and rhs[r] in index]
+    for r in cells:
+        phi[index[lhs[r]], index[rhs[r]]] = phi[index[rhs[r]], index[lhs[r]]] = values[r]
+    try:
+        np.linalg.cholesky(phi)
+    except np.linalg.LinAlgError:
+        for r in cells:
+            if lhs[r] != rhs[r] and derived[r]:
+                values[r] = 0.0
 
 
 def adjust_intercept_starts(values: np.ndarray, partable: ParTable, model,
                             sample_means: list) -> np.ndarray:
-    """Shift the start values of free observed intercepts so that the implied means equal the
-    sample means at the start (latent means with start values, e.g. in latent congruence
+    """Start the mean structure at the sample means.
+
+    Free latent means whose marker indicator has a fixed intercept (marker-intercept
+    identification, e.g. semTools' ``measEq.syntax(ID.fac = "marker")``) start at the marker's
+    sample mean over its loading; then free observed intercepts are shifted so that the implied
+    means equal the sample means (latent means with start values, e.g. in latent congruence
     models, otherwise leave the intercepts far off)."""
     if not model.meanstructure:
         return values
@@ -100,11 +157,28 @@ def adjust_intercept_starts(values: np.ndarray, partable: ParTable, model,
     op = np.asarray(partable["op"])
     free = np.asarray(partable["free"]) > 0
     group = np.asarray(partable["group"])
+    user_start = ~np.isnan(np.asarray(partable["start"], float))
     ov_index = {v: k for k, v in enumerate(model.ov_names)}
-    lhs = partable["lhs"].tolist()
+    lhs, rhs = partable["lhs"].tolist(), partable["rhs"].tolist()
+    markers = {lv: inds[0] for lv, inds in model.variables.indicators.items()
+               if inds[0] in ov_index}
     for g, mean in enumerate(sample_means):
-        rows = np.flatnonzero((op == "~1") & free & (group == g + 1))
-        rows = [r for r in rows if lhs[r] in ov_index]
+        in_group = group == g + 1
+        row_of = {(lhs[r], op[r], rhs[r]): r for r in np.flatnonzero(in_group)}
+        latent = [r for r in np.flatnonzero((op == "~1") & free & in_group & ~user_start)
+                  if lhs[r] in markers]
+        if latent:
+            implied = model.moments(values, g).mean
+            for r in latent:
+                marker = markers[lhs[r]]
+                load = row_of.get((lhs[r], "=~", marker))
+                intercept = row_of.get((marker, "~1", ""))
+                k = ov_index[marker]
+                if (load is None or intercept is None or free[intercept]
+                        or abs(values[load]) < 1e-8 or not np.isfinite(mean[k])):
+                    continue
+                values[r] += (mean[k] - implied[k]) / values[load]
+        rows = [r for r in np.flatnonzero((op == "~1") & free & in_group) if lhs[r] in ov_index]
         if not rows:
             continue
         implied = model.moments(values, g).mean
