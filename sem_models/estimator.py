@@ -100,7 +100,7 @@ class MLGroupLoss:
             a = d_cov @ r  # S_k r, (q, p)
             cross = a @ inv @ d_mean.T
             first += 2 * (cross + cross.T) + 2 * (d_mean @ inv @ d_mean.T)
-        H = first + second(W, r)
+        H = first + second(W, r if self.meanstructure else None)
         return 0.5 * (H + H.T) / 2
 
 

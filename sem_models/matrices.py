@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 from .partable import ModelVariables, ParTable
 
-__all__ = ["RAMModel", "GroupMoments"]
+__all__ = ["RAMModel", "GroupMoments", "Cells"]
 
 
 @dataclass
@@ -51,6 +51,32 @@ class GroupMoments:
         return None if self._inverse[0] is None else self._inverse
 
 
+def _path_order(n_var: int, to: np.ndarray, source: np.ndarray) -> int | None:
+    """Length of the longest chain of directed paths (A is nilpotent: ``A^(k+1) = 0``), or None
+    when the paths form a loop (a non-recursive model)."""
+    pattern = np.zeros((n_var, n_var), bool)
+    pattern[to, source] = True
+    power, order = pattern, 0
+    while power.any():
+        order += 1
+        if order > n_var:
+            return None
+        power = (power.astype(np.int64) @ pattern.astype(np.int64)) > 0
+    return order
+
+
+def _total_effects(A: np.ndarray, order: int | None) -> np.ndarray:
+    """``B = (I - A)^-1``; for a recursive model the finite sum ``I + A + ... + A^order``
+    (Horner's scheme), which costs a few small products instead of an inverse."""
+    eye = np.eye(A.shape[0])
+    if order is None:
+        return np.linalg.inv(eye - A)
+    B = eye + A
+    for _ in range(order - 1):
+        B = eye + A @ B
+    return B
+
+
 class RAMModel:
     """The parameter table of a model laid out as per-group RAM matrices."""
 
@@ -69,6 +95,7 @@ class RAMModel:
         rhs = np.array([index.get(v, -1) for v in partable["rhs"].tolist()])
         self.meanstructure = bool(np.any((op == "~1") & (group > 0)))
         self._cells = []
+        self._path_orders = []
         for g in range(n_groups):
             in_group = group == g + 1
             load = np.flatnonzero(in_group & (op == "=~"))
@@ -82,6 +109,7 @@ class RAMModel:
                 "S": (cov, lhs[cov], rhs[cov]),
                 "M": (mean, lhs[mean], np.zeros(len(mean), int)),
             })
+            self._path_orders.append(_path_order(self.n_var, *self._cells[-1]["A"][1:]))
 
     # ------------------------------------------------------------------------------------
     def matrices(self, values: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -101,58 +129,42 @@ class RAMModel:
 
     def moments(self, values: np.ndarray, g: int) -> GroupMoments:
         A, S, M = self.matrices(values, g)
-        B = np.linalg.inv(np.eye(self.n_var) - A)
+        B = _total_effects(A, self._path_orders[g])
         full_cov = B @ S @ B.T
         full_mean = B @ M
         p = self.n_ov
         return GroupMoments(full_cov[:p, :p], full_mean[:p], B, full_cov, full_mean)
 
-    def free_rows(self, g: int, free_mask: np.ndarray) -> dict[str, tuple]:
+    def free_rows(self, g: int, free_mask: np.ndarray) -> "Cells":
         """The cells of group ``g`` whose table rows are selected by ``free_mask``."""
-        out = {}
-        for kind, (rows, i, j) in self._cells[g].items():
-            keep = free_mask[rows]
-            out[kind] = (rows[keep], i[keep], j[keep])
-        return out
+        return Cells(*((rows[free_mask[rows]], i[free_mask[rows]], j[free_mask[rows]])
+                       for rows, i, j in (self._cells[g][k] for k in "ASM")))
 
-    def jacobian(self, mom: GroupMoments, cells: dict[str, tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def jacobian(self, mom: GroupMoments, cells: "Cells") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Derivatives of the implied moments of one group with respect to the given cells.
 
         Returns ``(rows, d_cov, d_mean)``: the table rows, ``d_cov`` of shape (q, p, p) and
-        ``d_mean`` of shape (q, p), in the order of ``rows``.
+        ``d_mean`` of shape (q, p), in the order of ``rows`` (A cells, S cells, M cells).
         """
         p = self.n_ov
         FB = mom.B[:p, :]
-        blocks_cov, blocks_mean, rows_all = [], [], []
-        rows, i, j = cells["A"]
-        if len(rows):
-            u = FB[:, i]  # p x q
-            w = mom.full_cov[:p, j]
+        na, nas = cells.n_a, cells.n_a + cells.n_s
+        d_cov = np.zeros((cells.q, p, p))
+        d_mean = np.zeros((cells.q, p))
+        if nas:
+            # A[i, j]: u = FB[:, i], w = (F B S B')[:, j]; S[i, j]: u = FB[:, i], w = FB[:, j]
+            u = FB[:, cells.u_index]
+            w = np.concatenate([mom.full_cov[:p, cells.A[2]], FB[:, cells.S[2]]], axis=1)
             d = u.T[:, :, None] * w.T[:, None, :]
-            blocks_cov.append(d + d.transpose(0, 2, 1))
-            blocks_mean.append((u * mom.full_mean[j]).T)
-            rows_all.append(rows)
-        rows, i, j = cells["S"]
-        if len(rows):
-            u = FB[:, i]
-            w = FB[:, j]
-            d = u.T[:, :, None] * w.T[:, None, :]
-            off = (i != j).astype(float)[:, None, None]
-            blocks_cov.append(d + off * d.transpose(0, 2, 1))
-            blocks_mean.append(np.zeros((len(rows), p)))
-            rows_all.append(rows)
-        rows, i, _ = cells["M"]
-        if len(rows):
-            blocks_cov.append(np.zeros((len(rows), p, p)))
-            blocks_mean.append(FB[:, i].T)
-            rows_all.append(rows)
-        if not rows_all:
-            return np.zeros(0, int), np.zeros((0, p, p)), np.zeros((0, p))
-        return (np.concatenate(rows_all), np.concatenate(blocks_cov),
-                np.concatenate(blocks_mean))
+            d_cov[:nas] = d + cells.mirror[:, None, None] * d.transpose(0, 2, 1)
+            if na:
+                d_mean[:na] = (u[:, :na] * mom.full_mean[cells.A[2]]).T
+        if cells.n_m:
+            d_mean[nas:] = FB[:, cells.M[1]].T
+        return cells.rows, d_cov, d_mean
 
-    def second_order_terms(self, mom: GroupMoments, cells: dict[str, tuple], W: np.ndarray,
-                           r: np.ndarray) -> np.ndarray:
+    def second_order_terms(self, mom: GroupMoments, cells: "Cells", W: np.ndarray,
+                           r: Optional[np.ndarray]) -> np.ndarray:
         """``tr(W d2cov/dk dl) - 2 r' d2mean/dk dl`` for all pairs of the given cells.
 
         Only directed paths have second derivatives (the moments are linear in S and M).  With
@@ -160,35 +172,53 @@ class RAMModel:
         ``tr(W Sigma_kl) = 2 (B[n,i] H[j,m] + B[j,m] H[n,i] + C[j,n] G[m,i])`` (C = B S B');
         for A[i,j] and S[m,n]: ``2 (B[j,m] G[n,i] + B[j,n] G[m,i])`` (once on the diagonal);
         for the means ``mu_kl = FB[:,m] B[n,i] mu[j] + FB[:,i] B[j,m] mu[n]`` (A, A) and
-        ``FB[:,i] B[j,m]`` (A[i,j], M[m]).  Rows and columns in :meth:`jacobian`'s order.
+        ``FB[:,i] B[j,m]`` (A[i,j], M[m]).  ``r`` is None without a mean structure.  Rows and
+        columns in :meth:`jacobian`'s order.
         """
         p = self.n_ov
         B, C, mu = mom.B, mom.full_cov, mom.full_mean
         FB = B[:p, :]
-        G = FB.T @ W @ FB
-        H = C[:, :p] @ W @ FB
-        rho = FB.T @ r
-        _, ai, aj = cells["A"]
-        _, si, sj = cells["S"]
-        _, mi, _ = cells["M"]
-        na, ns, nm = len(ai), len(si), len(mi)
-        q = na + ns + nm
-        out = np.zeros((q, q))
+        na, ns = cells.n_a, cells.n_s
+        out = np.zeros((cells.q, cells.q))
         if na == 0:
             return out
-        i, j = ai[:, None], aj[:, None]
-        m, n = ai[None, :], aj[None, :]
-        out[:na, :na] = 2 * (B[n, i] * H[j, m] + B[j, m] * H[n, i] + C[j, n] * G[m, i]) \
-            - 2 * (rho[m] * B[n, i] * mu[j] + rho[i] * B[j, m] * mu[n])
+        G = FB.T @ W @ FB
+        H = C[:, :p] @ W @ FB
+        (ai, aj), (si, sj) = cells.A[1:], cells.S[1:]
+        # (k, l) entries: B[j_k, i_l], i.e. the transpose of B[n, i]
+        B_ji = B[aj[:, None], ai[None, :]]
+        cross = B_ji.T * H[aj[:, None], ai[None, :]]
+        block = cross + cross.T + C[aj[:, None], aj[None, :]] * G[ai[:, None], ai[None, :]]
+        rho = None if r is None else FB.T @ r
+        if rho is not None:
+            mean_part = mu[aj][:, None] * B_ji.T * rho[ai][None, :]
+            block -= mean_part + mean_part.T
+        out[:na, :na] = 2 * block
         if ns:
-            m, n = si[None, :], sj[None, :]
-            off = (si != sj)[None, :]
-            block = 2 * (B[j, m] * G[n, i] + off * B[j, n] * G[m, i])
+            off = cells.mirror[na:]
+            block = 2 * (B[aj[:, None], si[None, :]] * G[ai[:, None], sj[None, :]]
+                         + off * B[aj[:, None], sj[None, :]] * G[ai[:, None], si[None, :]])
             out[:na, na:na + ns] = block
             out[na:na + ns, :na] = block.T
-        if nm:
-            m = mi[None, :]
-            block = -2 * rho[i] * B[j, m]
+        if cells.n_m and rho is not None:
+            block = -2 * rho[ai][:, None] * B[aj[:, None], cells.M[1][None, :]]
             out[:na, na + ns:] = block
             out[na + ns:, :na] = block.T
-        return (out + out.T) / 2
+        return out
+
+
+class Cells:
+    """Matrix cells of a set of parameters of one group: ``A``, ``S`` and ``M`` as
+    ``(table rows, i, j)``, with the index arrays the derivatives need, computed once."""
+
+    def __init__(self, A: tuple, S: tuple, M: tuple):
+        self.A, self.S, self.M = A, S, M
+        self.n_a, self.n_s, self.n_m = len(A[0]), len(S[0]), len(M[0])
+        self.q = self.n_a + self.n_s + self.n_m
+        self.rows = np.concatenate([A[0], S[0], M[0]]).astype(int)
+        self.u_index = np.concatenate([A[1], S[1]]).astype(int)
+        # d cov = u w' + w u' except on the diagonal of S (u u')
+        self.mirror = np.concatenate([np.ones(self.n_a), (S[1] != S[2]).astype(float)])
+
+    def __getitem__(self, kind: str) -> tuple:
+        return getattr(self, kind)

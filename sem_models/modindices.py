@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .matrices import Cells
+
 __all__ = ["modification_indices", "candidate_parameters"]
 
 
@@ -55,13 +57,12 @@ def modification_indices(fit, sort: bool = True, minimum_value: float = 0.0) -> 
         ids = np.arange(len(cands))
         a_ids = [k for k, c in enumerate(cands) if c[1] == "=~"]
         s_ids = [k for k, c in enumerate(cands) if c[1] == "~~"]
-        cells = {
-            "A": (ids[a_ids], np.array([index[cands[k][2]] for k in a_ids], int),
-                  np.array([index[cands[k][0]] for k in a_ids], int)),
-            "S": (ids[s_ids], np.array([index[cands[k][0]] for k in s_ids], int),
-                  np.array([index[cands[k][2]] for k in s_ids], int)),
-            "M": (np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)),
-        }
+        cells = Cells(
+            (ids[a_ids], np.array([index[cands[k][2]] for k in a_ids], int),
+             np.array([index[cands[k][0]] for k in a_ids], int)),
+            (ids[s_ids], np.array([index[cands[k][0]] for k in s_ids], int),
+             np.array([index[cands[k][2]] for k in s_ids], int)),
+            (np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)))
         order, d_cov_new, d_mean_new = model.jacobian(mom, cells)
         pos, d_cov, d_mean = problem.group_jacobian(values, g, mom)
         both_cov = np.concatenate([d_cov_new, d_cov])
