@@ -102,12 +102,14 @@ def prepare_data(
     for extra, what in ((group, "group"), (cluster, "cluster")):
         if extra is not None and extra not in data.columns:
             raise DataError(f"the {what} column {extra!r} is not in the data")
-    duplicated = set(data.columns[data.columns.duplicated()]) & set(ov_names)
-    if duplicated:
-        raise DataError(f"column(s) {sorted(duplicated)} appear more than once in the data")
+    if not data.columns.is_unique:
+        duplicated = set(data.columns[data.columns.duplicated()]) & set(ov_names)
+        if duplicated:
+            raise DataError(f"column(s) {sorted(duplicated)} appear more than once in the data")
     columns = [data[name] for name in ov_names]  # one Series per column: cheaper than a subset
     for name, col in zip(ov_names, columns):
-        if col.dtype == bool or pd.api.types.is_numeric_dtype(col.dtype):
+        if (getattr(col.dtype, "kind", "") in "biuf" or col.dtype == bool
+                or pd.api.types.is_numeric_dtype(col.dtype)):
             continue
         bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()]
         example = repr(bad.iloc[0]) if len(bad) else "?"
@@ -115,7 +117,8 @@ def prepare_data(
                         "or leave it out of the model")
     X = np.column_stack([col.to_numpy(dtype=float, na_value=np.nan) for col in columns]) \
         if columns else np.zeros((len(data), 0))
-    if np.isinf(X).any():
+    all_finite = bool(np.isfinite(X).all())
+    if not all_finite and np.isinf(X).any():
         col = ov_names[int(np.where(np.isinf(X).any(axis=0))[0][0])]
         raise DataError(f"column {col!r} contains infinite values")
 
@@ -134,21 +137,22 @@ def prepare_data(
         if bad_cluster.any():
             raise DataError(f"the cluster column {cluster!r} has {int(bad_cluster.sum())} missing "
                             "value(s); every analysed row needs a cluster")
-    isnan = np.isnan(X)
-    if missing == "listwise":
-        incomplete = isnan.any(axis=1) & keep
-        if incomplete.any():
-            cols = [ov_names[k] for k in np.where(isnan[keep].any(axis=0))[0]]
-            reasons.append(f"{int(incomplete.sum())} with missing values in {cols} "
-                           "(listwise deletion; use missing='fiml' to keep them)")
-            keep &= ~incomplete
-    elif missing in ("fiml", "ml"):
-        empty = isnan.all(axis=1) & keep
-        if empty.any():
-            reasons.append(f"{int(empty.sum())} missing every analysed variable")
-            keep &= ~empty
-    else:
+    if missing not in ("listwise", "fiml", "ml"):
         raise ValueError(f"missing={missing!r} is not supported; use 'listwise' or 'fiml' ('ml')")
+    if not all_finite:
+        isnan = np.isnan(X)
+        if missing == "listwise":
+            incomplete = isnan.any(axis=1) & keep
+            if incomplete.any():
+                cols = [ov_names[k] for k in np.where(isnan[keep].any(axis=0))[0]]
+                reasons.append(f"{int(incomplete.sum())} with missing values in {cols} "
+                               "(listwise deletion; use missing='fiml' to keep them)")
+                keep &= ~incomplete
+        else:
+            empty = isnan.all(axis=1) & keep
+            if empty.any():
+                reasons.append(f"{int(empty.sum())} missing every analysed variable")
+                keep &= ~empty
     n_dropped = int((~keep).sum())
     drop_reason = "; ".join(reasons)
     if n_dropped:
@@ -165,8 +169,12 @@ def prepare_data(
     groups = []
     cl = data[cluster].to_numpy() if cluster is not None else None
     for lab, mask in parts:
-        Xg = X[mask]
-        groups.append(GroupData(lab, Xg, positions[mask], None if cl is None else cl[mask]))
+        every = bool(mask.all())
+        Xg = X if every else X[mask]
+        groups.append(GroupData(lab, Xg, positions if every else positions[mask],
+                                None if cl is None else cl[mask]))
+        if all_finite:
+            groups[-1].complete = True  # known: skip the scan for missing values
     obs = ObservedData(list(ov_names), groups, group, len(data), n_dropped, drop_reason, notes)
     _check_groups(obs)
     return obs
@@ -182,10 +190,11 @@ def _check_groups(obs: ObservedData) -> None:
             raise DataError(
                 f"only {g.nobs} complete cases{where} for {p} observed variables: the sample "
                 "covariance matrix is singular; use more cases or fewer variables")
-        observed = ~np.isnan(g.X)
-        never = [obs.ov_names[k] for k in np.where(~observed.any(axis=0))[0]]
-        if never:
-            raise DataError(f"variable(s) {never} are missing for every case{where}")
+        if not g.complete:
+            observed = ~np.isnan(g.X)
+            never = [obs.ov_names[k] for k in np.where(~observed.any(axis=0))[0]]
+            if never:
+                raise DataError(f"variable(s) {never} are missing for every case{where}")
         if g.complete:
             sd, center = np.sqrt(np.diag(g.cov)), g.mean
         else:

@@ -8,6 +8,8 @@ intercepts at the sample means.  User ``start()`` values and fixed values win.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .partable import ModelVariables, ParTable
@@ -15,26 +17,28 @@ from .partable import ModelVariables, ParTable
 __all__ = ["start_values"]
 
 
-def _factor_start(cov: np.ndarray, idx: list[int]) -> tuple[np.ndarray, float]:
-    """Marker-scaled loadings and the factor variance from the indicators' covariances."""
+def _factor_start(S: list, idx: list[int]) -> tuple[list[float], float]:
+    """Marker-scaled loadings and the factor variance from the indicators' covariances
+    (``S`` the sample covariance matrix as nested lists: scalar work in plain Python)."""
     marker = idx[0]
-    loadings = np.ones(len(idx))
+    loadings = [1.0] * len(idx)
     for k, j in enumerate(idx[1:], start=1):
-        rest = [i for i in idx if i not in (j, marker)]
+        rest = [i for i in idx if i != j and i != marker]
         if rest:
-            num, den = cov[j, rest].sum(), cov[marker, rest].sum()
+            num, den = sum(S[j][i] for i in rest), sum(S[marker][i] for i in rest)
         else:
-            num, den = cov[j, marker], cov[marker, marker] * 0.5
+            num, den = S[j][marker], S[marker][marker] * 0.5
         lam = num / den if abs(den) > 1e-12 else 1.0
-        loadings[k] = lam if np.isfinite(lam) and abs(lam) <= 10 else 1.0
+        loadings[k] = lam if math.isfinite(lam) and abs(lam) <= 10 else 1.0
     if len(idx) > 1:
-        var = np.mean([cov[marker, j] / loadings[k] for k, j in enumerate(idx[1:], start=1)])
+        var = sum(S[marker][j] / loadings[k] for k, j in enumerate(idx[1:], start=1)) \
+            / (len(idx) - 1)
     else:
-        var = 0.5 * cov[marker, marker]
-    return loadings, float(max(var, 0.05 * cov[marker, marker], 0.05))
+        var = 0.5 * S[marker][marker]
+    return loadings, max(var, 0.05 * S[marker][marker], 0.05)
 
 
-def _factor_covariance_start(cov: np.ndarray, ov_index: dict, factor: dict, f1: str, f2: str,
+def _factor_covariance_start(S: list, ov_index: dict, factor: dict, f1: str, f2: str,
                              fixed_var: set) -> float:
     """Covariance of two exogenous factors from their indicators' cross-covariances:
     the mean of ``S[j, k] / (lambda_j lambda_k)`` (marker scale), shrunk to a correlation of at
@@ -42,14 +46,14 @@ def _factor_covariance_start(cov: np.ndarray, ov_index: dict, factor: dict, f1: 
     if f1 not in factor or f2 not in factor:
         return 0.0
     (lam1, var1), (lam2, var2) = factor[f1], factor[f2]
-    ratios = [cov[ov_index[j], ov_index[k]] / (lam1[j] * lam2[k])
+    ratios = [S[ov_index[j]][ov_index[k]] / (lam1[j] * lam2[k])
               for j in lam1 for k in lam2 if j != k and abs(lam1[j] * lam2[k]) > 1e-8]
     if not ratios:
         return 0.0
-    bound = 0.9 * np.sqrt(var1 * var2)
-    value = float(np.clip(np.mean(ratios), -bound, bound))
+    bound = 0.9 * math.sqrt(var1 * var2)
+    value = min(max(sum(ratios) / len(ratios), -bound), bound)
     if f1 in fixed_var or f2 in fixed_var:
-        return value / np.sqrt(var1 * var2)
+        return value / math.sqrt(var1 * var2)
     return value
 
 
@@ -60,7 +64,7 @@ def _residual_start(variance: float, name: str, factor: dict) -> float:
     if len(owners) != 1:
         return 0.5 * variance
     lam, var = factor[owners[0]]
-    return float(max(variance - lam[name] ** 2 * var, 0.1 * variance))
+    return max(variance - lam[name] ** 2 * var, 0.1 * variance)
 
 
 def start_values(partable: ParTable, variables: ModelVariables, sample_covs: list,
@@ -72,58 +76,58 @@ def start_values(partable: ParTable, variables: ModelVariables, sample_covs: lis
     op_all = partable["op"].tolist()
     rhs_all = partable["rhs"].tolist()
     group_all = np.asarray(partable["group"])
-    free_all = np.asarray(partable["free"]) > 0
-    exo_all = np.asarray(partable["exo"]) == 1
-    ustart_all = np.asarray(partable["ustart"], float)
-    start_all = np.asarray(partable["start"], float)
+    free_all = (np.asarray(partable["free"]) > 0).tolist()
+    exo_all = (np.asarray(partable["exo"]) == 1).tolist()
+    ustart_all = np.asarray(partable["ustart"], float).tolist()
+    start_all = np.asarray(partable["start"], float).tolist()
     lv_x = set(variables.lv_x)
     ov_x = set(variables.ov_x)
     for g, (cov, mean) in enumerate(zip(sample_covs, sample_means)):
-        rows = np.flatnonzero(group_all == g + 1)
+        S, m = cov.tolist(), mean.tolist()  # scalar work below: plain Python floats
+        rows = np.flatnonzero(group_all == g + 1).tolist()
         fixed_var = {lhs_all[r] for r in rows if op_all[r] == "~~" and lhs_all[r] == rhs_all[r]
                      and not free_all[r]}
         factor = {}
         for lv, inds in variables.indicators.items():
             if inds[0] in ov_index:
-                observed = [ov_index[i] for i in inds if i in ov_index]
-                lam, var = _factor_start(cov, observed)
                 names = [i for i in inds if i in ov_index]
+                lam, var = _factor_start(S, [ov_index[i] for i in names])
                 factor[lv] = (dict(zip(names, lam)), var)
         for r in rows:
             lhs, op, rhs = lhs_all[r], op_all[r], rhs_all[r]
             if exo_all[r]:
-                values[r] = mean[ov_index[lhs]] if op == "~1" else cov[ov_index[lhs], ov_index[rhs]]
+                values[r] = m[ov_index[lhs]] if op == "~1" else S[ov_index[lhs]][ov_index[rhs]]
             elif not free_all[r]:
-                values[r] = 0.0 if np.isnan(ustart_all[r]) else ustart_all[r]
-            elif not np.isnan(start_all[r]):
+                values[r] = 0.0 if math.isnan(ustart_all[r]) else ustart_all[r]
+            elif not math.isnan(start_all[r]):
                 values[r] = start_all[r]
             elif op == "=~":
                 values[r] = 1.0
                 if lhs in factor and rhs in factor[lhs][0]:
                     lam = factor[lhs][0][rhs]
-                    values[r] = lam * np.sqrt(factor[lhs][1]) if lhs in fixed_var else lam
+                    values[r] = lam * math.sqrt(factor[lhs][1]) if lhs in fixed_var else lam
             elif op == "~~":
                 if lhs in ov_x and rhs in ov_x:
-                    values[r] = cov[ov_index[lhs], ov_index[rhs]]
+                    values[r] = S[ov_index[lhs]][ov_index[rhs]]
                 elif lhs != rhs:
-                    values[r] = _factor_covariance_start(cov, ov_index, factor, lhs, rhs,
+                    values[r] = _factor_covariance_start(S, ov_index, factor, lhs, rhs,
                                                          fixed_var) \
                         if lhs in lv_x and rhs in lv_x else 0.0
                 elif lhs in ov_index:
-                    values[r] = _residual_start(cov[ov_index[lhs], ov_index[lhs]], lhs, factor)
+                    values[r] = _residual_start(S[ov_index[lhs]][ov_index[lhs]], lhs, factor)
                 elif lhs in factor:
                     values[r] = factor[lhs][1] if lhs in lv_x else 0.5 * factor[lhs][1]
                 else:
                     values[r] = 0.05
             elif op == "~1":
-                values[r] = mean[ov_index[lhs]] if lhs in ov_index else 0.0
-        _keep_factor_covariances_pd(values, rows, lhs_all, op_all, rhs_all, lv_x,
-                                    free_all & np.isnan(start_all))
+                values[r] = m[ov_index[lhs]] if lhs in ov_index else 0.0
+        derived = [free and math.isnan(start) for free, start in zip(free_all, start_all)]
+        _keep_factor_covariances_pd(values, rows, lhs_all, op_all, rhs_all, lv_x, derived)
     return values
 
 
 def _keep_factor_covariances_pd(values: np.ndarray, rows: np.ndarray, lhs: list, op: list,
-                                rhs: list, lv_x: set, derived: np.ndarray) -> None:
+                                rhs: list, lv_x: set, derived: list) -> None:
     """Zero the derived start covariances of the exogenous factors of one group when together
     they do not form a positive-definite matrix (pairwise bounds do not guarantee it)."""
     names = sorted(lv_x)
