@@ -1,128 +1,154 @@
 """Time sem-models against semopy and lavaan on the HS39 CFA and the 4-level invariance fits.
 
-Run:  python benchmarks/bench_core.py [--repeat 20]
+Run:  python benchmarks/bench_core.py [--rounds 9]
 
-Tasks: the CFA; the four invariance fits by school (configural, metric, scalar, strict); and
-``invariance.sequence`` with its fit-change table against lavaan's four fits + ``lavTestLRT`` +
-``fitMeasures``.  Prints, per task, the median wall time of one run for each package, the ratio to ours and our
-peak memory (tracemalloc).  lavaan is timed inside one R session (no start-up cost) when
-``Rscript`` is on PATH; semopy fits each group separately and has no cross-group equality
-constraints, so it is timed on the single-group CFA only.
+Tasks:
+  cfa          the 3-factor CFA (lavaan: ``cfa()``, which also computes SEs and the test);
+  cfa+results  the CFA with its estimates table and all fit measures (lavaan:
+               ``parameterEstimates()`` + ``fitMeasures()``): the fair comparison, since our
+               fit object computes SEs and fit measures only when asked;
+  4 fits       configural, metric, scalar and strict fits by school;
+  sequence     ``invariance.sequence`` with its fit-change table (lavaan: the four fits +
+               ``lavTestLRT`` + ``fitMeasures``).
+
+Timings on a shared VM drift by 20-40% within minutes, so the packages are timed in
+alternating blocks: per round, a block of our runs, a block of lavaan's runs in one persistent
+R session (no start-up cost) and, for the CFA, a block of semopy's.  Printed per task: the
+median over rounds of each package's mean time per run, the median ratio to ours and the
+worst (smallest) round's ratio, and our peak memory (tracemalloc).  semopy fits each group
+separately and has no cross-group equality constraints, so it is timed on the CFA only.
+
+Import time is measured in fresh interpreters with bytecode available (as after ``pip
+install``): ``import sem_models`` (the public names load lazily), the import plus the first
+use of ``sem_models.cfa`` (which loads numpy, pandas and the engine) and numpy + pandas alone.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from timing import median_time, peak_memory  # benchmarks/timing.py
+from timing import RSession, block_mean, peak_memory  # benchmarks/timing.py
 
 HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
 LEVELS = [[], ["loadings"], ["loadings", "intercepts"], ["loadings", "intercepts", "residuals"]]
+BLOCK = {"cfa": 10, "cfa+results": 10, "4 fits": 2, "sequence": 2}
 
-
-def peak_memory_mb(func) -> float:
-    return peak_memory(func)[1]
-
-
-def import_time() -> float:
-    code = "import time; t = time.perf_counter(); import sem_models; print(time.perf_counter() - t)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
-
-
-R_SCRIPT = r"""
+R_TASKS = r"""
 suppressMessages(library(lavaan))
 HS <- HolzingerSwineford1939
 m <- 'visual =~ x1 + x2 + x3
 textual =~ x4 + x5 + x6
 speed =~ x7 + x8 + x9'
-rep <- as.integer(commandArgs(TRUE)[1])
-med <- function(f) { f(); median(sapply(seq_len(rep), function(i) system.time(f())[["elapsed"]])) }
-cfa_time <- med(function() cfa(m, HS))
-levels <- list("", "loadings", c("loadings", "intercepts"), c("loadings", "intercepts", "residuals"))
-seq_time <- med(function() for (ge in levels) cfa(m, HS, group = "school", group.equal = ge))
-inv_time <- med(function() {
-  fits <- lapply(levels, function(ge) cfa(m, HS, group = "school", group.equal = ge))
-  lavTestLRT(fits[[1]], fits[[2]], fits[[3]], fits[[4]])
-  lapply(fits, fitMeasures)
-})
-cat(sprintf('{"cfa": %.6f, "sequence": %.6f, "invariance": %.6f}', cfa_time, seq_time, inv_time))
+levels <- list("", "loadings", c("loadings", "intercepts"),
+               c("loadings", "intercepts", "residuals"))
+fits <- function() lapply(levels, function(ge) cfa(m, HS, group = "school", group.equal = ge))
+list(
+  "cfa" = function() cfa(m, HS),
+  "cfa+results" = function() { f <- cfa(m, HS); parameterEstimates(f); fitMeasures(f) },
+  "4 fits" = fits,
+  "sequence" = function() {
+    f <- fits(); lavTestLRT(f[[1]], f[[2]], f[[3]], f[[4]]); lapply(f, fitMeasures) })
 """
 
 
-def lavaan_times(repeat: int):
-    if shutil.which("Rscript") is None:
-        return None
-    with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
-        fh.write(R_SCRIPT)
-    out = subprocess.run(["Rscript", fh.name, str(repeat)], capture_output=True, text=True)
-    Path(fh.name).unlink()
-    if out.returncode != 0:
-        print("lavaan timing failed:", out.stderr.strip()[-300:])
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def import_times(runs: int = 7) -> dict[str, float]:
+    """Median import times (s) in fresh interpreters, bytecode written and used."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    snippets = {
+        "import sem_models": "import sem_models",
+        "import + first use (loads numpy, pandas, engine)": "import sem_models; sem_models.cfa",
+        "numpy + pandas alone": "import numpy, pandas",
+    }
+    out = {}
+    for label, stmt in snippets.items():
+        code = f"import time; t = time.perf_counter(); {stmt}; print(time.perf_counter() - t)"
+        times = []
+        for k in range(runs + 1):  # the first run writes the bytecode
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True, env=env)
+            if k:
+                times.append(float(res.stdout.strip()))
+        out[label] = statistics.median(times)
+    return out
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=9, help="alternating rounds per task")
     args = parser.parse_args(argv)
 
+    import invariance
     import sem_models as sm
     from sem_models.datasets import load
 
     hs = load("HolzingerSwineford1939")
 
-    def ours_cfa():
-        sm.cfa(HS_MODEL, hs)
+    def cfa_results():
+        fit = sm.cfa(HS_MODEL, hs)
+        fit.estimates()
+        fit.measures()
 
-    def ours_sequence():
-        for ge in LEVELS:
-            sm.cfa(HS_MODEL, hs, group="school", group_equal=ge)
-
-    import invariance
-
-    def ours_invariance():
-        invariance.sequence(HS_MODEL, hs, group="school", identification="lavaan").table
-
-    results = {"cfa": {"sem_models": median_time(ours_cfa, args.repeat)},
-               "sequence": {"sem_models": median_time(ours_sequence, args.repeat)},
-               "invariance": {"sem_models": median_time(ours_invariance, args.repeat)}}
-    memory = {"cfa": peak_memory_mb(ours_cfa), "sequence": peak_memory_mb(ours_sequence),
-              "invariance": peak_memory_mb(ours_invariance)}
+    ours = {
+        "cfa": lambda: sm.cfa(HS_MODEL, hs),
+        "cfa+results": cfa_results,
+        "4 fits": lambda: [sm.cfa(HS_MODEL, hs, group="school", group_equal=ge)
+                           for ge in LEVELS],
+        "sequence": lambda: invariance.sequence(HS_MODEL, hs, group="school",
+                                                identification="lavaan").table,
+    }
+    others = {task: {} for task in ours}
     try:
         import semopy
 
         columns = [f"x{i}" for i in range(1, 10)]
-
-        def semopy_cfa():
-            semopy.Model(HS_MODEL).fit(hs[columns], obj="MLW", solver="L-BFGS-B")
-
-        results["cfa"]["semopy"] = median_time(semopy_cfa, max(3, args.repeat // 4))
+        others["cfa"]["semopy"] = lambda n: block_mean(
+            lambda: semopy.Model(HS_MODEL).fit(hs[columns], obj="MLW", solver="L-BFGS-B"), n)
     except ImportError:
         print("semopy not installed: skipped")
-    lav = lavaan_times(args.repeat)
-    if lav:
-        for task in results:
-            results[task]["lavaan"] = lav[task]
+    session = None
+    if shutil.which("Rscript"):
+        session = RSession(R_TASKS)
+        for task in ours:
+            others[task]["lavaan"] = lambda n, task=task: session.block_mean(task, n)
     else:
         print("Rscript not found: lavaan skipped")
 
-    print(f"import sem_models: {import_time():.3f} s")
-    print(f"{'task':<32}{'package':<12}{'time (ms)':>12}{'x ours':>10}{'peak MB':>10}")
-    labels = {"cfa": "HS39 3-factor CFA", "sequence": "HS39 4-level invariance fits",
-              "invariance": "invariance.sequence (+LRT, fit)"}
-    for task, times in results.items():
-        ours = times["sem_models"]
-        for pkg, t in times.items():
-            mem = f"{memory[task]:10.1f}" if pkg == "sem_models" else ""
-            print(f"{labels[task]:<32}{pkg:<12}{t * 1000:12.2f}{t / ours:10.1f}{mem}")
+    times = {task: {"sem_models": []} for task in ours}
+    try:
+        for task, func in ours.items():
+            n = BLOCK[task]
+            block_mean(func, 1)  # warm-up: imports, caches
+            for name, timer in others[task].items():
+                timer(1)
+                times[task][name] = []
+            for _ in range(args.rounds):
+                times[task]["sem_models"].append(block_mean(func, n))
+                for name, timer in others[task].items():
+                    times[task][name].append(timer(max(1, n // 2) if name == "semopy" else n))
+    finally:
+        if session is not None:
+            session.close()
+    memory = {task: peak_memory(func)[1] for task, func in ours.items()}
+
+    for label, seconds in import_times().items():
+        print(f"{label:<50}{seconds:8.3f} s")
+    print(f"\n{'task':<14}{'package':<12}{'ms per run':>12}{'x ours':>9}{'worst round':>13}"
+          f"{'peak MB':>10}")
+    for task, by_package in times.items():
+        base = by_package["sem_models"]
+        for name, series in by_package.items():
+            ratios = [t / b for t, b in zip(series, base)]
+            median_ms = statistics.median(series) * 1000
+            if name == "sem_models":
+                print(f"{task:<14}{name:<12}{median_ms:12.2f}{1.0:9.1f}{'':>13}"
+                      f"{memory[task]:10.1f}")
+            else:
+                print(f"{task:<14}{name:<12}{median_ms:12.2f}{statistics.median(ratios):9.1f}"
+                      f"{min(ratios):13.1f}")
 
 
 if __name__ == "__main__":
