@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from .constraints import numerical_jacobian
 from .distributions import chi2_sf, norm_ppf, norm_sf
@@ -66,10 +65,10 @@ def wald_test(constraints: str, func_factory, theta: np.ndarray, vcov: np.ndarra
             "constraints": [f"{c.lhs} == {c.rhs}" for c in parsed.constraints]}
 
 
-def z_table(est: np.ndarray, se: np.ndarray, level: float = 0.95) -> pd.DataFrame:
-    """z statistics, two-sided p-values and Wald confidence intervals."""
+def z_table(est: np.ndarray, se: np.ndarray, level: float = 0.95) -> dict[str, np.ndarray]:
+    """z statistics, two-sided p-values and Wald confidence intervals (columns as arrays)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z = est / se
     crit = norm_ppf(0.5 + level / 2)
-    return pd.DataFrame({"z": z, "pvalue": 2 * norm_sf(np.abs(z)),
-                         "ci_lower": est - crit * se, "ci_upper": est + crit * se})
+    return {"z": z, "pvalue": 2 * norm_sf(np.abs(z)),
+            "ci_lower": est - crit * se, "ci_upper": est + crit * se}

@@ -72,8 +72,12 @@ class ParTable:
         return [{name: col[r] for name, col in self._columns.items()}
                 for r in np.flatnonzero(mask)]
 
-    def to_frame(self) -> pd.DataFrame:
-        """lavaan's ``parTable`` as a DataFrame (cached; copy it before changing it)."""
+    def to_frame(self, **extra: np.ndarray) -> pd.DataFrame:
+        """lavaan's ``parTable`` as a DataFrame, with ``extra`` columns appended (e.g.
+        ``est=...``).  Without extras the frame is cached: copy it before changing it."""
+        if extra:
+            return pd.DataFrame({**{name: self._columns[name].tolist() for name in self.COLUMNS},
+                                 **extra})
         if self._frame is None:
             self._frame = pd.DataFrame({name: self._columns[name].tolist()
                                         for name in self.COLUMNS})

@@ -140,23 +140,26 @@ class SEMFit:
 
     # ---------------------------------------------------------------------------- tables
     @cached_property
-    def partable(self) -> pd.DataFrame:
-        """The parameter table with ``est`` and ``se`` columns."""
-        pt = self._partable.copy()
+    def _est_se(self) -> tuple[np.ndarray, np.ndarray]:
+        """Estimate and standard error of every parameter-table row (defined parameters by
+        the delta method; NaN for constraint rows)."""
+        op = self._table["op"]
         est = self.values.copy()
-        se = np.zeros(len(pt))
+        se = np.zeros(len(est))
         se[self.problem.pmap.free_rows] = np.sqrt(np.clip(np.diag(self._vcov_free), 0, None))
-        defined = pt["op"] == ":="
+        defined = op == ":="
         if defined.any():
-            d_est, d_se = self._defined_estimates()
-            est[defined.to_numpy()] = d_est
-            se[defined.to_numpy()] = d_se
-        cons = pt["op"].isin(["==", "<", ">"]).to_numpy()
+            est[defined], se[defined] = self._defined_estimates()
+        cons = (op == "==") | (op == "<") | (op == ">")
         est[cons] = np.nan
         se[cons] = np.nan
-        pt["est"] = est
-        pt["se"] = se
-        return pt
+        return est, se
+
+    @cached_property
+    def partable(self) -> pd.DataFrame:
+        """The parameter table with ``est`` and ``se`` columns."""
+        est, se = self._est_se
+        return self._table.to_frame(est=est, se=se)
 
     def _free_function(self, func):
         """Wrap ``values -> vector`` as a function of the free-row estimates."""
@@ -188,27 +191,23 @@ class SEMFit:
         ``group`` holds the group's value from the data and is present for multiple groups.
         """
         level = self.options.get("level", 0.95) if level is None else level
-        pt = self.partable
-        keep = ~pt["op"].isin(["==", "<", ">"])
-        pt = pt[keep]
-        out = pt[["lhs", "op", "rhs"]].copy()
+        table = self._table
+        op = table["op"]
+        keep = ~((op == "==") | (op == "<") | (op == ">"))
+        est, se = (column[keep] for column in self._est_se)
+        out = {name: table[name][keep].tolist() for name in ("lhs", "op", "rhs")}
         if self.n_groups > 1:
             labels = {k + 1: lab for k, lab in enumerate(self.group_labels)}
-            out["group"] = pt["group"].map(labels)
-        out["label"] = pt["label"].where(~pt["label"].str.startswith("."), "")
-        out["est"] = pt["est"].to_numpy()
-        out["se"] = pt["se"].to_numpy()
-        stats = z_table(out["est"].to_numpy(), out["se"].to_numpy(), level)
-        fixed = (pt["free"].to_numpy() == 0) & (pt["op"] != ":=").to_numpy()
-        for col in stats.columns:
-            vals = stats[col].to_numpy()
-            if col in ("z", "pvalue"):
-                vals = np.where(fixed, np.nan, vals)
-            else:
-                vals = np.where(fixed, out["est"].to_numpy(), vals)
-            out[col] = vals
-        out.loc[:, "se"] = np.where(fixed, 0.0, out["se"].to_numpy())
-        return out.reset_index(drop=True)
+            out["group"] = [labels.get(g) for g in table["group"][keep].tolist()]  # None: := rows
+        out["label"] = [lab if not lab.startswith(".") else ""
+                        for lab in table["label"][keep].tolist()]
+        fixed = (table["free"][keep] == 0) & (op[keep] != ":=")
+        stats = z_table(est, se, level)
+        out["est"] = est
+        out["se"] = np.where(fixed, 0.0, se)
+        for col, vals in stats.items():
+            out[col] = np.where(fixed, np.nan if col in ("z", "pvalue") else est, vals)
+        return pd.DataFrame(out)
 
     # ---------------------------------------------------------------------------- moments
     def implied(self) -> dict:

@@ -140,3 +140,17 @@ def test_implied_residuals_scores_vcov(fits):
     theirs = np.array(vc["matrix"])
     assert_close(fit.vcov().to_numpy(), theirs, 1e-3, 1e-8, "vcov")
     assert list(fit.vcov().index) == vc["names"]
+
+
+def test_defined_parameter_rows_in_multigroup_estimates():
+    """``:=`` rows belong to no group: lavaan gives them group 0, our table leaves the group
+    empty; their estimate is the expression of the labelled estimates."""
+    hs = sm.datasets.load("HolzingerSwineford1939")
+    model = ("visual =~ x1 + c(a1, a2)*x2 + x3\ntextual =~ x4 + x5 + x6\n"
+             "diff := a1 - a2")
+    est = sm.cfa(model, hs, group="school").estimates()
+    row = est[est["op"] == ":="].iloc[0]
+    assert pd.isna(row["group"])
+    a = est.set_index("label").loc[["a1", "a2"], "est"]
+    assert row["est"] == pytest.approx(a["a1"] - a["a2"], abs=1e-12)
+    assert set(est.loc[est["op"] != ":=", "group"]) == {"Pasteur", "Grant-White"}
