@@ -84,7 +84,8 @@ class MLGroupLoss:
         the matrix differentials):
         ``H_kl = -tr(P S_k P S_l) + 2 tr(P S_k P T P S_l) + 2 r' S_k P mu_l + 2 r' S_l P mu_k
         + 2 mu_k' P mu_l + tr(W S_kl) - 2 r' mu_kl``, halved; ``second(W, r)`` supplies the
-        last two terms (:meth:`RAMModel.second_order_terms`).
+        last two terms (:meth:`RAMModel.second_order_terms`).  As P T P = P - W, the first two
+        terms are ``tr(P S_k (P - 2 W) S_l)``: one batched product per parameter.
         """
         inv, _ = mom.inverse()
         q = d_cov.shape[0]
@@ -92,10 +93,8 @@ class MLGroupLoss:
         target = self.cov + np.outer(d, d)
         W = inv - inv @ target @ inv
         r = inv @ d
-        left = np.matmul(inv, d_cov)  # P S_k
-        left_t = left.transpose(0, 2, 1).reshape(q, -1)
-        first = -(left.reshape(q, -1) @ left_t.T)
-        first += 2 * (np.matmul(left, inv @ target).reshape(q, -1) @ left_t.T)
+        # tr(X_k S_l) with X_k = P S_k (P - 2W) and S_l symmetric: a sum of elementwise products
+        first = (inv @ d_cov @ (inv - 2 * W)).reshape(q, -1) @ d_cov.reshape(q, -1).T
         if self.meanstructure:
             a = d_cov @ r  # S_k r, (q, p)
             cross = a @ inv @ d_mean.T
