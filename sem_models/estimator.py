@@ -204,6 +204,8 @@ def observed_hessian(problem: "Problem", z: np.ndarray) -> Optional[np.ndarray]:
 NEWTON_SWITCH = 1e-1
 #: largest |gradient| at which BFGS updates start (losses without an analytic Hessian)
 BFGS_SWITCH = 1e-2
+#: scoring iterations after which a search that has not converged is handed to L-BFGS-B
+STALL_ITERATIONS = 100
 
 
 @single_threaded_blas
@@ -216,9 +218,33 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
     linear for misfitting models.  Losses without an analytic Hessian use a BFGS update seeded
     with the Fisher information instead (Nocedal & Wright 2006, ch. 6).  Models with bounds use
     L-BFGS-B to find the active set.
+
+    Scoring that has not converged after :data:`STALL_ITERATIONS` iterations (a poor start can
+    lead it along a ridge towards absurd values) or whose line search fails is handed to
+    L-BFGS-B, started both from ``z0`` and from where scoring stopped; the better end point is
+    polished by scoring again.  ``max_iter`` is respected: reaching it ends the search.
     """
     if problem.pmap.has_bounds:
         return _optimize_active_set(problem, z0, max_iter=max_iter, tol=tol)
+    first = _scoring(problem, z0, max_iter=min(max_iter, STALL_ITERATIONS), tol=tol)
+    if first.converged or first.iterations >= max_iter:
+        return first
+    best = first
+    for start in (z0, first.z):
+        candidate = _optimize_bounded(problem, start, tol)
+        if np.isfinite(candidate.fmin) and candidate.fmin < best.fmin:
+            best = candidate
+    if best is first:
+        return first
+    polished = _scoring(problem, best.z, max_iter=min(max_iter, STALL_ITERATIONS), tol=tol)
+    result = polished if polished.converged or polished.fmin <= best.fmin else best
+    result.iterations = first.iterations + best.iterations + (
+        polished.iterations if result is polished else 0)
+    return result
+
+
+def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> OptimizationResult:
+    """Fisher scoring, then Newton (or BFGS) steps, with step halving (see :func:`optimize`)."""
     z = np.asarray(z0, float).copy()
     f, grad, info = problem.derivatives(z)
     if not np.isfinite(f):
@@ -283,10 +309,6 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
     if not converged and max_grad < 1e-6:
         converged = True
         message = "converged (gradient below 1e-6)"
-    if not converged and not problem.pmap.has_bounds and it < max_iter:
-        res = _optimize_bounded(problem, z, tol)
-        if res.converged:
-            return res
     return OptimizationResult(z, f, converged, it, message, max_grad)
 
 

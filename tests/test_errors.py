@@ -175,3 +175,32 @@ def test_analytic_hessian_matches_differences_of_gradient(hs):
             numeric[:, k] = (problem.derivatives(z + e, info=False)[1]
                              - problem.derivatives(z - e, info=False)[1]) / 2e-6
         assert np.abs(hess - (numeric + numeric.T) / 2).max() < 1e-6 * np.abs(hess).max()
+
+
+def test_stalled_scoring_falls_back_to_quasi_newton(hs):
+    """From a poor start (latent means at 0 under marker-intercept identification) Fisher
+    scoring drifts along a ridge towards absurd loadings; the optimizer must notice, hand over to
+    L-BFGS-B and still reach lavaan's optimum (measEq.syntax, ID.fac = "marker": 115.851)."""
+    import invariance
+    from lavaan_reference import load_reference
+    from sem_models.estimator import STALL_ITERATIONS, Problem, optimize
+
+    fit = invariance.sequence(HS_MODEL, hs, group="school", identification="marker",
+                              levels=("configural",)).fits["configural"]
+    problem, table = fit.problem, fit._table
+    start = problem.base_values.copy()
+    latent_means = (table["op"] == "~1") & np.isin(table["lhs"], fit.variables.lv) \
+        & (table["free"] > 0)
+    start[latent_means] = 0.0
+    for g, loss in enumerate(problem.losses):  # observed intercepts match the sample means
+        implied = problem.model.moments(start, g).mean
+        for r in np.flatnonzero((table["op"] == "~1") & (table["free"] > 0)
+                                & (table["group"] == g + 1) & ~latent_means):
+            k = fit.model.ov_names.index(table["lhs"][r])
+            start[r] += loss.mean[k] - implied[k]
+    z0 = problem.pmap.z_from_free(start[problem.pmap.free_rows])
+    result = optimize(Problem(problem.model, problem.losses, problem.pmap, start), z0)
+    assert result.converged and result.iterations > STALL_ITERATIONS
+    chisq = 2 * fit.ntotal * result.fmin
+    assert chisq == pytest.approx(load_reference("hs_measeq_marker_configural")["fit"]["chisq"],
+                                  rel=1e-6)
