@@ -202,6 +202,9 @@ def observed_hessian(problem: "Problem", z: np.ndarray) -> Optional[np.ndarray]:
 
 #: largest |gradient| at which Newton steps with the analytic Hessian replace Fisher scoring
 NEWTON_SWITCH = 1e-1
+#: largest |gradient| from which a Newton step is expected to converge: the next point gets
+#: only a gradient (its Hessian would not be used)
+NEWTON_REUSE = 1e-4
 #: largest |gradient| at which BFGS updates start (losses without an analytic Hessian)
 BFGS_SWITCH = 1e-2
 #: scoring iterations after which a search that has not converged is handed to L-BFGS-B
@@ -256,10 +259,13 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
     it = 0
     bfgs = None  # BFGS approximation of the Hessian, once close (losses without a Hessian)
     hess = None  # analytic Hessian at z, requested with the gradient once it is small
+    newton = None  # the last positive-definite analytic Hessian
     for it in range(1, max_iter + 1):
         max_grad = np.max(np.abs(grad)) if len(grad) else 0.0
         if hess is not None and _positive_definite(hess):
-            curvature = hess
+            curvature = newton = hess
+        elif hess is None and newton is not None and max_grad < NEWTON_REUSE:
+            curvature = newton  # at the last step the previous Hessian is as good
         elif bfgs is not None:
             curvature = bfgs
         else:
@@ -272,9 +278,13 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
             bfgs = None
             step = np.linalg.lstsq(info, grad, rcond=None)[0]
         # the curvature wanted at the next point: the analytic Hessian once the gradient is
-        # small (Newton), else the information (Fisher scoring); BFGS needs no new matrix
+        # small (Newton), else the information (Fisher scoring); none when this Newton step
+        # should end the search (quadratic convergence) or for BFGS
         if analytic:
-            kind = {"hessian": max_grad < NEWTON_SWITCH, "info": max_grad >= NEWTON_SWITCH}
+            last = newton is not None and max_grad < NEWTON_REUSE
+            kind = {"hessian": NEWTON_REUSE <= max_grad < NEWTON_SWITCH or
+                    (max_grad < NEWTON_REUSE and not last),
+                    "info": max_grad >= NEWTON_SWITCH}
         else:
             near = max_grad < BFGS_SWITCH
             kind = {"hessian": False, "info": not near or bfgs is None}
