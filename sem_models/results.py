@@ -217,9 +217,15 @@ class SEMFit:
         for g, mom in enumerate(self._moments):
             key = self.group_labels[g] if self.n_groups > 1 else None
             out[key] = {"cov": pd.DataFrame(mom.cov, index=ov, columns=ov),
-                        "mean": pd.Series(mom.mean if self.model.meanstructure else
-                                          self.data.groups[g].mean, index=ov)}
+                        "mean": pd.Series(self._implied_mean(g), index=ov)}
         return out
+
+    def _implied_mean(self, g: int) -> np.ndarray:
+        """Model-implied means of group g; without a mean structure the sample means, which
+        such a model reproduces exactly (as lavaan's ``fitted()``)."""
+        if self.model.meanstructure:
+            return self._moments[g].mean
+        return self.sample_moments_arrays[g][1]
 
     @cached_property
     def sample_moments_arrays(self) -> list:
@@ -256,7 +262,7 @@ class SEMFit:
         for g, mom in enumerate(self._moments):
             gd = self.data.groups[g]
             lv_idx = np.arange(p, self.model.n_var)
-            mu_y = mom.mean if self.model.meanstructure else gd.mean
+            mu_y = self._implied_mean(g)
             mu_eta = mom.full_mean[lv_idx] if self.model.meanstructure else np.zeros(len(lv))
             cov_ey = mom.full_cov[np.ix_(lv_idx, np.arange(p))]
             X = gd.X
@@ -416,9 +422,8 @@ class SEMFit:
         from .fitmeasures import residual_measures
         total: dict = {}
         for g, (cov, mean) in enumerate(self.sample_moments_arrays):
-            mom = self._moments[g]
-            implied_mean = mom.mean if self.model.meanstructure else mean
-            group = residual_measures(cov, mean, mom.cov, implied_mean, self.model.meanstructure)
+            group = residual_measures(cov, mean, self._moments[g].cov, self._implied_mean(g),
+                                      self.model.meanstructure)
             for name, value in group.items():
                 total[name] = total.get(name, 0.0) + self.problem.weights[g] * value
         return total
