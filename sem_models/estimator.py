@@ -282,8 +282,7 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
         # should end the search (quadratic convergence) or for BFGS
         if analytic:
             last = newton is not None and max_grad < NEWTON_REUSE
-            kind = {"hessian": NEWTON_REUSE <= max_grad < NEWTON_SWITCH or
-                    (max_grad < NEWTON_REUSE and not last),
+            kind = {"hessian": max_grad < NEWTON_SWITCH and not last,
                     "info": max_grad >= NEWTON_SWITCH}
         else:
             near = max_grad < BFGS_SWITCH
