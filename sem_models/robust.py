@@ -11,8 +11,11 @@ and inverses of information matrices in z equal lavaan's "augmented" inverses). 
 * **Information** ``E``: expected ``sum_g w_g Delta_g' V_g Delta_g`` (V_g the expected h1
   information at the model-implied moments), observed (the Hessian of the fitting function:
   ``sum_g w_g [Delta_g' H_g Delta_g + sum_s (dF_g/dm_s) d^2 m_s / dz dz']`` with H_g the observed
-  h1 information at the implied moments, the second-order term by central differences of
-  ``Delta(z)' g``), or "h1" (the first term only).
+  h1 information at the implied moments; the second-order term analytic, from the second
+  derivatives of the RAM moments in matrix-differential form (Magnus & Neudecker 1999; von
+  Oertzen & Brick 2014; :meth:`~sem_models.matrices.RAMModel.second_order_terms` with
+  ``W = dF_g/dSigma`` and ``r = -(dF_g/dmu) / 2``, then ``T' (.) T``), or "h1" (the first
+  term only).
 * **Sandwich** (Huber 1967; White 1982): ``vcov = E^-1 B0 E^-1 / N`` with the first-order
   information ``B0 = sum_g w_g Delta_g' B1_g Delta_g``, ``B1_g = (1/N_g) sum_i s_i s_i'`` from the
   casewise scores at the implied moments (``se = "robust.huber.white"``, lavaan's MLR).
@@ -171,6 +174,19 @@ def _orthogonal_complement(H: np.ndarray) -> np.ndarray:
     """Columns spanning the orthogonal complement of the column space of H."""
     from scipy.linalg import null_space
     return null_space(H.T, rcond=1e-10)
+
+
+def _second_order_weights(g_mu: np.ndarray, G: np.ndarray,
+                          meanstructure: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """``(W, r)`` with ``tr(W d2Sigma) - 2 r' d2mu = sum_s (dF/dm_s) d2m_s`` for
+    ``F = -logL / n``, from the gradient ``(g_mu, G)`` of ``logL / n`` w.r.t. mu and the
+    symmetric Sigma (:meth:`~sem_models.fiml.MissingPatterns.gradient`).
+
+    The h1 gradient of F is ``-(g_mu, vech(G) c)`` with c = 1 on the diagonal and 2 off it
+    (:meth:`~sem_models.fiml.H1Coordinates.gradient`), and for symmetric ``d2Sigma``
+    ``sum_{i>=j} c_ij G_ij d2Sigma_ij = tr(G d2Sigma)``: so ``W = -G`` and ``r = g_mu / 2``.
+    Without a mean structure the mean is not an h1 coordinate and ``r`` is None."""
+    return -G, (0.5 * g_mu if meanstructure else None)
 
 
 # ------------------------------------------------------------------------------- h1 cache
@@ -381,24 +397,26 @@ class RobustEvaluator:
     def _weighted(self, mats: list) -> np.ndarray:
         return sum(w * D.T @ M @ D for w, D, M in zip(self.weights, self.deltas, mats))
 
-    def _second_order_term(self, step: float = 1e-5) -> np.ndarray:
-        """``sum_g w_g sum_s (dF_g / dm_s) d^2 m_s / dz dz'`` by central differences."""
-        grads = []
+    def _second_order_term(self) -> np.ndarray:
+        """``sum_g w_g sum_s (dF_g / dm_s) d^2 m_s / dz dz'`` from the analytic second
+        derivatives of the RAM moments (:meth:`~sem_models.matrices.RAMModel.second_order_terms`)
+        with ``F_g = -logL_g / N_g`` and ``(W, r)`` from :func:`_second_order_weights`; the
+        free-row matrix is mapped to z by ``T' (.) T`` (theta is affine in z).  The whole h1
+        gradient is used, fixed-x coordinates included (their moments do not depend on the
+        free parameters); coordinates at an active bound are dropped later, on inversion."""
+        problem = self.problem
+        free_rows = problem.pmap.free_rows
+        free_mask = np.zeros(len(self.values), bool)
+        free_mask[free_rows] = True
+        total = np.zeros((len(free_rows), len(free_rows)))
         for g, pat in enumerate(self.h1.patterns):
-            g_mu, G = pat.gradient(*self.structured(g))
-            grads.append(-self.h1.coords.gradient(g_mu, G))
-        n = len(self.z)
-        J = np.zeros((n, n))
-        for k in range(n):
-            h = step * max(1.0, abs(self.z[k]))
-            cols = []
-            for sign in (1.0, -1.0):
-                z = self.z.copy()
-                z[k] += sign * h
-                deltas = self._deltas_at(self.problem.values(z))
-                cols.append(sum(w * D.T @ gr for w, D, gr in zip(self.weights, deltas, grads)))
-            J[:, k] = (cols[0] - cols[1]) / (2 * h)
-        return (J + J.T) / 2
+            W, r = _second_order_weights(*pat.gradient(*self.structured(g)),
+                                         self.h1.meanstructure)
+            cells = problem.model.free_rows(g, free_mask)
+            pos = problem.free_position[cells.rows]
+            total[np.ix_(pos, pos)] += self.weights[g] * problem.model.second_order_terms(
+                self.moments[g], cells, W, r)
+        return self.T.T @ total @ self.T
 
     def information(self, kind: str = "expected") -> np.ndarray:
         """Per-case information in z: 'expected', 'observed' (Hessian) or 'h1'."""
@@ -638,7 +656,7 @@ class _BaselineEvaluator(RobustEvaluator):
     def structured(self, g):
         return self.base.moments[g]
 
-    def _second_order_term(self, step=1e-5):
+    def _second_order_term(self) -> np.ndarray:
         return np.zeros((self.base.npar, self.base.npar))  # linear model
 
 
