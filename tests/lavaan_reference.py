@@ -26,6 +26,18 @@ def load_reference(case: str) -> dict:
         return json.load(fh)
 
 
+def reference_fits(fit_case):
+    """``get(case)`` for module-scoped fixtures: ``fit_case(load_reference(case))``, computed
+    once per case."""
+    cache: dict = {}
+
+    def get(case: str):
+        if case not in cache:
+            cache[case] = fit_case(load_reference(case))
+        return cache[case]
+    return get
+
+
 def reference_data(ref: dict) -> pd.DataFrame:
     return pd.read_csv(ROOT / ref["data"])
 

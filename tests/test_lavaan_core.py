@@ -5,7 +5,7 @@ import pytest
 
 import sem_models as sm
 from lavaan_reference import (assert_close, check_estimates, check_measures, fit_reference,
-                              load_reference, merge_estimates)
+                              load_reference, merge_estimates, reference_fits)
 
 CORE_CASES = [
     "hs_cfa", "hs_cfa_stdlv", "hs_cfa_meanstructure", "hs_configural", "hs_metric", "hs_scalar",
@@ -17,14 +17,7 @@ CORE_CASES = [
 
 @pytest.fixture(scope="module")
 def fits():
-    cache = {}
-
-    def get(case):
-        if case not in cache:
-            ref = load_reference(case)
-            cache[case] = (fit_reference(ref), ref)
-        return cache[case]
-    return get
+    return reference_fits(lambda ref: (fit_reference(ref), ref))
 
 
 @pytest.mark.parametrize("case", [c for c in CORE_CASES if c != "pd_constraints"])

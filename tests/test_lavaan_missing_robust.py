@@ -12,7 +12,8 @@ import pytest
 
 import sem_models as sm
 from lavaan_reference import (CORE_MEASURES, ROOT, assert_close, check_estimates,
-                              check_measures, fit_reference, load_reference, reference_data)
+                              check_measures, fit_reference, load_reference, reference_data,
+                              reference_fits)
 from sem_models.data import DataError
 from sem_models.fiml import FIMLGroupLoss, H1Coordinates, MissingPatterns, em_saturated
 from sem_models.robust import ClusterWarning, scaled_difference_test
@@ -57,17 +58,14 @@ def _fit(ref):
     return fit, [w for w in caught]
 
 
+def _fit_case(ref: dict):
+    fit, caught = _fit(ref)
+    return fit, ref, caught
+
+
 @pytest.fixture(scope="module")
 def fits():
-    cache = {}
-
-    def get(case):
-        if case not in cache:
-            ref = load_reference(case)
-            fit, caught = _fit(ref)
-            cache[case] = (fit, ref, caught)
-        return cache[case]
-    return get
+    return reference_fits(_fit_case)
 
 
 # ------------------------------------------------------------------------ lavaan references
