@@ -1,5 +1,4 @@
 """Bad input gets a clear error that names the problem; the caller's data are never modified."""
-import warnings
 
 import numpy as np
 import pandas as pd

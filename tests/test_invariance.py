@@ -18,8 +18,7 @@ import invariance as inv
 import sem_models as sm
 from invariance.sequence import fit_level
 from invariance.spec import MeasurementSpec
-from lavaan_reference import (assert_close, check_estimates, load_reference, merge_estimates,
-                              reference_data)
+from lavaan_reference import assert_close, check_estimates, load_reference, reference_data
 
 HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
 LONG_MODEL = ("B1 =~ b1_t1 + b2_t1 + b3_t1\nK1 =~ k1_t1 + k2_t1 + k3_t1\n"

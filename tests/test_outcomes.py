@@ -7,9 +7,7 @@ numbers: estimates 1e-4 relative, SEs 1e-3, Wald and LR statistics 1e-4.
 from __future__ import annotations
 
 import importlib.util
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -1,5 +1,4 @@
 """Single-group estimates cross-checked against semopy, a second independent implementation."""
-import numpy as np
 import pytest
 
 import sem_models as sm
