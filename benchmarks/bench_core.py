@@ -135,7 +135,7 @@ def main(argv=None) -> None:
     memory = {task: peak_memory(func)[1] for task, func in ours.items()}
 
     for label, seconds in import_times().items():
-        print(f"{label:<50}{seconds:8.3f} s")
+        print(f"{label:<50}{seconds * 1000:8.1f} ms")
     print(f"\n{'task':<14}{'package':<12}{'ms per run':>12}{'x ours':>9}{'worst round':>13}"
           f"{'peak MB':>10}")
     for task, by_package in times.items():
