@@ -56,7 +56,7 @@ class ModelSyntaxError(ValueError):
         super().__init__(text)
 
 
-@dataclass
+@dataclass(slots=True)
 class Token:
     kind: str  # name, number, op, plus, star, lparen, rparen, comma, string, newline, semicolon
     text: str
@@ -93,21 +93,20 @@ def _tokenize(source: str) -> list[Token]:
     pos = 0
     line = 1
     line_start = 0
-    match = _TOKEN_RE.match
-    while pos < len(source):
-        m = match(source, pos)
-        col = pos - line_start + 1
-        if m is None:
-            raise ModelSyntaxError(
-                f"unexpected character {source[pos]!r}", line, col, _line_text(source, line)
-            )
+    for m in _TOKEN_RE.finditer(source):
+        if m.start() != pos:  # finditer skipped characters no token matches
+            break
         kind = m.lastgroup
-        if kind not in ("ws", "comment"):
-            tokens.append(Token(kind, m.group(), pos, line, col))
-        pos = m.end()
-        if kind == "newline":
-            line += 1
-            line_start = pos
+        end = m.end()
+        if kind != "ws" and kind != "comment":
+            tokens.append(Token(kind, m.group(), pos, line, pos - line_start + 1))
+            if kind == "newline":
+                line += 1
+                line_start = end
+        pos = end
+    if pos < len(source):
+        raise ModelSyntaxError(f"unexpected character {source[pos]!r}", line,
+                               pos - line_start + 1, _line_text(source, line))
     return tokens
 
 
