@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> the submodule that defines it
+# public name -> the submodule that defines it (no public name may be a submodule's name: the
+# import system would rebind the package attribute to the module once that module is imported)
 _PUBLIC = {
     "sem": "api", "cfa": "api", "fit_model": "api", "HeywoodWarning": "api",
-    "compare": "compare", "DataError": "data", "ConvergenceWarning": "estimator",
+    "compare": "lrt", "DataError": "data", "ConvergenceWarning": "estimator",
     "IdentificationWarning": "inference", "SEMFit": "results", "response_surface": "rsa",
     "ModelSyntaxError": "syntax", "parse_model": "syntax",
 }
 _SUBMODULES = {
-    "api", "cli", "compare", "congruence", "constraints", "data", "datasets", "distributions",
-    "estimator", "fiml", "fitmeasures", "graph", "inference", "matrices", "modindices",
+    "api", "cli", "congruence", "constraints", "data", "datasets", "distributions",
+    "estimator", "fiml", "fitmeasures", "graph", "inference", "lrt", "matrices", "modindices",
     "outcomes", "partable", "report", "results", "robust", "rsa", "standardized", "start",
     "study", "summary", "surface", "surface_plots", "syntax", "threads",
 }
@@ -51,7 +52,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what static analysis and IDEs see
     from .api import HeywoodWarning, cfa, fit_model, sem
-    from .compare import compare
+    from .lrt import compare
     from .data import DataError
     from .estimator import ConvergenceWarning
     from .inference import IdentificationWarning

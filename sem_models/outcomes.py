@@ -255,7 +255,7 @@ class OutcomeFit:
                    "wald_df": int(w["df"]), "wald_pvalue": float(w["pvalue"])}
             if lr:
                 con = self.refit(equal=pp)
-                from .compare import compare
+                from .lrt import compare
                 tab = compare(free=self.fit, constrained=con.fit)
                 last = tab.iloc[-1]
                 row.update({"lr_chisq": float(last["chisq_diff"]), "lr_df": int(last["df_diff"]),

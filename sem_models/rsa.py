@@ -279,7 +279,7 @@ def response_surface(data: pd.DataFrame, outcome: str, x: str, y: str,
         Confidence level.
     """
     from .api import sem
-    from .compare import compare
+    from .lrt import compare
 
     cols = [outcome, x, y, *controls] + ([group] if group else []) + ([cluster] if cluster else [])
     missing_cols = [c for c in cols if c not in data.columns]

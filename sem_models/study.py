@@ -287,7 +287,7 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
         # likelihood-ratio (scaled) test of all paths equal across format
         allp = [(y, p) for y in OUTCOMES for p in TRAITS]
         con = by_format.refit(equal=allp)
-        from .compare import compare
+        from .lrt import compare
         lr = compare(free=by_format.fit, constrained=con.fit).iloc[-1]
         mod["lr_chisq"] = np.nan
         mod["lr_df"] = np.nan

@@ -37,3 +37,13 @@ def test_submodule_list_is_complete():
 def test_unknown_attribute():
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         sem_models.nothing  # noqa: B018
+
+
+def test_public_names_are_not_shadowed_by_submodules():
+    assert not set(sem_models._PUBLIC) & sem_models._SUBMODULES
+    code = ("import importlib, sem_models; "
+            "[importlib.import_module('sem_models.' + m) for m in sorted(sem_models._SUBMODULES)]; "
+            "from sem_models import compare, response_surface; "
+            "print(callable(compare), callable(response_surface))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True True"

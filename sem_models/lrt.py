@@ -38,31 +38,27 @@ def compare(*fits, method: str = "default", **named_fits) -> pd.DataFrame:
         m = fit.measures()
         rows.append({"model": name, "df": m["df"], "npar": m["npar"], "aic": m["aic"],
                      "bic": m["bic"], "chisq": m["chisq"], "fit": fit})
-    table = pd.DataFrame(rows).sort_values("df", kind="stable").reset_index(drop=True)
+    rows.sort(key=lambda row: row["df"])  # stable: ties keep the order given
     from .robust import scaled_test_name
     # a scaled difference test when the fits have a scaled statistic (MLM, MLR, ML + cluster)
-    robust = all(scaled_test_name(fit) is not None for fit in table["fit"])
+    robust = all(scaled_test_name(row["fit"]) is not None for row in rows)
     if robust and method == "default":
         method = "satorra.bentler.2001"
-    diffs, ddfs, rmseas, pvals = [np.nan], [np.nan], [np.nan], [np.nan]
-    for k in range(1, len(table)):
-        f0, f1 = table.at[k - 1, "fit"], table.at[k, "fit"]
-        ddf = table.at[k, "df"] - table.at[k - 1, "df"]
+    rows[0].update(chisq_diff=np.nan, df_diff=np.nan, rmsea=np.nan, pvalue=np.nan)
+    for prev, row in zip(rows, rows[1:]):
+        f0, f1 = prev["fit"], row["fit"]
+        ddf = row["df"] - prev["df"]
         if robust:
             from .robust import scaled_difference_test
             res = scaled_difference_test(f1, f0, method)
             diff, ddf = res["chisq_diff"], res["df_diff"]
         else:
-            diff = table.at[k, "chisq"] - table.at[k - 1, "chisq"]
+            diff = row["chisq"] - prev["chisq"]
         n, G = f1.ntotal, f1.n_groups
         rmsea = np.sqrt(G) * np.sqrt(max(diff - ddf, 0.0) / (n * ddf)) if ddf > 0 else np.nan
-        diffs.append(diff)
-        ddfs.append(ddf)
-        rmseas.append(rmsea)
-        pvals.append(float(chi2_sf(diff, ddf)) if ddf > 0 else np.nan)
-    table["chisq_diff"] = diffs
-    table["df_diff"] = ddfs
-    table["rmsea"] = rmseas
-    table["pvalue"] = pvals
-    table["method"] = method if robust else "standard"
-    return table.drop(columns="fit").set_index("model")
+        row.update(chisq_diff=diff, df_diff=ddf, rmsea=rmsea,
+                   pvalue=float(chi2_sf(diff, ddf)) if ddf > 0 else np.nan)
+    for row in rows:
+        del row["fit"]
+        row["method"] = method if robust else "standard"
+    return pd.DataFrame(rows).set_index("model")
