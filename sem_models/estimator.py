@@ -131,6 +131,10 @@ class Problem:
         free_mask = np.zeros(n_rows, bool)
         free_mask[pmap.free_rows] = True
         self._cells = [model.free_rows(g, free_mask) for g in range(model.n_groups)]
+        # where each group's derivatives go among the free rows: a slice when its rows are
+        # consecutive (the usual case), else index arrays
+        self._positions = [self.free_position[cells.rows] for cells in self._cells]
+        self._blocks = [_block(pos) for pos in self._positions]
 
     def values(self, z: np.ndarray) -> np.ndarray:
         vals = self.base_values.copy()
@@ -154,8 +158,8 @@ class Problem:
     def group_jacobian(self, values: np.ndarray, g: int, mom: Optional[GroupMoments] = None):
         """``(positions, d_cov, d_mean)`` of group g's moments w.r.t. the free rows."""
         mom = mom or self.model.moments(values, g)
-        rows, d_cov, d_mean = self.model.jacobian(mom, self._cells[g])
-        return self.free_position[rows], d_cov, d_mean
+        _, d_cov, d_mean = self.model.jacobian(mom, self._cells[g])
+        return self._positions[g], d_cov, d_mean
 
     def derivatives(self, z: np.ndarray, info: bool = True, hessian: bool = False):
         """Objective, gradient and a curvature matrix in terms of z: the expected information
@@ -172,23 +176,33 @@ class Problem:
             total += self.weights[g] * loss.value(mom)
             if not np.isfinite(total):
                 return np.inf, np.full(self.pmap.n_z, np.nan), None
-            pos, d_cov, d_mean = self.group_jacobian(vals, g, mom)
+            _, d_cov, d_mean = self.group_jacobian(vals, g, mom)
             grad, inf = loss.derivatives(mom, d_cov, d_mean, info=want == "info")
-            grad_free[pos] += self.weights[g] * grad  # positions are unique within a group
+            rows, block = self._blocks[g]
+            grad_free[rows] += self.weights[g] * grad  # positions are unique within a group
             if want == "info":
-                curv_free[np.ix_(pos, pos)] += self.weights[g] * inf
+                curv_free[block] += self.weights[g] * inf
             elif want == "hessian":
                 cells = self._cells[g]
 
                 def second(W, r, mom=mom, cells=cells):
                     return self.model.second_order_terms(mom, cells, W, r)
 
-                curv_free[np.ix_(pos, pos)] += self.weights[g] * loss.hessian(
-                    mom, d_cov, d_mean, second)
+                curv_free[block] += self.weights[g] * loss.hessian(mom, d_cov, d_mean, second)
         if self.pmap.is_identity:
             return total, grad_free, (curv_free if want else None)
         T = self.pmap.T
         return total, T.T @ grad_free, (T.T @ curv_free @ T if want else None)
+
+
+def _block(positions: np.ndarray) -> tuple:
+    """Indices of a vector segment and a matrix block at the given positions: slices when the
+    positions are consecutive and increasing (cheaper than fancy indexing)."""
+    if len(positions) and np.array_equal(positions,
+                                         np.arange(positions[0], positions[0] + len(positions))):
+        segment = slice(int(positions[0]), int(positions[0]) + len(positions))
+        return segment, (segment, segment)
+    return positions, np.ix_(positions, positions)
 
 
 def observed_hessian(problem: "Problem", z: np.ndarray) -> Optional[np.ndarray]:
