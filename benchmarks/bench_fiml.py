@@ -1,14 +1,15 @@
 """Time FIML fits: sem-models against lavaan (and semopy) on HS39 with MCAR holes, and a large
 simulated data set.
 
-Run:  python benchmarks/bench_fiml.py [--repeat 10] [--rows 100000] [--no-semopy]
+Run:  python benchmarks/bench_fiml.py [--rounds 7] [--block 3] [--rows 100000] [--no-semopy]
 
 1. The 3-factor CFA of HolzingerSwineford1939 with ~14% of the x1..x9 cells missing
    (``tests/reference/data/hs_mcar.csv``, 76 missing-data patterns), ``missing="ml"``:
-   our median time for the fit alone, fit + standard errors (observed information, as lavaan),
-   and fit + standard errors + all fit measures; lavaan's ``cfa(..., missing = "ml")`` timed
-   inside one R session (median of repeated runs, no R start-up) when ``Rscript`` is on PATH,
-   which already computes standard errors, the test and the baseline model; semopy's
+   our time for the fit alone, fit + standard errors (observed information, as lavaan), and
+   fit + standard errors + all fit measures; lavaan's ``cfa(..., missing = "ml")`` (which
+   already computes standard errors, the test and the baseline model) in one persistent R
+   session when ``Rscript`` is on PATH.  Blocks of our runs and lavaan's alternate (timings on
+   a shared machine drift); printed are medians over rounds and the per-round ratios.  semopy's
    ``Model.fit(obj="FIML")`` once (it is slow, and its FIML estimates do not agree with
    lavaan's: the largest absolute difference of the loadings is printed).
 2. A simulated 100,000-row, 30-variable, 5-factor CFA with 20 missing-data patterns (about 40%
@@ -19,9 +20,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
+import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,36 +37,55 @@ HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + 
 MCAR = ROOT / "tests" / "reference" / "data" / "hs_mcar.csv"
 
 
-from timing import median_time, peak_memory  # noqa: E402  (benchmarks/timing.py)
+from timing import RSession, block_mean, peak_memory  # noqa: E402  (benchmarks/timing.py)
 
-
-R_SCRIPT = r"""
+R_TASKS = r"""
 suppressMessages(library(lavaan))
-d <- read.csv(commandArgs(TRUE)[1])
-rep <- as.integer(commandArgs(TRUE)[2])
+d <- read.csv("%s")
 m <- 'visual =~ x1 + x2 + x3
 textual =~ x4 + x5 + x6
 speed =~ x7 + x8 + x9'
-med <- function(f) { f(); median(sapply(seq_len(rep), function(i) system.time(f())[["elapsed"]])) }
-t_fit <- med(function() cfa(m, d, missing = "ml"))
-t_all <- med(function() fitMeasures(cfa(m, d, missing = "ml")))
-cat(sprintf("%.6f %.6f\n", t_fit, t_all))
+list("fit" = function() cfa(m, d, missing = "ml"),
+     "all" = function() fitMeasures(cfa(m, d, missing = "ml")))
 """
 
 
-def time_lavaan(repeat: int):
-    if shutil.which("Rscript") is None:
-        return None
-    with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
-        fh.write(R_SCRIPT)
-        script = fh.name
-    out = subprocess.run(["Rscript", script, str(MCAR), str(repeat)], capture_output=True,
-                         text=True)
-    if out.returncode != 0:
-        print("lavaan failed:", out.stderr[-500:])
-        return None
-    fit_t, all_t = map(float, out.stdout.split()[-2:])
-    return fit_t, all_t
+def time_hs(rounds: int, block: int) -> dict:
+    """Per round, the mean time per run of ours (fit, fit + SEs, fit + SEs + fit measures)
+    and, when Rscript is on PATH, of lavaan's cfa() and cfa() + fitMeasures() in one
+    persistent R session, in alternating blocks."""
+    data = pd.read_csv(MCAR)
+
+    def fit():
+        return sm.cfa(HS_MODEL, data, missing="ml")
+
+    def fit_se():
+        f = fit()
+        f.estimates()
+        return f
+
+    def fit_all():
+        fit_se().measures()
+
+    ours = {"fit": fit, "fit_se": fit_se, "fit_all": fit_all}
+    session = RSession(R_TASKS % MCAR.as_posix()) if shutil.which("Rscript") else None
+    times: dict = {name: [] for name in ours}
+    try:
+        for func in ours.values():
+            func()  # warm-up
+        if session is not None:
+            times.update(lavaan_fit=[], lavaan_all=[])
+            session.block_mean("fit", 1)
+        for _ in range(rounds):
+            for name, func in ours.items():
+                times[name].append(block_mean(func, block))
+            if session is not None:
+                times["lavaan_fit"].append(session.block_mean("fit", block))
+                times["lavaan_all"].append(session.block_mean("all", block))
+    finally:
+        if session is not None:
+            session.close()
+    return times
 
 
 def time_semopy(data: pd.DataFrame, ours: sm.SEMFit):
@@ -120,47 +139,35 @@ def simulate(rows: int, seed: int = 1) -> tuple[str, pd.DataFrame]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds")
+    parser.add_argument("--block", type=int, default=3, help="runs per block")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--no-semopy", action="store_true")
     args = parser.parse_args()
 
-    data = pd.read_csv(MCAR)
-
-    def fit():
-        return sm.cfa(HS_MODEL, data, missing="ml")
-
-    def fit_se():
-        f = fit()
-        f.estimates()
-        return f
-
-    def fit_all():
-        f = fit_se()
-        f.measures()
-        return f
-
-    t_fit = median_time(fit, args.repeat)
-    t_se = median_time(fit_se, args.repeat)
-    t_all = median_time(fit_all, args.repeat)
+    times = time_hs(args.rounds, args.block)
+    med = {name: statistics.median(series) for name, series in times.items()}
     print("HS39 CFA with MCAR holes (N = 301, 76 patterns), missing='ml'")
-    print(f"  sem-models  fit {t_fit * 1e3:8.1f} ms   fit+SE {t_se * 1e3:8.1f} ms   "
-          f"fit+SE+fit measures {t_all * 1e3:8.1f} ms")
-    lav = time_lavaan(args.repeat)
-    if lav is None:
+    print(f"  sem-models  fit {med['fit'] * 1e3:8.1f} ms   fit+SE {med['fit_se'] * 1e3:8.1f} ms   "
+          f"fit+SE+fit measures {med['fit_all'] * 1e3:8.1f} ms")
+    if "lavaan_fit" not in times:
         print("  lavaan      (Rscript not on PATH: skipped)")
     else:
-        print(f"  lavaan      cfa() {lav[0] * 1e3:8.1f} ms   cfa()+fitMeasures() "
-              f"{lav[1] * 1e3:8.1f} ms")
-        print(f"  ratio lavaan cfa() / our fit+SE: {lav[0] / t_se:6.1f}x;  "
-              f"with fit measures: {lav[1] / t_all:6.1f}x")
+        print(f"  lavaan      cfa() {med['lavaan_fit'] * 1e3:8.1f} ms   cfa()+fitMeasures() "
+              f"{med['lavaan_all'] * 1e3:8.1f} ms")
+        for label, theirs, mine in (("cfa() / our fit+SE", "lavaan_fit", "fit_se"),
+                                    ("with fit measures", "lavaan_all", "fit_all")):
+            ratios = [t / o for t, o in zip(times[theirs], times[mine])]
+            print(f"  ratio lavaan {label}: {statistics.median(ratios):6.1f}x "
+                  f"(worst round {min(ratios):.1f}x)")
+    data = pd.read_csv(MCAR)
     if not args.no_semopy:
-        res = time_semopy(data, fit())
+        res = time_semopy(data, sm.cfa(HS_MODEL, data, missing="ml"))
         if res is None:
             print("  semopy      (not installed: skipped)")
         else:
             print(f"  semopy      Model.fit(obj='FIML') {res[0]:8.2f} s  (one run; ratio "
-                  f"{res[0] / t_se:6.0f}x); its loadings differ from lavaan's/ours by up to "
+                  f"{res[0] / med['fit_se']:6.0f}x); its loadings differ from lavaan's/ours by up to "
                   f"{res[1]:.3f}")
 
     model, big = simulate(args.rows)
