@@ -101,7 +101,7 @@ def _row_error(row: dict, message: str) -> ModelSyntaxError:
 
 def build_parameter_map(partable: ParTable) -> ParameterMap:
     """Reduce the free rows to the vector z the optimizer moves (labels, ``==``, bounds)."""
-    free_mask = np.asarray(partable["free"]) > 0
+    free_mask = partable["free"] > 0
     free_rows = np.where(free_mask)[0]
     n_free = len(free_rows)
     # 1. shared labels -> one parameter

@@ -231,7 +231,7 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
 
     Fisher scoring with step halving while far from the solution (Lee & Jennrich 1979); once
     the gradient is small, Newton steps with the analytic observed Hessian
-    (:func:`observed_hessian`), which converge quadratically where Fisher scoring is only
+    (:meth:`Problem.derivatives` with ``hessian=True``), which converge quadratically where Fisher scoring is only
     linear for misfitting models.  Losses without an analytic Hessian use a BFGS update seeded
     with the Fisher information instead (Nocedal & Wright 2006, ch. 6).  Models with bounds use
     L-BFGS-B to find the active set.

@@ -25,9 +25,9 @@ def model_graph(partable: ParTable, variables: ModelVariables):
     """A :class:`networkx.DiGraph` of the model (first group's parameters)."""
     import networkx as nx
 
-    first = np.asarray(partable["group"]) == 1
-    triples = list(zip(np.asarray(partable["lhs"])[first], np.asarray(partable["op"])[first],
-                       np.asarray(partable["rhs"])[first]))
+    first = partable["group"] == 1
+    triples = list(zip(partable["lhs"][first], partable["op"][first],
+                       partable["rhs"][first]))
     graph = nx.DiGraph()
     endogenous = {rhs if op == "=~" else lhs for lhs, op, rhs in triples if op in ("=~", "~")}
     for name in variables.ov + variables.lv:
@@ -63,11 +63,11 @@ def check_model_graph(partable: ParTable, variables: ModelVariables):
     for lv, inds in variables.indicators.items():
         if len(inds) != 1:
             continue
-        resid = np.flatnonzero((np.asarray(partable["group"]) == 1)
-                               & (np.asarray(partable["lhs"]) == inds[0])
-                               & (np.asarray(partable["op"]) == "~~")
-                               & (np.asarray(partable["rhs"]) == inds[0]))
-        resid_fixed = len(resid) == 1 and np.asarray(partable["free"])[resid[0]] == 0
+        resid = np.flatnonzero((partable["group"] == 1)
+                               & (partable["lhs"] == inds[0])
+                               & (partable["op"] == "~~")
+                               & (partable["rhs"] == inds[0]))
+        resid_fixed = len(resid) == 1 and partable["free"][resid[0]] == 0
         if not resid_fixed and graph.in_degree(lv) == 0:
             warnings.warn(
                 f"factor {lv!r} has a single indicator ({inds[0]!r}) whose residual variance is "

@@ -89,8 +89,8 @@ class RAMModel:
         self.n_ov = len(self.ov_names)
         self.n_var = len(self.var_names)
         index = {name: k for k, name in enumerate(self.var_names)}
-        group = np.asarray(partable["group"])
-        op = np.asarray(partable["op"].tolist(), dtype=object)
+        group = partable["group"]
+        op = partable["op"]
         lhs = np.array([index.get(v, -1) for v in partable["lhs"].tolist()])
         rhs = np.array([index.get(v, -1) for v in partable["rhs"].tolist()])
         self.meanstructure = bool(np.any((op == "~1") & (group > 0)))

@@ -75,13 +75,15 @@ def start_values(partable: ParTable, variables: ModelVariables, sample_covs: lis
     lhs_all = partable["lhs"].tolist()
     op_all = partable["op"].tolist()
     rhs_all = partable["rhs"].tolist()
-    group_all = np.asarray(partable["group"])
-    free_all = (np.asarray(partable["free"]) > 0).tolist()
-    exo_all = (np.asarray(partable["exo"]) == 1).tolist()
-    ustart_all = np.asarray(partable["ustart"], float).tolist()
-    start_all = np.asarray(partable["start"], float).tolist()
+    group_all = partable["group"]
+    free_all = (partable["free"] > 0).tolist()
+    exo_all = (partable["exo"] == 1).tolist()
+    ustart_all = partable["ustart"].tolist()
+    start_all = partable["start"].tolist()
     lv_x = set(variables.lv_x)
     ov_x = set(variables.ov_x)
+    # free rows whose start this function derives (no user start())
+    derived = [free and math.isnan(start) for free, start in zip(free_all, start_all)]
     for g, (cov, mean) in enumerate(zip(sample_covs, sample_means)):
         S, m = cov.tolist(), mean.tolist()  # scalar work below: plain Python floats
         rows = np.flatnonzero(group_all == g + 1).tolist()
@@ -121,7 +123,6 @@ def start_values(partable: ParTable, variables: ModelVariables, sample_covs: lis
                     values[r] = 0.05
             elif op == "~1":
                 values[r] = m[ov_index[lhs]] if lhs in ov_index else 0.0
-        derived = [free and math.isnan(start) for free, start in zip(free_all, start_all)]
         _keep_factor_covariances_pd(values, rows, lhs_all, op_all, rhs_all, lv_x, derived)
     return values
 
@@ -158,10 +159,10 @@ def adjust_intercept_starts(values: np.ndarray, partable: ParTable, model,
     if not model.meanstructure:
         return values
     values = values.copy()
-    op = np.asarray(partable["op"])
-    free = np.asarray(partable["free"]) > 0
-    group = np.asarray(partable["group"])
-    user_start = ~np.isnan(np.asarray(partable["start"], float))
+    op = partable["op"]
+    free = partable["free"] > 0
+    group = partable["group"]
+    user_start = ~np.isnan(partable["start"])
     ov_index = {v: k for k, v in enumerate(model.ov_names)}
     lhs, rhs = partable["lhs"].tolist(), partable["rhs"].tolist()
     markers = {lv: inds[0] for lv, inds in model.variables.indicators.items()
