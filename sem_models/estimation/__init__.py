@@ -1,0 +1,1 @@
+"""Estimation: observed data and sample statistics, the loss families and the optimizer."""

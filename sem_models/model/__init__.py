@@ -1,0 +1,1 @@
+"""The model: syntax -> parameter table -> matrices (and start values, constraints, graph)."""
