@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from sem_models.inference import delta_method
+from sem_models.inference.wald import delta_method
 
 from .spec import InvarianceError
 

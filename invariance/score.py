@@ -27,8 +27,8 @@ import pandas as pd
 import scipy.linalg
 import scipy.stats
 
-from sem_models.constraints import defined_values, numerical_jacobian
-from sem_models.syntax import compile_expression
+from sem_models.model.constraints import defined_values, numerical_jacobian
+from sem_models.model.syntax import compile_expression
 
 __all__ = ["score_tests", "score_test_total", "expected_parameter_changes", "constraint_system",
            "release_tests"]

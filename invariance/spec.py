@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
-from sem_models.syntax import parse_model
+from sem_models.model.syntax import parse_model
 
 __all__ = ["InvarianceError", "LEVELS", "LEVEL_KEYWORDS", "normalize_level", "normalize_levels",
            "IDENTIFICATIONS", "MeasurementSpec", "ParamRow", "RowKey"]

@@ -1,8 +1,11 @@
 """sem-models: structural equation models with lavaan-grade numbers in Python.
 
 Fit a model with :func:`sem` or :func:`cfa` (lavaan syntax, one or many groups), compare
-nested fits with :func:`compare`.  The pipeline: :mod:`.syntax` -> :mod:`.partable` ->
-:mod:`.matrices` -> :mod:`.estimator` -> :mod:`.results`.
+nested fits with :func:`compare`.  The pipeline, one subpackage per stage (docs/architecture.md):
+:mod:`.model` (syntax -> parameter table -> matrices) -> :mod:`.estimation` (observed data,
+loss families, optimizer) -> :mod:`.inference` (standard errors, tests, fit measures) ->
+:mod:`.results`; :mod:`.api` runs it.  :mod:`.discrepancy` holds the response surface and
+latent congruence models, :mod:`.study` the alliance study, :mod:`.cli` the command line.
 
 The public names are loaded on first use (lazy loading as in Scientific Python's SPEC 1):
 ``import sem_models`` stays light, and numpy, pandas and the engine are imported when a
@@ -19,15 +22,17 @@ __version__ = "0.1.0"
 # import system would rebind the package attribute to the module once that module is imported)
 _PUBLIC = {
     "sem": "api", "cfa": "api", "fit_model": "api", "HeywoodWarning": "api",
-    "compare": "lrt", "DataError": "data", "ConvergenceWarning": "estimator",
-    "IdentificationWarning": "inference", "SEMFit": "results", "response_surface": "rsa",
-    "ModelSyntaxError": "syntax", "parse_model": "syntax",
+    "compare": "inference.lrt", "DataError": "estimation.data",
+    "ConvergenceWarning": "estimation.optimizer", "IdentificationWarning": "inference.wald",
+    "SEMFit": "results", "response_surface": "discrepancy.rsa",
+    "ModelSyntaxError": "model.syntax", "parse_model": "model.syntax",
 }
+# subpackages and modules, plus the module names users imported before the stage layout
+# (``sem_models.surface``, ``sem_models.robust``, ...: thin re-export modules)
 _SUBMODULES = {
-    "api", "cli", "congruence", "constraints", "data", "datasets", "distributions",
-    "estimator", "fiml", "fitmeasures", "graph", "inference", "lrt", "matrices", "modindices",
-    "outcomes", "partable", "report", "results", "robust", "rsa", "standardized", "start",
-    "study", "summary", "surface", "surface_plots", "syntax", "threads",
+    "api", "cli", "datasets", "results", "summary",
+    "model", "estimation", "inference", "discrepancy", "study", "resampling",
+    "congruence", "outcomes", "robust", "rsa", "surface",
 }
 
 __all__ = ["sem", "cfa", "fit_model", "compare", "SEMFit", "ModelSyntaxError", "DataError",
@@ -52,10 +57,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what static analysis and IDEs see
     from .api import HeywoodWarning, cfa, fit_model, sem
-    from .lrt import compare
-    from .data import DataError
-    from .estimator import ConvergenceWarning
-    from .inference import IdentificationWarning
+    from .inference.lrt import compare
+    from .estimation.data import DataError
+    from .estimation.optimizer import ConvergenceWarning
+    from .inference.wald import IdentificationWarning
     from .results import SEMFit
-    from .rsa import response_surface
-    from .syntax import ModelSyntaxError, parse_model
+    from .discrepancy.rsa import response_surface
+    from .model.syntax import ModelSyntaxError, parse_model

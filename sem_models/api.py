@@ -11,15 +11,16 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from .constraints import build_parameter_map
-from .data import DataError, prepare_data
-from .estimator import ConvergenceWarning, MLGroupLoss, Problem, optimize
-from .graph import check_model_graph
-from .matrices import RAMModel
-from .partable import ParTable, build_partable, model_variables
+from .model.constraints import build_parameter_map
+from .estimation.data import DataError, prepare_data
+from .estimation.optimizer import ConvergenceWarning, Problem, optimize
+from .estimation.ml import MLGroupLoss
+from .model.graph import check_model_graph
+from .model.matrices import RAMModel
+from .model.partable import ParTable, build_partable, model_variables
 from .results import SEMFit
-from .start import adjust_intercept_starts, start_values
-from .syntax import parse_model
+from .model.start import adjust_intercept_starts, start_values
+from .model.syntax import parse_model
 
 __all__ = ["sem", "cfa", "fit_model"]
 
@@ -56,7 +57,7 @@ def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
         missing: str = "listwise", cluster: Optional[str] = None,
         group_labels: Optional[Sequence] = None, level: float = 0.95,
         max_iter: int = 500, se: Optional[str] = None, test=None,
-        information: Optional[str] = None) -> SEMFit:
+        information: Optional[str] = None, start=None) -> SEMFit:
     """Fit a structural equation model written in lavaan syntax (lavaan's ``sem()``).
 
     Parameters follow lavaan's names with ``.`` replaced by ``_``: ``group`` (column name),
@@ -66,14 +67,17 @@ def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
     ``estimator`` is ``"ML"``, ``"MLM"`` (Satorra-Bentler) or ``"MLR"`` (Huber-White,
     Yuan-Bentler); ``missing="fiml"`` (alias ``"ml"``) fits by full-information ML;
     ``se``, ``test`` and ``information`` override the estimator's defaults as in lavaan
-    (:func:`sem_models.robust.resolve_options`).
+    (:func:`sem_models.inference.options.resolve_options`).  ``start`` (lavaan's
+    ``start = fit``): a fitted :class:`SEMFit` of the same model and options (or one value per
+    parameter-table row) whose estimates start the free parameters (warm starts for refits).
     Returns a :class:`~sem_models.results.SEMFit`.
     """
     return fit_model(model, data, group=group, group_equal=group_equal,
                      group_partial=group_partial, std_lv=std_lv, meanstructure=meanstructure,
                      fixed_x=fixed_x, orthogonal=orthogonal, estimator=estimator,
                      missing=missing, cluster=cluster, group_labels=group_labels, level=level,
-                     max_iter=max_iter, se=se, test=test, information=information)
+                     max_iter=max_iter, se=se, test=test, information=information,
+                     start=start)
 
 
 def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
@@ -84,7 +88,8 @@ def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
 def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), group_partial=(),
               std_lv=False, meanstructure="default", fixed_x=True, orthogonal=False,
               estimator="ML", missing="listwise", cluster=None, group_labels=None,
-              level=0.95, max_iter=500, se=None, test=None, information=None) -> SEMFit:
+              level=0.95, max_iter=500, se=None, test=None, information=None,
+              start=None) -> SEMFit:
     estimator = estimator.upper()
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator={estimator!r} is not supported; choose from {ESTIMATORS}")
@@ -98,7 +103,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         raise ValueError("estimator='MLM' (Satorra-Bentler) needs complete data and cannot be "
                          "combined with missing='fiml'; use estimator='MLR' for robust "
                          "inference with missing data, or missing='listwise'")
-    from .robust import resolve_options
+    from .inference.options import resolve_options
     inference = resolve_options(estimator, missing, cluster, se=se, test=test,
                                 information=information)
     parsed = parse_model(model)
@@ -108,7 +113,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         for name in (st.lhs, st.rhs):
             where.setdefault(name, (st.line, st.col))
     if missing == "fiml" and fixed_x and variables.ov_x:
-        from .fiml import prepare_data_fixed_x
+        from .estimation.fiml import prepare_data_fixed_x
         obs = prepare_data_fixed_x(data, variables, group=group, cluster=cluster, where=where,
                                    group_labels=group_labels)
     else:
@@ -127,7 +132,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     model_ = RAMModel(partable, variables, n_groups)
     if missing == "fiml":
         # FIML: EM estimates of the saturated moments serve as the sample moments
-        from .fiml import FIMLGroupLoss
+        from .estimation.fiml import FIMLGroupLoss
         fiml_losses = [FIMLGroupLoss(g.X) for g in obs.groups]
         covs = [loss.cov for loss in fiml_losses]
         means = [loss.mean for loss in fiml_losses]
@@ -136,6 +141,13 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         means = [g.mean for g in obs.groups]
     values = start_values(partable, variables, covs, means)
     values = adjust_intercept_starts(values, partable, model_, means)
+    if start is not None:  # warm start (lavaan's start = fit): free rows from its estimates
+        previous = np.asarray(getattr(start, "values", start), float)
+        if previous.shape != values.shape:
+            raise ValueError(f"start= has {previous.size} values but the parameter table of "
+                             f"this model has {values.size} rows: fit the same model")
+        free = partable["free"] > 0
+        values[free] = previous[free]
     pmap = build_parameter_map(partable)
     n_moments = n_groups * (len(variables.ov) * (len(variables.ov) + 1) // 2
                             + (len(variables.ov) if model_.meanstructure else 0))
@@ -146,7 +158,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
             f"{n_moments - n_fixed_x} sample moments: the model is not identified (negative "
             "degrees of freedom); add constraints or fix parameters")
     if cluster is not None:
-        from .robust import check_clusters
+        from .inference.options import check_clusters
         check_clusters(obs, cluster, pmap.n_z)
     if missing == "fiml":
         losses = fiml_losses

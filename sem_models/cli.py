@@ -152,7 +152,7 @@ def _cmd_invariance(ns) -> int:
 
 
 def _cmd_rsa(ns) -> int:
-    from .rsa import response_surface
+    from .discrepancy.rsa import response_surface
 
     data = _read_data(ns.data)
     center = ns.center
@@ -172,7 +172,7 @@ def _cmd_rsa(ns) -> int:
 
 
 def _cmd_study(ns) -> int:
-    from .study import run_study
+    from .study.pipeline import run_study
 
     def progress(line: str) -> None:
         if not ns.quiet:

@@ -2,7 +2,7 @@
 
 Stage 5 of the pipeline.  :class:`SEMFit` is lazy (each quantity computed on first use and
 cached) and pandas-labelled, in the spirit of statsmodels' results classes.  All tables are
-written against the parameter table (:mod:`sem_models.partable`).
+written against the parameter table (:mod:`sem_models.model.partable`).
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .constraints import defined_values
-from .distributions import chi2_sf
-from .fitmeasures import LOG_2PI
-from .threads import single_threaded_blas
-from .inference import constrained_inverse, delta_method, wald_test, z_table
+from .model.constraints import defined_values
+from .inference.distributions import chi2_sf
+from .inference.fitmeasures import LOG_2PI
+from .estimation.threads import single_threaded_blas
+from .inference.wald import constrained_inverse, delta_method, wald_test, z_table
 
 __all__ = ["SEMFit"]
 
@@ -46,9 +46,9 @@ class SEMFit:
     # ---------------------------------------------------------------------------- basics
     @property
     def graph(self):
-        """The model as a networkx DiGraph (see :mod:`sem_models.graph`)."""
+        """The model as a networkx DiGraph (see :mod:`sem_models.model.graph`)."""
         if self._graph is None:
-            from .graph import model_graph
+            from .model.graph import model_graph
             self._graph = model_graph(self._table, self.variables)
         return self._graph
 
@@ -124,10 +124,10 @@ class SEMFit:
     def _vcov_free(self) -> np.ndarray:
         """Expected-information inverse (lavaan's default for complete-data ML); observed
         information and robust sandwich estimators (``se``, ``information`` options:
-        FIML, MLM, MLR, cluster) in :mod:`sem_models.robust`."""
+        FIML, MLM, MLR, cluster) in :mod:`sem_models.inference.sandwich`."""
         if (self.options.get("se", "standard") != "standard"
                 or self.options.get("information", "expected") != "expected"):
-            from .robust import robust_vcov
+            from .inference.sandwich import robust_vcov
             return robust_vcov(self, self._param_names())
         T, info = self._inference_T
         return constrained_inverse(info, T, float(self.ntotal), self._param_names())
@@ -323,7 +323,8 @@ class SEMFit:
         if "_tests" in self.__dict__:
             return dict(self.__dict__["_tests"])
         out = self._standard_test()
-        from .robust import scaled_test, scaled_test_name
+        from .inference.scaled import scaled_test
+        from .inference.options import scaled_test_name
         if scaled_test_name(self) is not None:
             st = scaled_test(self)
             c = st["scaling"]
@@ -362,12 +363,13 @@ class SEMFit:
             F = logdet + np.trace(cov @ np.linalg.inv(base)) - loss.logdet_sample - p
             chisq += loss.nobs * F
         if fiml:
-            # the independence model fitted by FIML (:class:`sem_models.robust._Baseline`)
-            from .robust import baseline_chisq_fiml
+            # the independence model fitted by FIML (:class:`sem_models.inference.scaled._Baseline`)
+            from .inference.scaled import baseline_chisq_fiml
             chisq = baseline_chisq_fiml(self)
         df = self._baseline_df()
         out = {"chisq": chisq, "df": df, "pvalue": float(chi2_sf(chisq, df))}
-        from .robust import baseline_test, scaled_test_name
+        from .inference.scaled import baseline_test
+        from .inference.options import scaled_test_name
         if scaled_test_name(self) is not None:
             c = baseline_test(self, df)["scaling"]
             out.update({"chisq_scaled": chisq / c, "chisq_scaling_factor": c,
@@ -380,7 +382,7 @@ class SEMFit:
         factors of the model and the baseline, or lavaan's FIML-corrected ones under FIML."""
         if "_robust_pieces_" not in self.__dict__:
             if self.options.get("missing") == "fiml":
-                from .robust import fiml_corrected
+                from .inference.scaled import fiml_corrected
                 fc = fiml_corrected(self)
                 out = {"X2": fc["XX3"], "df": fc["df3"], "c": fc["c_hat3"],
                        "X2_scaled": fc["XX3_scaled"], "X2_null": fc["XX3_null"],
@@ -397,7 +399,7 @@ class SEMFit:
 
     def _robust_incremental(self) -> dict:
         """cfi_robust, tli_robust (= nnfi_robust), rni_robust (Brosseau-Liard & Savalei 2014)."""
-        from .fitmeasures import robust_incremental_measures
+        from .inference.fitmeasures import robust_incremental_measures
         r = self._robust_pieces()
         return robust_incremental_measures(r["X2"], r["df"], r["c"], r["X2_null"],
                                            r["df_null"], r["c_null"])
@@ -405,7 +407,7 @@ class SEMFit:
     def _robust_rmsea(self, c: Optional[float] = None) -> dict:
         """rmsea_robust, its interval and p-values (Brosseau-Liard, Savalei & Li 2012): the
         point estimate from T and c, the interval and p-values from T / c (as lavaan)."""
-        from .fitmeasures import rmsea_measures
+        from .inference.fitmeasures import rmsea_measures
         r = self._robust_pieces()
         G = self.n_groups
         n = self.ntotal
@@ -419,7 +421,7 @@ class SEMFit:
 
     def _residual_measures(self) -> dict:
         """RMR/SRMR/CRMR per group, combined over groups weighted by N_g / N."""
-        from .fitmeasures import residual_measures
+        from .inference.fitmeasures import residual_measures
         total: dict = {}
         for g, (cov, mean) in enumerate(self.sample_moments_arrays):
             group = residual_measures(cov, mean, self._moments[g].cov, self._implied_mean(g),
@@ -431,7 +433,7 @@ class SEMFit:
     @single_threaded_blas
     def measures(self) -> pd.Series:
         """Fit measures (lavaan's ``fitMeasures`` names with ``.`` replaced by ``_``)."""
-        from .fitmeasures import fit_measures
+        from .inference.fitmeasures import fit_measures
         if "_measures" not in self.__dict__:
             self.__dict__["_measures"] = fit_measures(self)
         return self.__dict__["_measures"].copy()
@@ -459,13 +461,13 @@ class SEMFit:
     @single_threaded_blas
     def standardized(self, se: bool = True) -> pd.DataFrame:
         """Standardized solution: columns std_lv, std_all, std_nox (and se_std_all)."""
-        from .standardized import standardized_solution
+        from .inference.standardized import standardized_solution
         return standardized_solution(self, se=se)
 
     @single_threaded_blas
     def modindices(self, sort: bool = True, minimum_value: float = 0.0) -> pd.DataFrame:
         """Modification indices with expected parameter changes (lavaan's ``modindices``)."""
-        from .modindices import modification_indices
+        from .inference.modindices import modification_indices
         return modification_indices(self, sort=sort, minimum_value=minimum_value)
 
     def summary(self, standardized: bool = False, fit_measures: bool = True) -> str:

@@ -159,7 +159,7 @@ def test_model_graph(hs):
 
 def test_analytic_hessian_matches_differences_of_gradient(hs):
     """The Newton steps use the analytic observed Hessian; check it against the gradient."""
-    from sem_models.estimator import observed_hessian
+    from sem_models.estimation.optimizer import observed_hessian
     fits = [sm.cfa(HS_MODEL, hs, group="school", group_equal=["loadings", "intercepts"]),
             sm.sem("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nvisual ~ ageyr + sex\n"
                    "textual ~ ageyr + visual", hs.dropna())]
@@ -182,7 +182,7 @@ def test_stalled_scoring_falls_back_to_quasi_newton(hs):
     L-BFGS-B and still reach lavaan's optimum (measEq.syntax, ID.fac = "marker": 115.851)."""
     import invariance
     from lavaan_reference import load_reference
-    from sem_models.estimator import STALL_ITERATIONS, Problem, optimize
+    from sem_models.estimation.optimizer import STALL_ITERATIONS, Problem, optimize
 
     fit = invariance.sequence(HS_MODEL, hs, group="school", identification="marker",
                               levels=("configural",)).fits["configural"]

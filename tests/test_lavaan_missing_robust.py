@@ -14,8 +14,8 @@ import sem_models as sm
 from lavaan_reference import (CORE_MEASURES, ROOT, assert_close, check_estimates,
                               check_measures, fit_reference, load_reference, reference_data,
                               reference_fits)
-from sem_models.data import DataError
-from sem_models.fiml import FIMLGroupLoss, H1Coordinates, MissingPatterns, em_saturated
+from sem_models.estimation.data import DataError
+from sem_models.estimation.fiml import FIMLGroupLoss, H1Coordinates, MissingPatterns, em_saturated
 from sem_models.robust import ClusterWarning, scaled_difference_test
 
 HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"

@@ -29,8 +29,10 @@ def test_public_names_resolve(name):
 
 
 def test_submodule_list_is_complete():
-    files = {p.stem for p in Path(sem_models.__file__).parent.glob("*.py")} - {"__init__"}
-    assert files == sem_models._SUBMODULES
+    root = Path(sem_models.__file__).parent
+    modules = {p.stem for p in root.glob("*.py")} - {"__init__"}
+    subpackages = {p.parent.name for p in root.glob("*/__init__.py")}
+    assert modules | subpackages == sem_models._SUBMODULES
     assert sem_models.datasets.load("PoliticalDemocracy").shape == (75, 11)
 
 

@@ -11,7 +11,7 @@ import pytest
 import sem_models as sm
 from lavaan_reference import ROOT
 from sem_models.datasets import load
-from sem_models.robust import RobustEvaluator
+from sem_models.inference.sandwich import RobustEvaluator
 
 HS = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
 COVARIATES = ("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\n"

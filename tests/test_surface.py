@@ -1,4 +1,4 @@
-"""Tests of the response surface math (sem_models.surface) and figures (surface_plots)."""
+"""Tests of the response surface math (sem_models.discrepancy) and figures (discrepancy.plots)."""
 
 from __future__ import annotations
 
@@ -609,7 +609,7 @@ def test_plots_return_figures():
     mpl.use("Agg")
     from matplotlib.figure import Figure
 
-    from sem_models.surface_plots import plot_contour, plot_surface, surface_grid
+    from sem_models.discrepancy.plots import plot_contour, plot_surface, surface_grid
 
     fig = plot_surface(CHECK_B, (-1.5, 1.5), (-1.5, 1.5), principal_axis=True, title="t")
     assert isinstance(fig, Figure)
@@ -647,7 +647,7 @@ def test_plots_return_figures():
 
 
 def test_importing_surface_does_not_import_matplotlib():
-    code = ("import sys, sem_models.surface, sem_models.surface_plots; "
+    code = ("import sys, sem_models.surface, sem_models.discrepancy.plots; "
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

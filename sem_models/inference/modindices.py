@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .matrices import Cells
+from ..model.matrices import Cells
 
 __all__ = ["modification_indices", "candidate_parameters"]
 

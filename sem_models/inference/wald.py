@@ -2,7 +2,7 @@
 
 * ``vcov`` of the free parameters from the expected information (lavaan's default for
   complete-data ML): ``V = T (N T' I T)^-1 T'`` with ``T`` the constraint map of
-  :mod:`sem_models.constraints` (Bollen 1989, ch. 4; Lee & Bentler 1980 for the constrained case).
+  :mod:`sem_models.model.constraints` (Bollen 1989, ch. 4; Lee & Bentler 1980 for the constrained case).
 * Defined parameters ``:=`` and Wald tests by the delta method: for ``h(theta)`` with Jacobian
   ``J``, ``Var(h) = J V J'`` and ``W = h' (J V J')^-1 h ~ chi2(rank)`` (Wald 1943; Buse 1982).
 """
@@ -12,9 +12,9 @@ import warnings
 
 import numpy as np
 
-from .constraints import numerical_jacobian
+from ..model.constraints import numerical_jacobian
 from .distributions import chi2_sf, norm_ppf, norm_sf
-from .syntax import compile_expression, parse_model
+from ..model.syntax import compile_expression, parse_model
 
 __all__ = ["IdentificationWarning", "constrained_inverse", "wald_test", "delta_method"]
 

@@ -127,7 +127,7 @@ def _fitm(fit) -> dict:
 
 
 def _load(data) -> pd.DataFrame:
-    from .datasets import load
+    from ..datasets import load
     if data is None:
         return load("alliance")
     if isinstance(data, (str, Path)):
@@ -164,9 +164,9 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
     import invariance
     from measurement import reliability, reverse_score, scale_means, state_model, trait_model
 
-    from .congruence import fit_congruence
+    from ..discrepancy.congruence import fit_congruence
     from .outcomes import fit_outcomes
-    from .rsa import response_surface
+    from ..discrepancy.rsa import response_surface
 
     progress = progress or (lambda s: None)
     out = Path(out_dir) if out_dir is not None else None
@@ -187,7 +187,7 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
         for i in design.informants:
             for o in design.occasions:
                 sub = design.subset(informants=[i], occasions=[o])
-                from .api import cfa
+                from ..api import cfa
                 fit = cfa(state_model(sub), df, **fit_opts)
                 rel = reliability(fit, df, missing="ml" if missing == "fiml" else "listwise")
                 for fac, r in rel.iterrows():
@@ -287,7 +287,7 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
         # likelihood-ratio (scaled) test of all paths equal across format
         allp = [(y, p) for y in OUTCOMES for p in TRAITS]
         con = by_format.refit(equal=allp)
-        from .lrt import compare
+        from ..inference.lrt import compare
         lr = compare(free=by_format.fit, constrained=con.fit).iloc[-1]
         mod["lr_chisq"] = np.nan
         mod["lr_df"] = np.nan
@@ -335,7 +335,7 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
 
     # ------------------------------------------------------------------ 6 LCM
     with step("Latent congruence model for bond by format"):
-        from .congruence import congruence_items
+        from ..discrepancy.congruence import congruence_items
         t_items, c_items, pairs = congruence_items(design, "bond", raters=("t", "c"))
         # trait-level: both occasions' items, same-item residuals correlated over time
         lcm_missing = missing

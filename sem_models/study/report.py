@@ -289,7 +289,7 @@ def write_report(res: Any, out: Path) -> Path:
     """Write ``index.html`` into ``out``; returns its path."""
     import datetime
 
-    from . import __version__
+    from .. import __version__
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

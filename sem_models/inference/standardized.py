@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .constraints import defined_values, numerical_jacobian
+from ..model.constraints import defined_values, numerical_jacobian
 
 __all__ = ["standardize_values", "standardized_solution"]
 

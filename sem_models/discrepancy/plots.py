@@ -8,7 +8,7 @@ they work with any backend, including Agg on headless machines; save them with
 Both plots draw the line of congruence (X = Y) and the line of incongruence (X = -Y), the
 lines along which the surface parameters a1..a4 are defined (Edwards & Parry, 1993;
 Shanock et al., 2010), and optionally the principal axes (Edwards, 2002). See
-:mod:`sem_models.surface` for the formulas and references.
+:mod:`sem_models.discrepancy` for the formulas and references.
 """
 
 from __future__ import annotations

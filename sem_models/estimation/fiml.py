@@ -42,7 +42,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from .matrices import GroupMoments
+from ..model.matrices import GroupMoments
 
 __all__ = ["MissingPatterns", "FIMLGroupLoss", "em_saturated", "H1Coordinates"]
 
@@ -412,7 +412,7 @@ def prepare_data_fixed_x(data, variables, *, group=None, cluster=None, where=Non
     """FIML data with fixed exogenous covariates: rows with a missing covariate are dropped
     (with a warning), as lavaan 0.6 does for ``missing = "ml"`` with ``fixed.x = TRUE`` (the
     covariates are conditioned on, so their values must be known).  The rest as
-    :func:`sem_models.data.prepare_data`; dropped rows are counted in ``n_dropped``."""
+    :func:`sem_models.estimation.data.prepare_data`; dropped rows are counted in ``n_dropped``."""
     import warnings
 
     from .data import prepare_data

@@ -4,7 +4,7 @@ Models are sorted by their degrees of freedom; each is tested against the previo
 restricted) one: ``chisq_diff = X2_1 - X2_0`` on ``df_1 - df_0`` degrees of freedom, with the
 RMSEA of the difference ``sqrt(G) sqrt(max(chisq_diff - df_diff, 0) / (N df_diff))``
 (Savalei, Brace & Fouladi 2023 discuss its use).  For robust estimators (MLM, MLR) the scaled
-difference test of Satorra & Bentler (2001; 2010 by option) from :mod:`sem_models.robust`.
+difference test of Satorra & Bentler (2001; 2010 by option) from :mod:`sem_models.inference.sandwich`.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def compare(*fits, method: str = "default", **named_fits) -> pd.DataFrame:
         rows.append({"model": name, "df": m["df"], "npar": m["npar"], "aic": m["aic"],
                      "bic": m["bic"], "chisq": m["chisq"], "fit": fit})
     rows.sort(key=lambda row: row["df"])  # stable: ties keep the order given
-    from .robust import scaled_test_name
+    from .options import scaled_test_name
     # a scaled difference test when the fits have a scaled statistic (MLM, MLR, ML + cluster)
     robust = all(scaled_test_name(row["fit"]) is not None for row in rows)
     if robust and method == "default":
@@ -49,7 +49,7 @@ def compare(*fits, method: str = "default", **named_fits) -> pd.DataFrame:
         f0, f1 = prev["fit"], row["fit"]
         ddf = row["df"] - prev["df"]
         if robust:
-            from .robust import scaled_difference_test
+            from .difference import scaled_difference_test
             res = scaled_difference_test(f1, f0, method)
             diff, ddf = res["chisq_diff"], res["df_diff"]
         else:

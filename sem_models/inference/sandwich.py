@@ -1,0 +1,444 @@
+"""Robust inference for ML fits: sandwich standard errors, scaled test statistics, cluster-robust
+versions, FIML-corrected robust fit indices and scaled chi-square difference tests.
+
+Everything is written in the coordinates of the unrestricted ("h1") model of each group,
+``m_g = (mu, vech Sigma)`` (:class:`~sem_models.estimation.fiml.H1Coordinates`), with ``Delta_g = dm_g / dz``
+the Jacobian of the model-implied moments with respect to the reduced parameter vector z of
+:mod:`sem_models.model.constraints` (so equality constraints are built in: ``Delta_z = Delta_theta T``
+and inverses of information matrices in z equal lavaan's "augmented" inverses).  With
+``w_g = N_g / N`` and all information matrices per case:
+
+* **Information** ``E``: expected ``sum_g w_g Delta_g' V_g Delta_g`` (V_g the expected h1
+  information at the model-implied moments), observed (the Hessian of the fitting function:
+  ``sum_g w_g [Delta_g' H_g Delta_g + sum_s (dF_g/dm_s) d^2 m_s / dz dz']`` with H_g the observed
+  h1 information at the implied moments; the second-order term analytic, from the second
+  derivatives of the RAM moments in matrix-differential form (Magnus & Neudecker 1999; von
+  Oertzen & Brick 2014; :meth:`~sem_models.model.matrices.RAMModel.second_order_terms` with
+  ``W = dF_g/dSigma`` and ``r = -(dF_g/dmu) / 2``, then ``T' (.) T``), or "h1" (the first
+  term only).
+* **Sandwich** (Huber 1967; White 1982): ``vcov = E^-1 B0 E^-1 / N`` with the first-order
+  information ``B0 = sum_g w_g Delta_g' B1_g Delta_g``, ``B1_g = (1/N_g) sum_i s_i s_i'`` from the
+  casewise scores at the implied moments (``se = "robust.huber.white"``, lavaan's MLR).
+  With clusters the scores are first summed within clusters and ``B1`` is multiplied by
+  ``C / (C - 1)`` (``se = "robust.cluster"``; Liang & Zeger 1986, Williams 2000, as lavaan's
+  single-level ``cluster=``).
+* **robust.sem** (Satorra & Bentler 1994; lavaan's MLM): ``vcov = E^-1 (sum_g w_g Delta_g' V_g
+  Gamma_g V_g Delta_g) E^-1 / N`` with E expected and ``Gamma_g`` the asymptotic covariance of
+  the sample moments (Browne 1984; distribution-free, divisor N_g).
+* **Satorra-Bentler** scaled statistic (Satorra & Bentler 1994): ``c = tr(U Gamma) / df``,
+  ``U = V - V Delta E^-1 Delta' V`` (per group ``tr(V_g Gamma_g) - w_g tr(V_g Delta_g E^-1
+  Delta_g' V_g Gamma_g)``), ``T_scaled = T / c``.
+* **Yuan-Bentler** (Mplus variant; Yuan & Bentler 2000, Asparouhov & Muthen 2010, lavaan's
+  ``yuan.bentler.mplus``): ``c = sum_g [tr(B1_g A1_g^-1) - w_g tr(Delta_g' B1s_g Delta_g E^-1)]
+  / df`` with A1_g and B1_g the information and first-order information of the unrestricted
+  model at its own estimates (sample or EM moments) and B1s_g the first-order information at the
+  implied moments.  ``scaling_factor_h1`` and ``scaling_factor_h0`` are the two traces divided
+  by the number of moments and of parameters.
+* **Robust CFI / TLI / RMSEA** (Brosseau-Liard, Savalei & Li 2012; Brosseau-Liard & Savalei
+  2014): ``rmsea_robust = sqrt(G) sqrt(max(T / (N df) - c / N, 0))``,
+  ``cfi_robust = 1 - max(T - c df, 0) / max(T - c df, Tb - cb dfb, 0)``; under FIML (Zhang &
+  Savalei 2023, lavaan's ``lav_fit_fiml_corrected``) T is replaced by the complete-data
+  statistic of the model against the EM moments and c by the FIML-corrected factor
+  (version "V6" for the standard test, "V3" with a scaled test).
+* **Scaled difference tests** (:func:`scaled_difference_test`): Satorra & Bentler (2001),
+  Satorra & Bentler (2010) and Satorra (2000), as lavaan's ``lavTestLRT``.
+"""
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from typing import Optional
+
+import numpy as np
+
+from ..estimation.fiml import FIMLGroupLoss, H1Coordinates, MissingPatterns
+from .options import _cluster_codes, _se_information_kind
+
+__all__ = ["RobustEvaluator", "robust_vcov"]
+
+
+
+def _block_diag(*mats) -> np.ndarray:
+    from scipy.linalg import block_diag
+    return block_diag(*mats)
+
+
+def _inverse_nonzero(M: np.ndarray) -> tuple[np.ndarray, int]:
+    """Inverse of M on the rows/columns with a non-zero diagonal (zeros elsewhere), as
+    lavaan's ``zero.idx`` handling of fixed exogenous covariates; also the size of that block."""
+    keep = np.abs(np.diag(M)) > 0
+    out = np.zeros_like(M)
+    out[np.ix_(keep, keep)] = np.linalg.inv(M[np.ix_(keep, keep)])
+    return out, int(keep.sum())
+
+
+def _ml_discrepancy(S, m, Sigma, mu, meanstructure) -> float:
+    """Complete-data ML discrepancy ``F`` (not halved) of (S, m) against (Sigma, mu)."""
+    inv = np.linalg.inv(Sigma)
+    F = (np.linalg.slogdet(Sigma)[1] + np.sum(S * inv) - np.linalg.slogdet(S)[1] - len(S))
+    if meanstructure:
+        d = m - mu
+        F += d @ inv @ d
+    return float(F)
+
+
+def _complete_h1_information(coords: H1Coordinates, cov: np.ndarray) -> np.ndarray:
+    """Complete-data (expected = observed at the saturated estimates) h1 information."""
+    A = np.linalg.inv(cov)[None]
+    cc = coords.quadratic(np.array([0.5]), A, A)
+    if not coords.meanstructure:
+        return cc
+    p = coords.p
+    out = np.zeros((coords.dim, coords.dim))
+    out[:p, :p] = A[0]
+    out[p:, p:] = cc
+    return out
+
+
+def _orthogonal_complement(H: np.ndarray) -> np.ndarray:
+    """Columns spanning the orthogonal complement of the column space of H."""
+    from scipy.linalg import null_space
+    return null_space(H.T, rcond=1e-10)
+
+
+def _second_order_weights(g_mu: np.ndarray, G: np.ndarray,
+                          meanstructure: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """``(W, r)`` with ``tr(W d2Sigma) - 2 r' d2mu = sum_s (dF/dm_s) d2m_s`` for
+    ``F = -logL / n``, from the gradient ``(g_mu, G)`` of ``logL / n`` w.r.t. mu and the
+    symmetric Sigma (:meth:`~sem_models.estimation.fiml.MissingPatterns.gradient`).
+
+    The h1 gradient of F is ``-(g_mu, vech(G) c)`` with c = 1 on the diagonal and 2 off it
+    (:meth:`~sem_models.estimation.fiml.H1Coordinates.gradient`), and for symmetric ``d2Sigma``
+    ``sum_{i>=j} c_ij G_ij d2Sigma_ij = tr(G d2Sigma)``: so ``W = -G`` and ``r = g_mu / 2``.
+    Without a mean structure the mean is not an h1 coordinate and ``r`` is None."""
+    return -G, (0.5 * g_mu if meanstructure else None)
+
+
+# ------------------------------------------------------------------------------- h1 cache
+class _H1Data:
+    """Per-fit quantities of the unrestricted model (do not depend on the parameters)."""
+
+    def __init__(self, fit):
+        self.fit = fit
+        p = fit.model.n_ov
+        self.meanstructure = bool(fit.model.meanstructure)
+        self.coords = H1Coordinates(p, self.meanstructure)
+        self.fiml = fit.options.get("missing") == "fiml"
+        self.patterns = []
+        self.h1_moments = []
+        self.clusters = []
+        for g, loss in enumerate(fit.problem.losses):
+            gd = fit.data.groups[g]
+            if isinstance(loss, FIMLGroupLoss):
+                pat = loss.patterns
+                mean, cov = loss.mean, loss.cov
+            else:
+                pat = MissingPatterns.from_data(gd.X)
+                mean, cov = pat.means[0].copy(), pat.covs[0].copy()
+            self.patterns.append(pat)
+            self.h1_moments.append((mean, cov))
+            # cluster codes follow the rows of the group's data (as the pattern row indices)
+            codes = _cluster_codes(gd.cluster) if fit.options.get("cluster") else None
+            self.clusters.append(codes)
+        ov = fit.model.ov_names
+        fixed_x = fit.options.get("fixed_x", True)
+        x_names = list(fit.variables.ov_x) if fixed_x else []
+        self.x_idx = [ov.index(v) for v in x_names]
+        self.x_coords = self._x_coordinates()
+
+    def _x_coordinates(self, x_idx=None) -> np.ndarray:
+        """h1 coordinates belonging to fixed exogenous covariates (means and x-x block)."""
+        c = self.coords
+        x_idx = self.x_idx if x_idx is None else x_idx
+        mask = np.zeros(c.dim, bool)
+        if not x_idx:
+            return mask
+        x = np.zeros(c.p, bool)
+        x[x_idx] = True
+        if c.meanstructure:
+            mask[:c.p] = x
+        mask[c.offset:] = x[c.rows] & x[c.cols]
+        return mask
+
+    def zero_x_rows(self, D: np.ndarray) -> np.ndarray:
+        if self.x_coords.any():
+            D = D.copy()
+            D[self.x_coords, :] = 0.0
+        return D
+
+    def zero_x(self, M: np.ndarray) -> np.ndarray:
+        if self.x_coords.any():
+            M = M.copy()
+            M[self.x_coords, :] = 0.0
+            M[:, self.x_coords] = 0.0
+        return M
+
+    @cached_property
+    def unstructured_information(self) -> dict:
+        """A1 per group at the h1 estimates: {'observed': [...], 'expected': [...]}."""
+        out = {"observed": [], "expected": []}
+        for pat, (mean, cov) in zip(self.patterns, self.h1_moments):
+            for kind in out:
+                out[kind].append(self.zero_x(pat.information(self.coords, mean, cov, kind)))
+        return out
+
+    @cached_property
+    def unstructured_first_order(self) -> list:
+        """B1 per group: first-order information at the h1 estimates (cluster-summed)."""
+        return [self.zero_x(pat.first_order(self.coords, mean, cov, cl))
+                for pat, (mean, cov), cl in zip(self.patterns, self.h1_moments, self.clusters)]
+
+    @cached_property
+    def gamma(self) -> list:
+        """Distribution-free asymptotic covariance of the sample moments per group (complete
+        data; Browne 1984): ``(1/N) sum_i (z_i - zbar)(z_i - zbar)'`` with
+        ``z_i = (y_i, vech((y_i - ybar)(y_i - ybar)'))``; with fixed covariates x the same
+        statistics of the OLS-fitted values ``yhat_i = E[y | x_i]`` are subtracted
+        (residualised moments, lavaan's fixed.x Gamma); with clusters the centred ``z_i``
+        are first summed within clusters and Gamma is multiplied by ``C / (C - 1)``
+        (lavaan's ``lav_samplestats_Gamma``)."""
+        if self.fiml:
+            raise ValueError("Gamma (the asymptotic covariance of the sample moments) needs "
+                             "complete data; not available with missing='fiml'")
+        out = []
+        c = self.coords
+        for g, gd in enumerate(self.fit.data.groups):
+            X = gd.X
+            Yc = X - X.mean(axis=0)
+            Z = Yc[:, c.rows] * Yc[:, c.cols]
+            if c.meanstructure:
+                Z = np.concatenate([X, Z], axis=1)
+            if self.x_idx:
+                # fixed covariates: subtract the same statistics of the values fitted by the
+                # regression of the other variables on the covariates
+                nonx = np.setdiff1d(np.arange(c.p), self.x_idx)
+                design = np.column_stack([np.ones(len(X)), X[:, self.x_idx]])
+                beta = np.linalg.lstsq(design, X[:, nonx], rcond=None)[0]
+                fitted = X.copy()
+                fitted[:, nonx] = design @ beta
+                Fc = fitted - fitted.mean(axis=0)
+                ZF = Fc[:, c.rows] * Fc[:, c.cols]
+                if c.meanstructure:
+                    ZF = np.concatenate([fitted, ZF], axis=1)
+                Z = Z - ZF
+            Zc = Z - Z.mean(axis=0)
+            cl = self.clusters[g]
+            factor = 1.0
+            if cl is not None:
+                sums = np.zeros((cl.max() + 1, Zc.shape[1]))
+                np.add.at(sums, cl, Zc)
+                Zc = sums
+                factor = len(sums) / (len(sums) - 1)
+            out.append(self.zero_x(factor * Zc.T @ Zc / X.shape[0]))
+        return out
+
+    @cached_property
+    def complete_information(self) -> list:
+        """Complete-data h1 information at the h1 (EM) moments (lavaan's Wc).  lavaan computes
+        it from a model refitted to the EM moments with lavaan()'s defaults, where the observed
+        exogenous covariates count as fixed (``x.idx``) even when the fit had
+        ``fixed_x=False``: their coordinates are zero here in either case."""
+        ov = self.fit.model.ov_names
+        mask = self._x_coordinates([ov.index(v) for v in self.fit.variables.ov_x])
+        out = []
+        for _, cov in self.h1_moments:
+            M = _complete_h1_information(self.coords, cov)
+            M[mask, :] = 0.0
+            M[:, mask] = 0.0
+            out.append(M)
+        return out
+
+
+def _h1(fit) -> _H1Data:
+    cache = fit.__dict__.setdefault("_robust_cache", {})
+    if "h1" not in cache:
+        cache["h1"] = _H1Data(fit)
+    return cache["h1"]
+
+
+# -------------------------------------------------------------------------- evaluation
+class RobustEvaluator:
+    """Information matrices, sandwich and scaling factors of a fit at parameters z."""
+
+    def __init__(self, fit, z: Optional[np.ndarray] = None):
+        self.fit = fit
+        self.problem = fit.problem
+        self.h1 = _h1(fit)
+        self.z = fit.result.z if z is None else np.asarray(z, float)
+        self.T = self.problem.pmap.T
+        self.active = None
+        if z is None and fit.result.active is not None and fit.result.active.any():
+            self.active = fit.result.active
+        self.values = self.problem.values(self.z)
+        self.moments = self.problem.moments(self.values)
+        self.weights = self.problem.weights
+        self.N = float(sum(loss.nobs for loss in self.problem.losses))
+
+    # -------------------------------------------------------------------------- pieces
+    def _deltas_at(self, values: np.ndarray) -> list:
+        n_free = len(self.problem.pmap.free_rows)
+        out = []
+        for g in range(self.problem.model.n_groups):
+            mom = self.problem.model.moments(values, g)
+            pos, d_cov, d_mean = self.problem.group_jacobian(values, g, mom)
+            delta = self.h1.coords.delta(d_cov, d_mean)
+            full = np.zeros((self.h1.coords.dim, n_free))
+            full[:, pos] = delta
+            out.append(full @ self.T)
+        return out
+
+    @cached_property
+    def deltas(self) -> list:
+        """Delta_g = d m_g / dz per group, ``(dim, n_z)``."""
+        return self._deltas_at(self.values)
+
+    def structured(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+        """Model-implied (mean, cov) of group g (sample mean without a mean structure)."""
+        mom = self.moments[g]
+        mean = mom.mean if self.h1.meanstructure else self.h1.patterns[g].means[0]
+        return mean, mom.cov
+
+    @cached_property
+    def structured_observed(self) -> list:
+        return [self.h1.zero_x(pat.information(self.h1.coords, *self.structured(g), "observed"))
+                for g, pat in enumerate(self.h1.patterns)]
+
+    @cached_property
+    def structured_expected(self) -> list:
+        return [self.h1.zero_x(pat.information(self.h1.coords, *self.structured(g), "expected"))
+                for g, pat in enumerate(self.h1.patterns)]
+
+    @cached_property
+    def structured_first_order(self) -> list:
+        """``Delta_g' B1_g Delta_g`` per group, B1 the first-order information at the implied
+        moments (scores projected on Delta before their outer products)."""
+        out = []
+        for g, pat in enumerate(self.h1.patterns):
+            D = self.h1.zero_x_rows(self.deltas[g])
+            out.append(pat.first_order(self.h1.coords, *self.structured(g),
+                                       self.h1.clusters[g], project=D))
+        return out
+
+    def _weighted(self, mats: list) -> np.ndarray:
+        return sum(w * D.T @ M @ D for w, D, M in zip(self.weights, self.deltas, mats))
+
+    def _second_order_term(self) -> np.ndarray:
+        """``sum_g w_g sum_s (dF_g / dm_s) d^2 m_s / dz dz'`` from the analytic second
+        derivatives of the RAM moments (:meth:`~sem_models.model.matrices.RAMModel.second_order_terms`)
+        with ``F_g = -logL_g / N_g`` and ``(W, r)`` from :func:`_second_order_weights`; the
+        free-row matrix is mapped to z by ``T' (.) T`` (theta is affine in z).  The whole h1
+        gradient is used, fixed-x coordinates included (their moments do not depend on the
+        free parameters); coordinates at an active bound are dropped later, on inversion."""
+        problem = self.problem
+        free_rows = problem.pmap.free_rows
+        free_mask = np.zeros(len(self.values), bool)
+        free_mask[free_rows] = True
+        total = np.zeros((len(free_rows), len(free_rows)))
+        for g, pat in enumerate(self.h1.patterns):
+            W, r = _second_order_weights(*pat.gradient(*self.structured(g)),
+                                         self.h1.meanstructure)
+            cells = problem.model.free_rows(g, free_mask)
+            pos = problem.free_position[cells.rows]
+            total[np.ix_(pos, pos)] += self.weights[g] * problem.model.second_order_terms(
+                self.moments[g], cells, W, r)
+        return self.T.T @ total @ self.T
+
+    def information(self, kind: str = "expected") -> np.ndarray:
+        """Per-case information in z: 'expected', 'observed' (Hessian) or 'h1'."""
+        cache = self.__dict__.setdefault("_info", {})
+        if kind not in cache:
+            if kind == "expected":
+                cache[kind] = self._weighted(self.structured_expected)
+            elif kind == "h1":
+                cache[kind] = self._weighted(self.structured_observed)
+            elif kind == "observed":
+                cache[kind] = self.information("h1") + self._second_order_term()
+            else:
+                raise ValueError(kind)
+        return cache[kind]
+
+    def _keep(self) -> np.ndarray:
+        n = len(self.z)
+        return np.ones(n, bool) if self.active is None else ~self.active
+
+    def inverse_information(self, kind: str) -> np.ndarray:
+        """Inverse of the per-case information in z (coordinates at an active bound: 0)."""
+        info = self.information(kind)
+        keep = self._keep()
+        out = np.zeros_like(info)
+        out[np.ix_(keep, keep)] = np.linalg.inv(info[np.ix_(keep, keep)])
+        return out
+
+    def first_order(self) -> np.ndarray:
+        """B0: first-order information per case at the implied moments (cluster-summed)."""
+        return sum(w * B for w, B in zip(self.weights, self.structured_first_order))
+
+    # ---------------------------------------------------------------------- vcov (z)
+    def vcov_z(self, se: str, information: str) -> np.ndarray:
+        """Covariance matrix of z for the given se type."""
+        if se == "none":
+            return np.full((len(self.z), len(self.z)), np.nan)
+        if se == "standard":
+            return self.inverse_information(information) / self.N
+        if se in ("robust.huber.white", "robust.cluster"):
+            Einv = self.inverse_information(information)
+            return Einv @ self.first_order() @ Einv / self.N
+        if se in ("robust.sem", "robust.cluster.sem"):
+            Einv = self.inverse_information(information)
+            V = self.structured_expected
+            meat = sum(w * D.T @ Vg @ G @ Vg @ D for w, D, Vg, G in
+                       zip(self.weights, self.deltas, V, self.h1.gamma))
+            return Einv @ meat @ Einv / self.N
+        raise ValueError(f"se={se!r} is not supported")
+
+    # ------------------------------------------------------------------- scaled tests
+    def trace_satorra_bentler(self, information: str = "expected") -> float:
+        Einv = self.inverse_information(information)
+        V = self.structured_expected
+        total = 0.0
+        for w, D, Vg, G in zip(self.weights, self.deltas, V, self.h1.gamma):
+            VG = Vg @ G
+            VD = Vg @ D
+            total += np.trace(VG) - w * np.sum((VD @ Einv @ VD.T) * G.T)
+        return float(total)
+
+    def trace_yuan_bentler(self, information_kind: str, h1_kind: str) -> dict:
+        """Traces of lavaan's ``yuan.bentler.mplus``: h1 part, h0 part, moments count."""
+        Einv = self.inverse_information(information_kind)
+        A1s = self.h1.unstructured_information[h1_kind]
+        B1s = self.h1.unstructured_first_order
+        B1_structured = self.structured_first_order
+        h1 = h0 = 0.0
+        ndat = 0
+        for w, A1, B1, B0g in zip(self.weights, A1s, B1s, B1_structured):
+            A1inv, k = _inverse_nonzero(A1)
+            h1 += float(np.sum(B1 * A1inv.T))
+            h0 += float(w * np.sum(B0g * Einv.T))
+            ndat += k
+        return {"trace": h1 - h0, "h1": h1, "h0": h0, "ndat": ndat}
+
+
+# ------------------------------------------------------------------------- public pieces
+
+def _evaluator(fit) -> RobustEvaluator:
+    cache = fit.__dict__.setdefault("_robust_cache", {})
+    if "evaluator" not in cache:
+        cache["evaluator"] = RobustEvaluator(fit)
+    return cache["evaluator"]
+
+
+def robust_vcov(fit, names: Optional[list] = None) -> np.ndarray:
+    """Covariance matrix of the free parameter-table rows for the fit's se / information."""
+    ev = _evaluator(fit)
+    se = fit.options.get("se", "standard")
+    T = fit.problem.pmap.T
+    try:
+        vz = ev.vcov_z(se, _se_information_kind(fit))
+    except np.linalg.LinAlgError:
+        from .wald import IdentificationWarning
+        warnings.warn(f"the {_se_information_kind(fit)} information matrix is singular: the "
+                      "model is probably not identified; standard errors are not reported"
+                      + (f" (parameters: {names[:8]})" if names else ""),
+                      IdentificationWarning, stacklevel=4)
+        return np.full((T.shape[0], T.shape[0]), np.nan)
+    return T @ vz @ T.T
