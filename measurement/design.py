@@ -273,23 +273,6 @@ class Design:
                       state_name=self.state_name, trait_name=self.trait_name,
                       wording_name=self.wording_name)
 
-    # -- builders (see measurement.builders) --------------------------------------------------
-    def state_model(self, **options: Any) -> str:
-        """lavaan syntax of the state model; see :func:`measurement.state_model`."""
-        from .builders import state_model
-        return state_model(self, **options)
-
-    def trait_model(self, **options: Any) -> str:
-        """lavaan syntax of the trait model; see :func:`measurement.trait_model`."""
-        from .builders import trait_model
-        return trait_model(self, **options)
-
-    def state_trait_model(self, **options: Any) -> str:
-        """lavaan syntax of the latent state-trait model; see
-        :func:`measurement.state_trait_model`."""
-        from .builders import state_trait_model
-        return state_trait_model(self, **options)
-
     def __repr__(self) -> str:
         items = {d: v for d, v in self.items.items()}
         return (f"Design(informants={self.informants}, occasions={self.occasions}, "

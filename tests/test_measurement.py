@@ -70,13 +70,13 @@ def reference(name: str) -> dict:
 
 
 BUILDER_CASES = {
-    "state": lambda d: d.state_model(),
-    "state_wording": lambda d: d.state_model(wording_factor=True),
-    "trait": lambda d: d.trait_model(),
-    "trait_wording": lambda d: d.trait_model(wording_factor=["c"]),
-    "state_trait": lambda d: d.state_trait_model(),
-    "state_trait_wording": lambda d: d.state_trait_model(wording_factor="c"),
-    "state_trait_equal_loadings": lambda d: d.state_trait_model(equal_loadings_over_time=True),
+    "state": lambda d: m.state_model(d),
+    "state_wording": lambda d: m.state_model(d, wording_factor=True),
+    "trait": lambda d: m.trait_model(d),
+    "trait_wording": lambda d: m.trait_model(d, wording_factor=["c"]),
+    "state_trait": lambda d: m.state_trait_model(d),
+    "state_trait_wording": lambda d: m.state_trait_model(d, wording_factor="c"),
+    "state_trait_equal_loadings": lambda d: m.state_trait_model(d, equal_loadings_over_time=True),
 }
 
 
@@ -104,7 +104,7 @@ def test_state_model_structure():
 
 def test_single_occasion_informant_model():
     d = design4().subset(informants=["c"], occasions=["mid"])
-    st = statements(d.state_model(wording_factor=True))
+    st = statements(m.state_model(d, wording_factor=True))
     assert {s[0] for s in st if s[1] == "=~"} == {"c_mid_bond", "c_mid_task", "c_mid_wording"}
     assert ("c_mid_wording", "~~", "0", "c_mid_bond") in st
     assert ("c_mid_wording", "~~", "0", "c_mid_task") in st
@@ -186,7 +186,7 @@ def test_six_item_design_with_per_dimension_items():
     d = Design(["c"], ["mid", "end"], ["bond", "task"], items={"bond": [1, 2, 3],
                                                                "task": [1, 2, 3, 4, 5]},
                reverse={"bond": [2], "task": [2, 4]})
-    st = statements(d.state_model())
+    st = statements(m.state_model(d))
     assert len([s for s in st if s[0] == "c_mid_bond"]) == 3
     assert len([s for s in st if s[0] == "c_mid_task"]) == 5
     assert d.reverse_columns(occasion="mid") == ["c_mid_bond2", "c_mid_task2", "c_mid_task4"]
@@ -215,7 +215,7 @@ def test_custom_factor_names():
     d = design4(state_name="{dimension}_{informant}{occasion}",
                 trait_name="T_{informant}{dimension}")
     assert d.factor("c", "bond", "mid") == "bond_cmid"
-    assert "T_cbond =~ 1*bond_cmid + 1*bond_cend" in d.state_trait_model()
+    assert "T_cbond =~ 1*bond_cmid + 1*bond_cend" in m.state_trait_model(d)
 
 
 def test_check_names_every_missing_column():

@@ -31,13 +31,13 @@ DESIGN4 = m.Design(informants=["c", "t"], occasions=["mid", "end"], dimensions=[
                    items=4, pattern="{informant}_{occasion}_{dimension}{item}", reverse=[2, 4])
 
 BUILDERS = {
-    "state": lambda d: d.state_model(),
-    "state_wording": lambda d: d.state_model(wording_factor=True),
-    "trait": lambda d: d.trait_model(),
-    "trait_wording": lambda d: d.trait_model(wording_factor=True),
-    "state_trait": lambda d: d.state_trait_model(),
-    "state_trait_wording": lambda d: d.state_trait_model(wording_factor=True),
-    "state_trait_equal_loadings": lambda d: d.state_trait_model(equal_loadings_over_time=True),
+    "state": lambda d: m.state_model(d),
+    "state_wording": lambda d: m.state_model(d, wording_factor=True),
+    "trait": lambda d: m.trait_model(d),
+    "trait_wording": lambda d: m.trait_model(d, wording_factor=True),
+    "state_trait": lambda d: m.state_trait_model(d),
+    "state_trait_wording": lambda d: m.state_trait_model(d, wording_factor=True),
+    "state_trait_equal_loadings": lambda d: m.state_trait_model(d, equal_loadings_over_time=True),
 }
 
 
@@ -124,7 +124,7 @@ def recovery_data() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def recovery_fit(recovery_data):
     """The generating model by format: LST with wording factor, outcomes on the traits."""
-    model = DESIGN6.state_trait_model(wording_factor=True) + "\n".join([
+    model = m.state_trait_model(DESIGN6, wording_factor=True) + "\n".join([
         "# baselines correlate with the traits",
         "ext_pre ~~ int_pre + c_bond + c_task + t_bond + t_task",
         "int_pre ~~ c_bond + c_task + t_bond + t_task",
@@ -218,7 +218,7 @@ def test_recovery_finding_one_mimic(recovery_data):
     """Child-rated trait task is 0.3 SD higher in the individual format (MIMIC with a direct
     effect on the non-invariant item c_*_task3)."""
     design = DESIGN6.subset(informants=["c"])
-    model = design.state_trait_model(wording_factor=True) + "\n".join([
+    model = m.state_trait_model(design, wording_factor=True) + "\n".join([
         "c_bond ~ individual", "c_task ~ individual",
         "c_bond ~~ c_task",
         "c_mid_task3 ~ individual", "c_end_task3 ~ individual", ""])
@@ -241,7 +241,7 @@ def test_recovery_finding_one_mimic(recovery_data):
 
 def test_multigroup_reliability_equals_per_group_fits(sim_large):
     """Configural two-group fit: omega per group equals the single-group fit on that group."""
-    model = DESIGN4.subset(informants=["t"], occasions=["mid"]).state_model()
+    model = m.state_model(DESIGN4.subset(informants=["t"], occasions=["mid"]))
     fit = sem_models.cfa(model, sim_large, group="format")
     rel = m.reliability(fit, sim_large, group="format")
     assert rel.index.names == ["group", "factor"]
@@ -260,7 +260,7 @@ def test_fiml_fit_and_reliability_match_lavaan():
     ref = reference("state_child_fiml")
     d6 = m.Design(["c"], ["mid", "end"], ["bond", "task"], 6, reverse=[2, 4, 6])
     data = m.reverse_score(ds.load("alliance"), d6)
-    fit = sem_models.cfa(d6.state_model(), data, missing="ml")
+    fit = sem_models.cfa(m.state_model(d6), data, missing="ml")
     assert fit.measures()["chisq"] == pytest.approx(ref["fit"]["chisq"], rel=1e-4)
     assert fit.measures()["df"] == ref["fit"]["df"]
     rel = m.reliability(fit, data, missing="ml")
