@@ -16,14 +16,35 @@ import importlib
 from typing import Any
 
 _PUBLIC = {
-    **dict.fromkeys(['SurfaceWarning', 'B_NAMES', 'SURFACE_NAMES', 'NONLINEAR_NAMES', 'SURFACE_MATRIX', 'surface_parameters', 'nonlinear_quantities', 'nonlinear_jacobian', 'stationary_point', 'principal_axes', 'surface_table', 'surface_quantities', 'congruence_check'], 'surface'),
-    **dict.fromkeys(['discrepancy_shares', 'center', 'term_names', 'polynomial_terms'], 'prepare'),
-    **dict.fromkeys(['RSAModel', 'RSA_MODELS', 'DEFAULT_MODELS', 'is_nested', 'coefficient_labels', 'polynomial_syntax', 'rsa_models', 'aicc', 'aicc_table', 'surface_group_tests'], 'models'),
-    **dict.fromkeys(['BootstrapResult', 'bootstrap_surface'], 'bootstrap'),
-    **dict.fromkeys(['polynomial_ols'], 'ols'),
-    **dict.fromkeys(['ResponseSurface', 'response_surface'], 'rsa'),
-    **dict.fromkeys(['congruence_items', 'congruence_syntax', 'congruence_starts', 'CongruenceFit', 'fit_congruence'], 'congruence'),
-    **dict.fromkeys(['surface_grid', 'plot_surface', 'plot_contour'], 'plots'),
+    **dict.fromkeys([
+        'SurfaceWarning', 'B_NAMES', 'SURFACE_NAMES', 'NONLINEAR_NAMES',
+        'SURFACE_MATRIX', 'surface_parameters', 'nonlinear_quantities',
+        'nonlinear_jacobian', 'stationary_point', 'principal_axes', 'surface_table',
+        'surface_quantities', 'congruence_check',
+    ], 'surface'),
+    **dict.fromkeys([
+        'discrepancy_shares', 'center', 'term_names', 'polynomial_terms',
+    ], 'prepare'),
+    **dict.fromkeys([
+        'RSAModel', 'RSA_MODELS', 'DEFAULT_MODELS', 'is_nested', 'coefficient_labels',
+        'polynomial_syntax', 'rsa_models', 'aicc', 'aicc_table', 'surface_group_tests',
+    ], 'models'),
+    **dict.fromkeys([
+        'BootstrapResult', 'bootstrap_surface',
+    ], 'bootstrap'),
+    **dict.fromkeys([
+        'polynomial_ols',
+    ], 'ols'),
+    **dict.fromkeys([
+        'ResponseSurface', 'response_surface',
+    ], 'rsa'),
+    **dict.fromkeys([
+        'congruence_items', 'congruence_syntax', 'congruence_starts', 'CongruenceFit',
+        'fit_congruence',
+    ], 'congruence'),
+    **dict.fromkeys([
+        'surface_grid', 'plot_surface', 'plot_contour',
+    ], 'plots'),
 }
 __all__ = sorted(_PUBLIC)
 

@@ -12,9 +12,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from .prepare import _check_name, term_names
-from .surface import B_NAMES, NONLINEAR_NAMES, SURFACE_MATRIX, SURFACE_NAMES, SurfaceWarning, _DEFINED_A, _DEFINED_NONLINEAR, _coef_vector, _cov_matrix, _crit
+from .surface  import (
+    B_NAMES, NONLINEAR_NAMES, SURFACE_MATRIX, SURFACE_NAMES, SurfaceWarning, _DEFINED_A,
+    _DEFINED_NONLINEAR, _coef_vector, _cov_matrix, _crit)
 
-__all__ = ["RSAModel", "RSA_MODELS", "DEFAULT_MODELS", "is_nested", "coefficient_labels", "polynomial_syntax", "rsa_models", "aicc", "aicc_table", "surface_group_tests"]
+__all__ = [
+    "RSAModel", "RSA_MODELS", "DEFAULT_MODELS", "is_nested", "coefficient_labels",
+    "polynomial_syntax", "rsa_models", "aicc", "aicc_table", "surface_group_tests",
+]
 
 
 # --------------------------------------------------------------------------------------------

@@ -63,7 +63,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["SurfaceWarning", "B_NAMES", "SURFACE_NAMES", "NONLINEAR_NAMES", "SURFACE_MATRIX", "surface_parameters", "nonlinear_quantities", "nonlinear_jacobian", "stationary_point", "principal_axes", "surface_table", "surface_quantities", "congruence_check"]
+__all__ = [
+    "SurfaceWarning", "B_NAMES", "SURFACE_NAMES", "NONLINEAR_NAMES", "SURFACE_MATRIX",
+    "surface_parameters", "nonlinear_quantities", "nonlinear_jacobian", "stationary_point",
+    "principal_axes", "surface_table", "surface_quantities", "congruence_check",
+]
 
 
 class SurfaceWarning(UserWarning):

@@ -18,7 +18,10 @@ from ..model.matrices import GroupMoments, RAMModel
 from .loss import HessianLoss
 from .threads import single_threaded_blas
 
-__all__ = ["BFGS_SWITCH", "ConvergenceWarning", "NEWTON_REUSE", "NEWTON_SWITCH", "OptimizationResult", "Problem", "STALL_ITERATIONS", "observed_hessian", "optimize"]
+__all__ = [
+    "BFGS_SWITCH", "ConvergenceWarning", "NEWTON_REUSE", "NEWTON_SWITCH", "OptimizationResult",
+    "Problem", "STALL_ITERATIONS", "observed_hessian", "optimize",
+]
 
 
 class ConvergenceWarning(UserWarning):

@@ -10,7 +10,10 @@ import pandas as pd
 
 
 
-__all__ = ["ClusterWarning", "ROBUST_SE", "SCALED_TESTS", "check_clusters", "resolve_options", "scaled_test_name"]
+__all__ = [
+    "ClusterWarning", "ROBUST_SE", "SCALED_TESTS", "check_clusters", "resolve_options",
+    "scaled_test_name",
+]
 
 
 ROBUST_SE = ("robust.sem", "robust.huber.white", "robust.cluster", "robust.cluster.sem")
