@@ -87,3 +87,91 @@ class RSession:
             self._proc.stdin.close()
             self._proc.wait(timeout=30)
         Path(self._script).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ laps and peak memory in R
+_R_SERVER_LAPS = r"""
+tasks <- local({ %s })
+lap_clock <- function() as.numeric(Sys.time())
+con <- file("stdin"); open(con)
+cat("ready\n"); flush(stdout())
+while (length(line <- readLines(con, n = 1)) > 0) {
+  parts <- strsplit(line, " ")[[1]]
+  f <- tasks[[parts[2]]]; n <- as.integer(parts[3])
+  if (parts[1] == "time") {
+    total <- NULL
+    for (i in seq_len(n)) {
+      start <- lap_clock(); laps <- f(); end <- lap_clock()
+      laps <- if (!is.numeric(laps)) end - start else c(laps - start, end - start)
+      total <- if (is.null(total)) laps else total + laps
+    }
+    cat(paste(sprintf("%%.9f", total / n), collapse = " "), "\n"); flush(stdout())
+  } else {  # "mem": peak R memory (MB) of one run above the memory in use before it
+    invisible(gc(reset = TRUE)); before <- sum(gc()[, 2]); invisible(gc(reset = TRUE))
+    f(); peak <- sum(gc()[, 6])
+    cat(sprintf("%%.3f\n", peak - before)); flush(stdout())
+  }
+}
+"""
+
+
+class RLapSession(RSession):
+    """A persistent R session whose tasks may return lap times.
+
+    A task is an R function; when it returns ``lap_clock()`` values taken after intermediate
+    steps (e.g. after ``sem()`` and before ``fitMeasures()``), :meth:`block_laps` returns the
+    mean time from the start to each lap and to the end, so that one run of lavaan times both
+    the fit and the fit with its fit measures.  :meth:`peak_mb` reports R's peak memory of one
+    run (``gc()``'s "max used", above the memory in use before it)."""
+
+    def __init__(self, setup: str):  # noqa: D107 - same as RSession with the lap server
+        import subprocess
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
+            fh.write(_R_SERVER_LAPS % setup)
+            self._script = fh.name
+        self._proc = subprocess.Popen(["Rscript", self._script], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self._proc.stdout.readline().strip()
+        if first != "ready":
+            err = self._proc.stderr.read()[-800:]
+            self.close()
+            raise RuntimeError(f"R session did not start: {err}")
+
+    def _ask(self, line: str) -> str:
+        self._proc.stdin.write(line + "\n")
+        self._proc.stdin.flush()
+        out = self._proc.stdout.readline()
+        if not out:
+            raise RuntimeError(f"R task {line!r} failed: {self._proc.stderr.read()[-800:]}")
+        return out
+
+    def block_laps(self, task: str, n: int) -> list[float]:
+        """Mean seconds from the start of the task to each of its laps and to its end."""
+        return [float(x) for x in self._ask(f"time {task} {n}").split()]
+
+    def block_mean(self, task: str, n: int) -> float:
+        return self.block_laps(task, n)[-1]
+
+    def peak_mb(self, task: str) -> float:
+        return float(self._ask(f"mem {task} 1"))
+
+
+def gemm_gflops(size: int = 384, repeat: int = 7) -> float:
+    """This machine's single-threaded BLAS speed: GFlop/s of a square matrix product (best of
+    ``repeat``), the rate the arithmetic floors are computed with."""
+    import numpy as np
+
+    from sem_models.estimation.threads import blas_single_thread
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, size, size))
+    best = np.inf
+    with blas_single_thread():
+        a @ b
+        for _ in range(repeat):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * size ** 3 / best / 1e9

@@ -28,11 +28,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Union
 
 __all__ = ["Criterion", "RuleSet", "RULE_SETS", "get_rule_set", "INVARIANT", "NON_INVARIANT",
-           "UNDETERMINED"]
+           "UNDETERMINED", "NOT_TESTED"]
 
 INVARIANT = "invariant"
 NON_INVARIANT = "non-invariant"
 UNDETERMINED = "undetermined"
+#: The decision of a level that follows a level rejected by the rule set (with no partial model
+#: that passed): it is not judged against a rejected model (see :func:`invariance.sequence`).
+NOT_TESTED = "not tested: previous level failed"
 
 # which criterion a level is judged by (Chen 2007 distinguishes loadings from the rest)
 LEVEL_KIND = {

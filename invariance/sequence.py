@@ -14,6 +14,21 @@ those of the levels before it in the sequence.  Every step is compared with the 
 chi-square difference test (Satorra & Bentler 2001 scaled difference for MLM / MLR, through
 :func:`sem_models.compare`) and changes in CFI, RMSEA and SRMR, judged by a rule set
 (:mod:`invariance.rules`: Cheung & Rensvold 2002; Chen 2007).
+
+Sequence semantics: a level is only tested against a model that passed.  Once a level fails
+its rule, either the partial-invariance search runs at that level (when ``partial=`` asks for
+it; :meth:`InvarianceSequence.partial`) and, if a partial model passes, the next level is
+fitted on top of that partial model (its freed parameters stay free) and compared with it; or
+every later level is reported as ``"not tested: previous level failed"``
+(:data:`invariance.rules.NOT_TESTED`).  The later levels are still fitted (as the cumulative
+models lavaan / semTools would fit), so their own fit and the change from the previous fitted
+model are in the table, but they get no decision.
+
+For robust estimators (MLM, MLR, ...) the table holds lavaan's standard ``chisq`` and
+``pvalue`` and next to them ``chisq_scaled``, ``pvalue_scaled``, ``cfi_robust``,
+``tli_robust``, ``rmsea_robust``; the changes ``delta_cfi``, ``delta_tli``, ``delta_rmsea`` are
+then computed from the robust indices and ``delta_chisq`` is the scaled difference test named
+in ``difference_test`` (Satorra & Bentler 2001).
 """
 from __future__ import annotations
 
@@ -27,7 +42,7 @@ import sem_models as sm
 
 from .effects import dmacs as _dmacs
 from .effects import latent_differences as _latent_differences
-from .rules import INVARIANT, RuleSet, get_rule_set
+from .rules import INVARIANT, NON_INVARIANT, NOT_TESTED, RuleSet, get_rule_set
 from .score import release_tests, score_tests
 from .spec import (LEVEL_KEYWORDS, InvarianceError, MeasurementSpec, RowKey,
                    cumulative_keywords, normalize_level, normalize_levels)
@@ -93,21 +108,36 @@ def _check_data(spec: MeasurementSpec, data: pd.DataFrame, group: Optional[str],
                 f"only {n} {what} for {p} indicators; at least {p + 1} are needed")
 
 
+_ROBUST_COLUMNS = ["chisq_scaled", "pvalue_scaled", "cfi_robust", "tli_robust", "rmsea_robust"]
+_DIFFERENCE_TESTS = {"standard": "likelihood ratio (chi-square difference)",
+                     "satorra.bentler.2001": "Satorra-Bentler 2001 scaled difference",
+                     "satorra.bentler.2010": "Satorra-Bentler 2010 scaled difference",
+                     "satorra.2000": "Satorra 2000 scaled difference"}
+
+
 def _measures(fit) -> dict:
-    """Fit indices for the table; robust (scaled) versions for robust estimators."""
+    """Fit indices for the table under lavaan's names: the standard ones, and for robust
+    estimators also ``chisq_scaled``, ``pvalue_scaled`` and the robust CFI, TLI, RMSEA."""
     m = fit.measures()
     out = {k: float(m[k]) if k in m.index else np.nan for k in _INDEX_COLUMNS}
     est = str(fit.options.get("estimator", "ML")).upper()
     if est in ROBUST and "chisq_scaled" in m.index:
-        out["chisq_standard"] = out["chisq"]
-        out["chisq"] = float(m["chisq_scaled"])
-        out["pvalue"] = float(m.get("pvalue_scaled", np.nan))
+        out["chisq_scaled"] = float(m["chisq_scaled"])
+        out["pvalue_scaled"] = float(m.get("pvalue_scaled", np.nan))
         for k in ("cfi", "tli", "rmsea"):
+            val = np.nan
             for cand in (f"{k}_robust", f"{k}_scaled"):
                 if cand in m.index and np.isfinite(m[cand]):
-                    out[k] = float(m[cand])
+                    val = float(m[cand])
                     break
+            out[f"{k}_robust"] = val
     return out
+
+
+def _index(m: Mapping, k: str) -> float:
+    """The robust version of index ``k`` when there is one, else the standard one."""
+    v = m.get(f"{k}_robust", np.nan)
+    return float(v) if v is not None and np.isfinite(v) else float(m[k])
 
 
 def _changes(prev, cur, prev_m: dict, cur_m: dict) -> dict:
@@ -116,12 +146,15 @@ def _changes(prev, cur, prev_m: dict, cur_m: dict) -> dict:
         lrt = sm.compare(prev, cur)
         row = lrt.iloc[-1]
         out.update(delta_chisq=float(row["chisq_diff"]), delta_df=float(row["df_diff"]),
-                   delta_pvalue=float(row["pvalue"]))
+                   delta_pvalue=float(row["pvalue"]),
+                   difference_test=_DIFFERENCE_TESTS.get(str(row.get("method", "standard")),
+                                                         str(row.get("method", ""))))
     except (ValueError, NotImplementedError, ImportError) as exc:  # pragma: no cover
         out.update(delta_chisq=np.nan, delta_df=cur_m["df"] - prev_m["df"],
-                   delta_pvalue=np.nan, note=str(exc))
-    for k in ("cfi", "tli", "rmsea", "srmr"):
-        out[f"delta_{k}"] = cur_m[k] - prev_m[k]
+                   delta_pvalue=np.nan, difference_test="", note=str(exc))
+    for k in ("cfi", "tli", "rmsea"):
+        out[f"delta_{k}"] = _index(cur_m, k) - _index(prev_m, k)
+    out["delta_srmr"] = cur_m["srmr"] - prev_m["srmr"]
     return out
 
 
@@ -160,6 +193,9 @@ class InvarianceSequence:
     partial_fits: dict = field(default_factory=dict)
     partial_steps: dict = field(default_factory=dict)
     released: dict = field(default_factory=dict)
+    partial_levels: tuple = ()
+    partial_options: dict = field(default_factory=dict)
+    _fitted_with: dict = field(default_factory=dict, repr=False)
 
     # ---------------------------------------------------------------- fitting
     def keywords(self, level: str) -> tuple[frozenset, frozenset]:
@@ -175,53 +211,102 @@ class InvarianceSequence:
                          group_eq=geq, long_eq=leq, released=released, **self.fit_options)
 
     def _run(self) -> None:
-        for level in self.levels:
-            self.syntax[level], self.fits[level] = self._fit(level)
-        self.table = self._table()
+        """Fit the levels in order; a level is judged against the last model that passed.
 
-    def _table(self) -> pd.DataFrame:
+        ``base`` is the model the next level is compared with: the previous level's model, or
+        its partial model when the previous level failed and its partial search (requested by
+        ``partial_levels``) found a model that passes; the parameters that search freed stay
+        free in every later level.  After a failure without such a partial model, the later
+        levels are fitted as the cumulative models but get the decision
+        :data:`~invariance.rules.NOT_TESTED`.
+        """
         rows = []
-        prev = prev_m = None
-        for level in self.levels:
+        base_fit = base_m = None
+        base_name = ""
+        carried: list = []   # release groups freed by partial searches that passed
+        failed = False
+        for k, level in enumerate(self.levels):
+            self.syntax[level], self.fits[level] = self._fit(level, carried)
+            self._fitted_with[level] = list(carried)
+            if carried:
+                self.released[level] = list(carried)
             fit = self.fits[level]
             m = _measures(fit)
             row = dict(m)
-            if prev is not None:
-                ch = _changes(prev, fit, prev_m, m)
-                row.update(ch)
-                row["decision"] = self.rules.decide(level, ch)
-            else:
+            row.update(compared_with="", partial_freed=np.nan, partial_decision="")
+            nxt_fit, nxt_m, nxt_name = fit, m, level
+            if k == 0:
                 row["decision"] = ""
+            else:
+                ch = _changes(base_fit, fit, base_m, m)
+                row.update(ch)
+                row["compared_with"] = base_name
+                if failed:
+                    row["decision"] = NOT_TESTED
+                else:
+                    dec = self.rules.decide(level, ch)
+                    row["decision"] = dec
+                    if dec == NON_INVARIANT:
+                        failed = True
+                        if level in self.partial_levels:
+                            steps = self.partial(level, **self.partial_options)
+                            row["partial_freed"] = float(len(steps) - 1)
+                            row["partial_decision"] = str(steps["decision"].iloc[-1])
+                            if row["partial_decision"] == INVARIANT:
+                                failed = False
+                                carried = list(self.released[level])
+                                nxt_fit = self.partial_fits[level]
+                                nxt_m = _measures(nxt_fit)
+                                nxt_name = f"{level} (partial)"
             row["converged"] = fit.converged
             rows.append(row)
-            prev, prev_m = fit, m
-        cols = _INDEX_COLUMNS + (["chisq_standard"] if any("chisq_standard" in r for r in rows)
-                                 else []) + \
-            ["delta_chisq", "delta_df", "delta_pvalue", "delta_cfi", "delta_tli", "delta_rmsea",
-             "delta_srmr", "decision", "converged"]
+            base_fit, base_m, base_name = nxt_fit, nxt_m, nxt_name
+        robust = any("chisq_scaled" in r for r in rows)
+        cols = (_INDEX_COLUMNS + (_ROBUST_COLUMNS if robust else [])
+                + ["delta_chisq", "delta_df", "delta_pvalue", "difference_test", "delta_cfi",
+                   "delta_tli", "delta_rmsea", "delta_srmr", "compared_with", "decision",
+                   "partial_freed", "partial_decision", "converged"])
         table = pd.DataFrame(rows, index=pd.Index(self.levels, name="level"))
         for c in cols:
             if c not in table.columns:
                 table[c] = np.nan
-        return table[cols]
+        self.table = table[cols]
 
     def decide(self, rules: Union[str, RuleSet, Mapping, Callable]) -> pd.Series:
-        """The decision column under another rule set (the fits are reused)."""
+        """The decision column under another rule set (the fits are reused).
+
+        The same semantics as the sequence's own decisions: after a level the rule set rejects,
+        later levels are :data:`~invariance.rules.NOT_TESTED` unless the partial model found at
+        that level (by :meth:`partial` during the sequence) passes this rule set too.  The
+        partial searches are not re-run.
+        """
         rs = get_rule_set(rules)
         out = {}
+        failed = False
         for k, level in enumerate(self.levels):
             if k == 0:
                 out[level] = ""
                 continue
-            out[level] = rs.decide(level, self.table.loc[level].to_dict())
+            if failed:
+                out[level] = NOT_TESTED
+                continue
+            dec = rs.decide(level, self.table.loc[level].to_dict())
+            out[level] = dec
+            if dec == NON_INVARIANT:
+                steps = self.partial_steps.get(level)
+                searched = pd.notna(self.table.loc[level, "partial_freed"])
+                failed = not (searched and steps is not None and rs.decide(
+                    level, steps.iloc[-1].to_dict()) == INVARIANT)
         return pd.Series(out, name=f"decision_{rs.name}")
 
     def with_rules(self, rules) -> "InvarianceSequence":
-        """The same fits judged by another rule set (a shallow copy with a new table)."""
+        """The same fits judged by another rule set (a shallow copy with a new decision
+        column; see :meth:`decide`)."""
         import copy
         other = copy.copy(self)
         other.rules = get_rule_set(rules)
-        other.table = other._table()
+        other.table = self.table.copy()
+        other.table["decision"] = self.decide(other.rules).to_numpy()
         return other
 
     # ---------------------------------------------------------------- reporting
@@ -245,13 +330,17 @@ class InvarianceSequence:
         miss = self.fit_options.get("missing", "listwise")
         lines.append(f"  estimator {est}, missing = {miss}, identification "
                      f"{self.spec.identification}")
-        robust = "chisq_standard" in self.table.columns
-        if robust:
-            lines.append("  chi-square, CFI, TLI, RMSEA: scaled / robust versions; difference "
-                         "tests: Satorra-Bentler scaled")
-        lines.append("")
         t = self.table
-        header = (f"{'level':<15}{'npar':>5}{'chisq':>10}{'df':>5}{'p':>7}{'CFI':>7}{'RMSEA':>7}"
+        robust = "chisq_scaled" in t.columns
+        tests = sorted({str(v) for v in t["difference_test"].dropna() if str(v)})
+        if robust:
+            lines.append("  chisq: standard statistic; scaled: its scaled version (p for the "
+                         "scaled statistic); CFI, RMSEA and their changes: robust versions")
+        if tests:
+            lines.append(f"  difference tests: {', '.join(tests)}")
+        lines.append("")
+        header = (f"{'level':<15}{'npar':>5}{'chisq':>10}" + (f"{'scaled':>10}" if robust else "")
+                  + f"{'df':>5}{'p':>7}{'CFI':>7}{'RMSEA':>7}"
                   f"{'SRMR':>7} {'dchisq':>8}{'ddf':>4}{'p':>7}{'dCFI':>8}{'dRMSEA':>8}"
                   f"{'dSRMR':>8}  decision")
         lines.append(header)
@@ -261,13 +350,22 @@ class InvarianceSequence:
             return format(x, fmt) if pd.notna(x) else ""
 
         for level, r in t.iterrows():
+            p = r["pvalue_scaled"] if robust else r["pvalue"]
+            extra = ""
+            if pd.notna(r.get("partial_freed")):
+                extra = (f"; partial: {int(r['partial_freed'])} freed -> "
+                         f"{r['partial_decision']}")
+            if r.get("compared_with") and str(r["compared_with"]).endswith("(partial)"):
+                extra += f" (vs {r['compared_with']})"
             lines.append(
-                f"{level:<15}{f(r['npar'], '5.0f')}{f(r['chisq'], '10.3f')}{f(r['df'], '5.0f')}"
-                f"{f(r['pvalue'], '7.3f')}{f(r['cfi'], '7.3f')}{f(r['rmsea'], '7.3f')}"
+                f"{level:<15}{f(r['npar'], '5.0f')}{f(r['chisq'], '10.3f')}"
+                + (f"{f(r['chisq_scaled'], '10.3f')}" if robust else "")
+                + f"{f(r['df'], '5.0f')}"
+                f"{f(p, '7.3f')}{f(_index(r, 'cfi'), '7.3f')}{f(_index(r, 'rmsea'), '7.3f')}"
                 f"{f(r['srmr'], '7.3f')} {f(r['delta_chisq'], '8.3f'):>8}"
                 f"{f(r['delta_df'], '4.0f'):>4}{f(r['delta_pvalue'], '7.3f'):>7}"
                 f"{f(r['delta_cfi'], '8.3f'):>8}{f(r['delta_rmsea'], '8.3f'):>8}"
-                f"{f(r['delta_srmr'], '8.3f'):>8}  {r['decision']}"
+                f"{f(r['delta_srmr'], '8.3f'):>8}  {r['decision']}{extra}"
                 + ("" if r["converged"] else "  (NOT converged)"))
         lines.append("")
         lines.append("Decision rule: " + self.rules.describe())
@@ -416,7 +514,10 @@ class InvarianceSequence:
         released = list(self.released.get(prev_level, []))
         cum = cumulative_keywords(self.levels)
         kinds = cum[level] - cum[prev_level]
-        fit = self._fit(level, released)[1] if released else self.fits[level]
+        if level in self.fits and self._fitted_with.get(level, []) == released:
+            fit = self.fits[level]
+        else:
+            fit = self._fit(level, released)[1]
         prev_m = _measures(prev_fit)
         steps = []
 
@@ -435,7 +536,8 @@ class InvarianceSequence:
                 "score_X2": np.nan if test is None else float(test["X2"]),
                 "score_pvalue": np.nan if test is None else float(test["pvalue"]),
                 "chisq": m["chisq"], "df": m["df"], "pvalue": m["pvalue"], "cfi": m["cfi"],
-                "rmsea": m["rmsea"], "srmr": m["srmr"], **ch, "decision": dec,
+                "rmsea": m["rmsea"], "srmr": m["srmr"],
+                **{c: m[c] for c in _ROBUST_COLUMNS if c in m}, **ch, "decision": dec,
                 "converged": fit.converged})
             return dec
 
@@ -524,6 +626,35 @@ def _fixed_keywords(level) -> frozenset:
     return kws
 
 
+def _partial_levels(partial, levels: Sequence[str]) -> tuple:
+    """The levels at which a failed step starts a partial-invariance search."""
+    if partial is None or partial is False:
+        return ()
+    if partial is True:
+        return tuple(levels[1:])
+    names = [partial] if isinstance(partial, str) else list(partial)
+    out = []
+    for name in names:
+        lv = normalize_level(name)
+        if lv not in levels:
+            raise InvarianceError(f"partial={name!r}: level {lv!r} is not in this sequence "
+                                  f"({list(levels)})")
+        if lv == levels[0]:
+            raise InvarianceError(f"partial={name!r}: {lv!r} is the first level of the "
+                                  "sequence; partial invariance is searched at a later level")
+        out.append(lv)
+    return tuple(out)
+
+
+def _partial_options(options: Optional[Mapping]) -> dict:
+    opts = dict(options or {})
+    bad = [k for k in opts if k not in ("alpha", "max_steps", "protect_marker")]
+    if bad:
+        raise InvarianceError(f"unknown partial_options {bad}; use alpha, max_steps, "
+                              "protect_marker")
+    return opts
+
+
 def normalize_levels_upto(level: str) -> list[str]:
     """The measurement levels implied by ``level`` (scalar -> configural, metric, scalar)."""
     from .spec import LEVELS
@@ -540,6 +671,8 @@ def sequence(model: str, data: pd.DataFrame, group: str, *,
              long_equal: Union[None, str, Sequence[str]] = None,
              auto_residual_covariances: bool = True,
              group_labels: Optional[Sequence] = None,
+             partial: Union[bool, str, Sequence[str]] = False,
+             partial_options: Optional[Mapping] = None,
              **fit_options) -> InvarianceSequence:
     """Fit the invariance sequence of a CFA across the groups in column ``group``.
 
@@ -558,6 +691,14 @@ def sequence(model: str, data: pd.DataFrame, group: str, *,
     go through ``levels``.  ``group_labels`` orders the groups (the first is the reference);
     by default the order of first appearance in the data, as in lavaan.  Other options
     (``estimator``, ``missing``, ``cluster``, ``fixed_x``, ...) go to :func:`sem_models.sem`.
+
+    A level is judged only against a model that passed: when a level fails its rule, the
+    later levels are ``"not tested: previous level failed"``, unless ``partial`` asks for a
+    partial-invariance search at that level (``True``: at every level; a level name or a list
+    of names: there) and it finds a model that passes; the next level is then fitted on top of
+    that partial model and compared with it.  ``partial_options`` go to
+    :meth:`InvarianceSequence.partial` (``alpha``, ``max_steps``, ``protect_marker``; the
+    sequence's rule set is used).
     """
     if group is None:
         raise InvarianceError("sequence() needs group=; for one sample measured at several "
@@ -576,7 +717,9 @@ def sequence(model: str, data: pd.DataFrame, group: str, *,
     else:
         vary, fixed_long = ("groups",), frozenset()
     seq = InvarianceSequence(spec, data, group, labels, levels, rs, dict(fit_options), vary,
-                             frozenset(), fixed_long)
+                             frozenset(), fixed_long,
+                             partial_levels=_partial_levels(partial, levels),
+                             partial_options=_partial_options(partial_options))
     seq._run()
     return seq
 
@@ -589,6 +732,8 @@ def longitudinal(model: str, data: pd.DataFrame, constructs: Mapping[str, Sequen
                  group_equal: Union[None, str, Sequence[str]] = None,
                  auto_residual_covariances: bool = True,
                  group_labels: Optional[Sequence] = None,
+                 partial: Union[bool, str, Sequence[str]] = False,
+                 partial_options: Optional[Mapping] = None,
                  **fit_options) -> InvarianceSequence:
     """Longitudinal (or multi-informant) invariance sequence in one sample.
 
@@ -603,7 +748,8 @@ def longitudinal(model: str, data: pd.DataFrame, constructs: Mapping[str, Sequen
 
     With ``group=`` the sequence is group x time: ``group_equal=None`` constrains groups
     together with occasions at every level; a level name holds the groups at that level while
-    the occasions go through ``levels``.  See :func:`sequence` for the other arguments.
+    the occasions go through ``levels``.  See :func:`sequence` for the other arguments
+    (including ``partial`` and the semantics after a failed level).
     """
     if not constructs:
         raise InvarianceError("longitudinal() needs constructs={construct: [factor at occasion 1, "
@@ -622,6 +768,8 @@ def longitudinal(model: str, data: pd.DataFrame, constructs: Mapping[str, Sequen
     else:
         vary, fixed_group = ("occasions",), _fixed_keywords(group_equal)
     seq = InvarianceSequence(spec, data, group, labels, levels, rs, dict(fit_options), vary,
-                             fixed_group, frozenset())
+                             fixed_group, frozenset(),
+                             partial_levels=_partial_levels(partial, levels),
+                             partial_options=_partial_options(partial_options))
     seq._run()
     return seq

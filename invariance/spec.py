@@ -436,6 +436,8 @@ class MeasurementSpec:
         # residual covariances: over time (auto) and the user's
         done = set()
         for a, b, c, k, t, s in self.auto_pairs():
+            if frozenset((a, b)) in done:  # an item of two constructs (e.g. a wording factor)
+                continue
             done.add(frozenset((a, b)))
             add(a, "~~", b, "residual.covariances", lambda g: NA,
                 lambda g, c=c, k=k, t=t, s=s: label(f"theta.{c}.{k}.t{t}_{s}",

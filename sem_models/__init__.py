@@ -26,18 +26,22 @@ _PUBLIC = {
     "ConvergenceWarning": "estimation.optimizer", "IdentificationWarning": "inference.wald",
     "SEMFit": "results", "response_surface": "discrepancy.rsa",
     "ModelSyntaxError": "model.syntax", "parse_model": "model.syntax",
+    "ModelError": "errors", "EstimationError": "errors",
+    "polychoric": "estimation.categorical",
+    "collapse_categories": "estimation.categorical_data",
 }
 # subpackages and modules, plus the module names users imported before the stage layout
 # (``sem_models.surface``, ``sem_models.robust``, ...: thin re-export modules)
 _SUBMODULES = {
-    "api", "cli", "datasets", "results", "summary",
+    "api", "cli", "datasets", "diagram", "errors", "multilevel", "results", "summary",
     "model", "estimation", "inference", "discrepancy", "study", "resampling",
     "congruence", "outcomes", "robust", "rsa", "surface",
 }
 
 __all__ = ["sem", "cfa", "fit_model", "compare", "SEMFit", "ModelSyntaxError", "DataError",
+           "ModelError", "EstimationError",
            "ConvergenceWarning", "IdentificationWarning", "HeywoodWarning", "parse_model",
-           "response_surface", "__version__"]
+           "response_surface", "polychoric", "collapse_categories", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -51,8 +55,14 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+#: the submodules a user imports directly (documented in the README); ``dir(sem_models)``
+#: lists them with the public names and nothing else (the engine's stage subpackages and
+#: modules stay importable by name)
+_DOCUMENTED_SUBMODULES = ("datasets", "diagram", "study", "outcomes", "congruence", "robust")
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC) | _SUBMODULES)
+    return sorted(set(__all__) | set(_DOCUMENTED_SUBMODULES))
 
 
 if TYPE_CHECKING:  # what static analysis and IDEs see
@@ -64,3 +74,4 @@ if TYPE_CHECKING:  # what static analysis and IDEs see
     from .results import SEMFit
     from .discrepancy.rsa import response_surface
     from .model.syntax import ModelSyntaxError, parse_model
+    from .errors import EstimationError, ModelError

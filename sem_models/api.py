@@ -2,6 +2,11 @@
 
 syntax (:mod:`.syntax`) -> parameter table (:mod:`.partable`) -> matrices (:mod:`.matrices`)
 -> estimator (:mod:`.estimator`) -> results (:mod:`.results`).
+
+Every option is checked here, before any work (:func:`validate_options`), and the failures of
+the later stages reach the caller as the package's own exceptions (:mod:`sem_models.errors`):
+``ModelSyntaxError``, ``ModelError``, ``DataError`` or ``EstimationError``, each naming the
+option, parameter, column or group involved.
 """
 from __future__ import annotations
 
@@ -11,10 +16,12 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
+from .errors import EstimationError, ModelError, validate_level
 from .model.constraints import build_parameter_map
 from .estimation.data import DataError, prepare_data
 from .estimation.optimizer import ConvergenceWarning, Problem, optimize
 from .estimation.ml import MLGroupLoss
+from .estimation.wls import WLS_LOSS_ESTIMATORS, wls_exogenous_values, wls_losses
 from .model.graph import check_model_graph
 from .model.matrices import RAMModel
 from .model.partable import ParTable, build_partable, model_variables
@@ -24,7 +31,11 @@ from .model.syntax import parse_model
 
 __all__ = ["sem", "cfa", "fit_model"]
 
-ESTIMATORS = ("ML", "MLM", "MLR")
+ESTIMATORS = ("ML", "MLM", "MLR", "MLMV", "GLS", "WLS", "DWLS", "WLSM", "WLSMV", "ULS", "ULSM",
+              "ULSMV")
+
+
+MISSING = {"ml": "fiml", "fiml": "fiml", "listwise": "listwise", "default": "listwise"}
 
 
 class HeywoodWarning(UserWarning):
@@ -53,11 +64,12 @@ def _warn_heywood(partable: ParTable, values: np.ndarray, variables, group_label
 def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
         group_equal: Sequence[str] = (), group_partial: Sequence[str] = (),
         std_lv: bool = False, meanstructure: Union[bool, str] = "default",
-        fixed_x: bool = True, orthogonal: bool = False, estimator: str = "ML",
+        fixed_x: bool = True, orthogonal: bool = False, estimator: str = "default",
         missing: str = "listwise", cluster: Optional[str] = None,
         group_labels: Optional[Sequence] = None, level: float = 0.95,
         max_iter: int = 500, se: Optional[str] = None, test=None,
-        information: Optional[str] = None, start=None) -> SEMFit:
+        information: Optional[str] = None, start=None, ordered=None,
+        parameterization: str = "delta") -> SEMFit:
     """Fit a structural equation model written in lavaan syntax (lavaan's ``sem()``).
 
     Parameters follow lavaan's names with ``.`` replaced by ``_``: ``group`` (column name),
@@ -70,6 +82,12 @@ def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
     (:func:`sem_models.inference.options.resolve_options`).  ``start`` (lavaan's
     ``start = fit``): a fitted :class:`SEMFit` of the same model and options (or one value per
     parameter-table row) whose estimates start the free parameters (warm starts for refits).
+    ``ordered`` (lavaan's ``ordered=``): a list of ordinal columns, or True for every
+    observed endogenous variable (ordered pandas Categoricals count as ordinal too); the model
+    is then fitted to thresholds and polychoric correlations by ``estimator="WLSMV"`` (the
+    default; also ``"WLSM"``, ``"WLS"``, ``"DWLS"``, ``"ULSMV"``, ``"ULSM"``, ``"ULS"``) with
+    ``parameterization="delta"`` (default) or ``"theta"`` and ``missing="listwise"`` or
+    ``"pairwise"`` (:func:`sem_models.estimation.ordinal.fit_ordinal`).
     Returns a :class:`~sem_models.results.SEMFit`.
     """
     return fit_model(model, data, group=group, group_equal=group_equal,
@@ -77,7 +95,7 @@ def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
                      fixed_x=fixed_x, orthogonal=orthogonal, estimator=estimator,
                      missing=missing, cluster=cluster, group_labels=group_labels, level=level,
                      max_iter=max_iter, se=se, test=test, information=information,
-                     start=start)
+                     start=start, ordered=ordered, parameterization=parameterization)
 
 
 def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
@@ -85,29 +103,191 @@ def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
     return sem(model, data, **options)
 
 
-def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), group_partial=(),
-              std_lv=False, meanstructure="default", fixed_x=True, orthogonal=False,
-              estimator="ML", missing="listwise", cluster=None, group_labels=None,
-              level=0.95, max_iter=500, se=None, test=None, information=None,
-              start=None) -> SEMFit:
+def _names(value, option: str) -> list[str]:
+    """A string or a sequence of strings as a list (``group_equal``, ``group_partial``)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise ModelError(f"{option} must be a string or a list of strings, got "
+                         f"{type(value).__name__}") from None
+    bad = [v for v in items if not isinstance(v, str)]
+    if bad:
+        raise ModelError(f"{option} must list strings; got {bad[:3]}")
+    return items
+
+
+def _flag(value, option: str) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ModelError(f"{option} must be True or False, got {value!r}")
+
+
+def validate_options(model, data, *, group=None, group_equal=(), group_partial=(),
+                     std_lv=False, meanstructure="default", fixed_x=True, orthogonal=False,
+                     estimator="ML", missing="listwise", cluster=None, group_labels=None,
+                     level=0.95, max_iter=500) -> dict:
+    """Check every option of :func:`sem` before any work; return them normalised
+    (``estimator`` upper case, ``missing`` "listwise" or "fiml", lists for ``group_equal`` /
+    ``group_partial`` / ``group_labels``).
+
+    Raises :class:`~sem_models.errors.ModelError` for an option (naming it and what it
+    accepts) and :class:`~sem_models.estimation.data.DataError` when ``data`` is not a
+    DataFrame; ``se`` / ``test`` / ``information`` are checked by
+    :func:`sem_models.inference.options.resolve_options`."""
+    if not isinstance(model, str):
+        raise ModelError(f"the model must be a string of lavaan syntax, got "
+                         f"{type(model).__name__}")
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if not isinstance(estimator, str) or estimator.upper() not in ESTIMATORS:
+        raise ModelError(f"estimator={estimator!r} is not supported; choose from {ESTIMATORS}")
+    if not isinstance(missing, str) or missing.lower() not in MISSING:
+        raise ModelError(f"missing={missing!r} is not supported; use 'listwise' or 'fiml' "
+                         "('ml')")
+    for option, value in (("group", group), ("cluster", cluster)):
+        if value is not None and not isinstance(value, str):
+            raise ModelError(f"{option}= must be a column name (a string) or None, got "
+                             f"{value!r}")
+    if group is not None and group == cluster:
+        raise ModelError(f"group= and cluster= name the same column {group!r}")
+    if group_labels is not None:
+        if group is None:
+            raise ModelError("group_labels= needs group=")
+        if isinstance(group_labels, str) or not hasattr(group_labels, "__iter__"):
+            raise ModelError(f"group_labels must be a list of the group column's values, got "
+                             f"{group_labels!r}")
+        group_labels = list(group_labels)
+        if len(set(map(repr, group_labels))) != len(group_labels):
+            raise ModelError(f"group_labels {group_labels} lists a group twice")
+    if not (isinstance(meanstructure, (bool, np.bool_)) or meanstructure == "default"):
+        raise ModelError(f"meanstructure must be True, False or 'default', got "
+                         f"{meanstructure!r}")
+    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, (int, np.integer)) \
+            or max_iter < 0:
+        raise ModelError(f"max_iter must be a whole number >= 0, got {max_iter!r}")
+    missing = MISSING[missing.lower()]
     estimator = estimator.upper()
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator={estimator!r} is not supported; choose from {ESTIMATORS}")
-    if isinstance(group_equal, str):
-        group_equal = [group_equal]
-    if isinstance(group_partial, str):
-        group_partial = [group_partial]
-    missing = {"ml": "fiml", "fiml": "fiml", "listwise": "listwise", "default": "listwise"}.get(
-        missing, missing)
     if estimator == "MLM" and missing == "fiml":
-        raise ValueError("estimator='MLM' (Satorra-Bentler) needs complete data and cannot be "
+        raise ModelError("estimator='MLM' (Satorra-Bentler) needs complete data and cannot be "
                          "combined with missing='fiml'; use estimator='MLR' for robust "
                          "inference with missing data, or missing='listwise'")
+    return dict(group_equal=_names(group_equal, "group_equal"),
+                group_partial=_names(group_partial, "group_partial"),
+                std_lv=_flag(std_lv, "std_lv"), fixed_x=_flag(fixed_x, "fixed_x"),
+                orthogonal=_flag(orthogonal, "orthogonal"), estimator=estimator,
+                missing=missing, group_labels=group_labels, level=validate_level(level),
+                max_iter=int(max_iter),
+                meanstructure=meanstructure if isinstance(meanstructure, str) else
+                bool(meanstructure))
+
+
+def _start_failure(partable: ParTable, model: RAMModel, values: np.ndarray,
+                   group_labels: list, exc: Exception) -> EstimationError:
+    """The error for start values at which the implied covariance matrix is not positive
+    definite: names a fixed negative variance, else the group(s)."""
+    lhs, op, rhs = partable["lhs"], partable["op"], partable["rhs"]
+    negative = np.flatnonzero((op == "~~") & (lhs == rhs) & (partable["free"] == 0)
+                              & (partable["group"] > 0) & (values < 0))
+    if len(negative):
+        r = negative[0]
+        where = f" (model syntax line {partable['line'][r]})" if partable["line"][r] else ""
+        return EstimationError(
+            f"the variance of {lhs[r]!r} is fixed to {values[r]:g}{where}: a variance cannot "
+            "be negative, so the implied covariance matrix is not positive definite; fix it "
+            "to a value >= 0 or free it")
+    bad = []
+    for g in range(model.n_groups):
+        try:
+            cov = model.moments(values, g).cov
+            ok = bool(np.all(np.isfinite(cov)) and np.linalg.eigvalsh(cov).min() > 0)
+        except np.linalg.LinAlgError:
+            ok = False
+        if not ok:
+            bad.append(g)
+    where = ""
+    if bad and len(group_labels) > 1:
+        where = " in group(s) " + ", ".join(repr(group_labels[g]) for g in bad)
+    detail = ("a loop of paths makes I - B singular at these values"
+              if isinstance(exc, np.linalg.LinAlgError) else str(exc))
+    return EstimationError(
+        f"the start values give an implied covariance matrix that is not positive definite"
+        f"{where} ({detail}); give start values with start() (e.g. 'f =~ start(0.8)*x2'), "
+        "check fixed values, or start from another fit with start=")
+
+
+def _is_ordinal(ordered, data, model) -> bool:
+    """Whether the fit is one with ordered indicators: ``ordered`` is True or names
+    columns, or (``ordered=None``) the model's observed variables include ordered pandas
+    Categorical columns of the data (lavaan's ordered factors)."""
+    if ordered is None:
+        if not isinstance(data, pd.DataFrame) or not isinstance(model, str) or not any(
+                isinstance(dtype, pd.CategoricalDtype) and dtype.ordered
+                for dtype in data.dtypes):
+            return False
+        variables = model_variables(parse_model(model).statements)
+        return any(v in data.columns and isinstance(data[v].dtype, pd.CategoricalDtype)
+                   and data[v].cat.ordered for v in variables.ov if v not in variables.ov_x)
+    if ordered is False:
+        return False
+    if isinstance(ordered, (list, tuple)) and len(ordered) == 0:
+        return False
+    return True
+
+
+def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), group_partial=(),
+              std_lv=False, meanstructure="default", fixed_x=True, orthogonal=False,
+              estimator="default", missing="listwise", cluster=None, group_labels=None,
+              level=0.95, max_iter=500, se=None, test=None, information=None,
+              start=None, ordered=None, parameterization="delta") -> SEMFit:
+    if _is_ordinal(ordered, data, model):  # ordered indicators: WLSMV and relatives
+        from .estimation.ordinal import fit_ordinal
+        return fit_ordinal(model, data, ordered=ordered,
+                           group=group, group_equal=group_equal, group_partial=group_partial,
+                           std_lv=std_lv, orthogonal=orthogonal, estimator=estimator,
+                           missing=missing, cluster=cluster, group_labels=group_labels,
+                           level=level, max_iter=max_iter, se=se, test=test,
+                           information=information, start=start,
+                           parameterization=parameterization, fixed_x=fixed_x,
+                           meanstructure=meanstructure)
+    if parameterization != "delta":
+        raise ModelError(f"parameterization={parameterization!r} applies to ordered "
+                         "indicators only (give ordered=)")
+    if isinstance(estimator, str) and estimator.lower() == "default":
+        estimator = "ML"
+    checked = validate_options(
+        model, data, group=group, group_equal=group_equal, group_partial=group_partial,
+        std_lv=std_lv, meanstructure=meanstructure, fixed_x=fixed_x, orthogonal=orthogonal,
+        estimator=estimator, missing=missing, cluster=cluster, group_labels=group_labels,
+        level=level, max_iter=max_iter)
+    group_equal, group_partial = checked["group_equal"], checked["group_partial"]
+    std_lv, fixed_x, orthogonal = checked["std_lv"], checked["fixed_x"], checked["orthogonal"]
+    estimator, missing = checked["estimator"], checked["missing"]
+    group_labels, level = checked["group_labels"], checked["level"]
+    max_iter, meanstructure = checked["max_iter"], checked["meanstructure"]
+    from .model.levels import has_levels
+    if has_levels(model):  # 'level:' blocks: a two-level model (sem_models.multilevel)
+        from .multilevel import fit_twolevel
+        return fit_twolevel(model, data, group=group, group_equal=group_equal,
+                            group_partial=group_partial, std_lv=std_lv, fixed_x=fixed_x,
+                            orthogonal=orthogonal, estimator=estimator, missing=missing,
+                            cluster=cluster, group_labels=group_labels, level=level,
+                            max_iter=max_iter, se=se, test=test, information=information,
+                            start=start)
     from .inference.options import resolve_options
-    inference = resolve_options(estimator, missing, cluster, se=se, test=test,
-                                information=information)
+    try:
+        inference = resolve_options(estimator, missing, cluster, se=se, test=test,
+                                    information=information)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
     parsed = parse_model(model)
     variables = model_variables(parsed.statements)
+    if not variables.ov:
+        raise ModelError("the model names no observed variable: a model needs at least one "
+                         "column of the data (e.g. 'f =~ x1 + x2 + x3')")
     where = {}
     for st in parsed.statements:
         for name in (st.lhs, st.rhs):
@@ -140,18 +320,31 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         covs = [g.cov for g in obs.groups]
         means = [g.mean for g in obs.groups]
     values = start_values(partable, variables, covs, means)
-    values = adjust_intercept_starts(values, partable, model_, means)
+    try:
+        values = adjust_intercept_starts(values, partable, model_, means)
+    except np.linalg.LinAlgError as exc:  # (I - B) singular: a loop of paths
+        raise _start_failure(partable, model_, values, obs.group_labels, exc) from None
     if start is not None:  # warm start (lavaan's start = fit): free rows from its estimates
-        previous = np.asarray(getattr(start, "values", start), float)
+        try:
+            previous = np.asarray(getattr(start, "values", start), float)
+        except (TypeError, ValueError):
+            raise ModelError("start= must be a fitted model (SEMFit) or one number per "
+                             f"parameter-table row, got {type(start).__name__}") from None
         if previous.shape != values.shape:
-            raise ValueError(f"start= has {previous.size} values but the parameter table of "
+            raise ModelError(f"start= has {previous.size} values but the parameter table of "
                              f"this model has {values.size} rows: fit the same model")
         free = partable["free"] > 0
+        if not np.all(np.isfinite(previous[free])):
+            raise ModelError("start= has non-finite values for free parameters")
         values[free] = previous[free]
     pmap = build_parameter_map(partable)
     n_moments = n_groups * (len(variables.ov) * (len(variables.ov) + 1) // 2
                             + (len(variables.ov) if model_.meanstructure else 0))
     n_fixed_x = int(np.count_nonzero(partable["exo"] == 1))
+    if pmap.n_z == 0:
+        raise ModelError("the model has no free parameters (every parameter is fixed or "
+                         "determined by constraints): there is nothing to estimate; free at "
+                         "least one parameter (e.g. 'NA*x1')")
     if pmap.n_z > n_moments - n_fixed_x:
         raise DataError(
             f"the model has {pmap.n_z} free parameters but the data provide only "
@@ -159,15 +352,32 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
             "degrees of freedom); add constraints or fix parameters")
     if cluster is not None:
         from .inference.options import check_clusters
-        check_clusters(obs, cluster, pmap.n_z)
+        try:
+            check_clusters(obs, cluster, pmap.n_z)
+        except ValueError as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(str(exc)) from None
     if missing == "fiml":
         losses = fiml_losses
+    elif estimator in WLS_LOSS_ESTIMATORS:  # GLS, WLS, DWLS, ULS: :mod:`.estimation.wls`
+        losses = wls_losses(estimator, obs, model_, variables, fixed_x=fixed_x)
+        values = wls_exogenous_values(values, partable, variables, losses)  # S with N - 1
     else:
         losses = [MLGroupLoss(c, m, g.nobs, model_.meanstructure)
                   for c, m, g in zip(covs, means, obs.groups)]
     problem = Problem(model_, losses, pmap, values)
     z0 = pmap.z_from_free(values[pmap.free_rows])
-    result = optimize(problem, z0, max_iter=max_iter)
+    try:
+        result = optimize(problem, z0, max_iter=max_iter)
+    except (FloatingPointError, np.linalg.LinAlgError) as exc:
+        raise _start_failure(partable, model_, problem.values(z0), obs.group_labels,
+                             exc) from None
+    if not (np.isfinite(result.fmin) and np.all(np.isfinite(result.z))):
+        raise EstimationError(
+            "the estimation ended at non-finite values (the implied covariance matrix became "
+            "singular); check the model for parameters that are not identified, rescale "
+            "variables with very different variances, or give start values with start()")
     if not result.converged:
         warnings.warn(
             f"the optimizer did not converge ({result.message}; largest gradient "

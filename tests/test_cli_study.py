@@ -1,21 +1,25 @@
-"""End to end: ``sem-models study`` writes the report and shows the planted findings
-(data/README.md); the other subcommands run. The study runs once per session (module fixture)
-through ``main([...])`` and once through the installed console script."""
+"""End to end: ``sem-models study`` (the installed console script, as README command 1 runs
+it) writes the report into a temporary folder and shows the planted findings
+(data/README.md) with honest verdicts; the other subcommands run.  The study runs once per
+session (module fixture)."""
 from __future__ import annotations
 
 import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from sem_models.cli import main
+from sem_models.study import findings as fnd
+from sem_models.study.pipeline import prepare_out_dir
 
-FIGURES = ["path_diagram.png", "response_surface.png", "response_contour.png",
-           "invariance_changes.png", "trait_means.png"]
+FIGURES = ["path_diagram.svg", "response_surface.png", "response_contour.svg",
+           "invariance_changes.svg", "trait_means.svg"]
 
 
 class _Study:
@@ -25,20 +29,22 @@ class _Study:
         self.out = out
         self.tables = {p.stem: pd.read_csv(p) for p in (out / "tables").glob("*.csv")}
         data = json.loads((out / "findings.json").read_text())
+        self.doc = data
         self.findings, self.timings = data["findings"], data["timings"]
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """``main(["study", ...])`` once; the report's CSV tables and findings.json are checked."""
-    import contextlib
-    import io
-    out = tmp_path_factory.mktemp("study") / "report"
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        status = main(["study", "--out", str(out), "--bootstrap", "100"])
-    assert status == 0
-    return _Study(out), out, buf.getvalue()
+    """``sem-models study --out <tmp>/report`` once, from the installed console script (or
+    ``python -m sem_models.cli`` when the script is not on PATH)."""
+    cwd = tmp_path_factory.mktemp("study")
+    out = cwd / "report"
+    exe = shutil.which("sem-models")
+    cmd = [exe] if exe else [sys.executable, "-m", "sem_models.cli"]
+    proc = subprocess.run(cmd + ["study", "--out", str(out), "--bootstrap", "100"],
+                          capture_output=True, text=True, timeout=600, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _Study(out), out, proc.stdout
 
 
 def test_report_files(study):
@@ -52,6 +58,14 @@ def test_report_files(study):
     assert re.search(r"\[1/\d+\] Scoring", text)
     assert "Findings" in text and "Report:" in text
     assert res.timings["total"] < 120
+    assert res.doc["complete"] is True and res.doc["failed_steps"] == []
+    # the 3-D surfaces are a PNG at >= 150 dpi, the other figures SVG
+    from PIL import Image
+    with Image.open(out / "response_surface.png") as im:
+        dpi = im.info.get("dpi", (0, 0))[0]
+    assert dpi >= 150
+    assert set(res.doc["files"]) == {str(p.relative_to(out)) for p in out.rglob("*")
+                                     if p.is_file()}
 
 
 def test_planted_findings(study):
@@ -59,12 +73,18 @@ def test_planted_findings(study):
     # finding 1: child task trait mean higher in the individual format, significant
     td = res.tables["trait_means"].set_index("factor")
     r = td.loc["c_task"]
-    ind_minus_group = r["mean_diff"] * (1 if r["ref_group"] == "group" else -1)
-    assert ind_minus_group > 0 and r["pvalue"] < 0.05
+    assert r["ref_group"] == "group" and r["difference"] == "individual - group"
+    assert r["mean_diff"] > 0 and r["pvalue"] < 0.05
     assert td.loc["c_bond", "pvalue"] > 0.05
     # partial invariance frees the planted intercept of c_*_task3
     part = res.tables["partial_invariance"]
     assert part["freed"].astype(str).str.contains("c_(?:mid|end)_task3~1").any()
+    # format invariance: strict is compared with the partial scalar model that passed
+    fi = res.tables["format_invariance"].set_index(["informant", "level"])
+    if fi.loc[("child", "scalar"), "decision"] == "non-invariant":
+        assert fi.loc[("child", "scalar"), "partial_decision"] == "invariant"
+        assert fi.loc[("child", "strict"), "compared_with"] == "scalar (partial)"
+    assert "chisq_scaled" in fi.columns and "chisq" in fi.columns
     # finding 2: therapist bond and task -> ext_fu negative
     pp = res.tables["outcome_paths"].set_index(["lhs", "rhs"])
     assert pp.loc[("ext_fu", "t_bond"), "est"] < 0
@@ -78,23 +98,46 @@ def test_planted_findings(study):
     assert mod.loc["D", "pvalue"] < 0.05
     surf = res.tables["rsa_surface"].set_index(["group", "parameter"])
     assert surf.loc[("group", "a3"), "est"] > surf.loc[("individual", "a3"), "est"]
-    assert all(f["shown"] for f in res.findings)
+    # verdicts are computed from the tests, and honest
+    for f in res.findings:
+        assert f["verdict"] == fnd.verdict(f["tests"])
+    verdicts = {f["finding"].split(" (")[0][:30]: f["verdict"] for f in res.findings}
+    assert list(verdicts.values())[0] == "supported"  # finding 1
+    lcm = [f for f in res.findings if "latent congruence" in f["finding"]][0]
+    assert lcm["verdict"] == "supported"
+    rsa = [f for f in res.findings if f["finding"].startswith("Response surface")][0]
+    a3 = [t for t in rsa["tests"] if t["name"] == "a3 (group format)"][0]
+    assert a3["p"] > 0.05 and not a3["met"] and rsa["verdict"] == "partly supported"
     html = (out / "index.html").read_text()
-    assert html.count("&#10003; shown") == len(res.findings)
-    assert "20 clusters" in html
+    assert html.count("Verdict rule.") == 1
+    assert "&#10003; shown" not in html
+    assert "cluster-robust SEs by school" in html
 
 
-def test_cli_study_console_script(tmp_path):
-    exe = shutil.which("sem-models")
-    if exe is None:
-        pytest.skip("console script not installed")
-    out = tmp_path / "rep"
-    proc = subprocess.run([exe, "study", "--out", str(out), "--bootstrap", "20",
-                           "--no-item-level"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert re.search(r"\[1/\d+\] Scoring", proc.stdout)
-    assert (out / "index.html").is_file() and (out / "response_surface.png").is_file()
+def test_report_quality(study):
+    res, out, _ = study
+    html = (out / "index.html").read_text()
+    # robust estimator: chisq and chisq_scaled side by side; the difference test named
+    assert "chisq_<wbr>scaled" in html and "Satorra-Bentler 2001 scaled difference" in html
+    # p values as <.001 / .014, never in scientific notation; 3 decimals
+    assert "&lt;.001" in html and not re.search(r"\d\.\d+e-\d", html)
+    assert not re.search(r"<td class='num'>-?\d+\.\d{4,}</td>", html)
+    # one sign convention, stated
+    assert "individual minus group" in html
+    # poor fit flagged in the text next to the results (the child configural model)
+    assert "Poor fit" in html and "cfi_robust" in html
+    assert "not tested: previous level failed" in html  # the semantics are explained
+
+
+def test_rerun_into_the_same_folder_is_fresh(study, tmp_path):
+    """The study's folder is recognised as ours: its files are removed before a rerun (on a
+    copy; the user's own files stay)."""
+    _, out, _ = study
+    copy = tmp_path / "report"
+    shutil.copytree(out, copy)
+    (copy / "mine.txt").write_text("keep")
+    assert prepare_out_dir(copy) == copy
+    assert sorted(p.name for p in copy.rglob("*")) == ["mine.txt"]
 
 
 def test_cli_fit_invariance_rsa(tmp_path, capsys):
@@ -114,5 +157,5 @@ def test_cli_fit_invariance_rsa(tmp_path, capsys):
                  "--center", "2.5"]) == 0
     out = capsys.readouterr().out
     assert "a1" in out and "Group differences" in out
-    with pytest.raises(SystemExit):
-        main(["fit", model, str(tmp_path / "nope.csv")])
+    assert main(["fit", model, str(tmp_path / "nope.csv")]) == 2
+    assert capsys.readouterr().err.startswith("error: no such data file")

@@ -129,7 +129,7 @@ def test_unknown_options(hs):
     with pytest.raises(ValueError, match="group_equal"):
         sm.cfa(HS_MODEL, hs, group="school", group_equal=["loading"])
     with pytest.raises(ValueError, match="estimator"):
-        sm.cfa(HS_MODEL, hs, estimator="GLS")
+        sm.cfa(HS_MODEL, hs, estimator="BAYES")
     with pytest.raises(sm.DataError, match="group column 'schol'"):
         sm.cfa(HS_MODEL, hs, group="schol")
 

@@ -264,7 +264,7 @@ def test_mlm_with_fiml_is_refused(mcar):
 
 def test_unknown_estimator_and_options(mcar):
     with pytest.raises(ValueError, match="estimator"):
-        sm.cfa(HS_MODEL, mcar, estimator="WLSMV")
+        sm.cfa(HS_MODEL, mcar, estimator="PML")  # WLSMV is supported since issue 13
     with pytest.raises(ValueError, match="se="):
         sm.cfa(HS_MODEL, mcar, missing="fiml", se="robust.cluster")
 

@@ -16,14 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import measurement as m
 import sem_models
-
-if not hasattr(sem_models, "cfa"):
-    pytest.skip("sem_models.cfa does not exist yet (the SEM engine has not landed)",
-                allow_module_level=True)
-
-import measurement as m  # noqa: E402
-from sem_models import datasets as ds  # noqa: E402
+from sem_models import datasets as ds
 
 REF = Path(__file__).resolve().parent / "reference"
 

@@ -32,18 +32,11 @@ def data():
     return pd.read_csv(DATA)
 
 
-def _robust_available():
-    from sem_models import api
-    return "MLR" in getattr(api, "ESTIMATORS", ())
-
-
 VARIANTS = {"ml": ("", dict()),
             "mlr": ("_mlr_fiml_cluster", dict(estimator="MLR", missing="fiml", cluster="school"))}
 
 
 def _variant(name):
-    if name == "mlr" and not _robust_available():
-        pytest.skip("the engine has no MLR / FIML / cluster yet (issue 3)")
     return VARIANTS[name]
 
 
@@ -194,8 +187,6 @@ def test_latent_congruence_second_order_form_converges():
 @pytest.mark.parametrize("variant", ["ml", "mlr"])
 def test_latent_congruence_by_format(variant):
     """The study's LCM (bond items of both occasions, by format) on data/alliance.csv."""
-    if not _robust_available():
-        pytest.skip("the engine has no MLR / FIML yet")
     data = pd.read_csv(ROOT / "tests" / "reference" / "data" / "issue6_alliance_bond.csv")
     t, c, pairs = inputs.lcm_study_items()
     ref = load_reference("issue6_lcm_groups" + ("_mlr_fiml" if variant == "mlr" else "_fiml"))

@@ -9,6 +9,11 @@ Both plots draw the line of congruence (X = Y) and the line of incongruence (X =
 lines along which the surface parameters a1..a4 are defined (Edwards & Parry, 1993;
 Shanock et al., 2010), and optionally the principal axes (Edwards, 2002). See
 :mod:`sem_models.discrepancy` for the formulas and references.
+
+With ``points`` (the observed predictor pairs) the surface is drawn only over the convex hull
+of the data (a polynomial fitted to the data says nothing outside it), the data are shown
+(projected on the floor of the 3-D plot) and the hull outlined; ``zlim`` puts several plots
+(e.g. one per group) on one outcome scale: the same z axis, colour scale and contour levels.
 """
 
 from __future__ import annotations
@@ -19,7 +24,50 @@ import numpy as np
 
 from .surface import B_NAMES, _coef_vector, nonlinear_quantities
 
-__all__ = ["surface_grid", "plot_surface", "plot_contour"]
+__all__ = ["surface_grid", "plot_surface", "plot_contour", "data_hull", "surface_zrange"]
+
+
+def data_hull(points: Any) -> Any:
+    """The convex hull of the observed (x, y) pairs as a closed ``matplotlib.path.Path``
+    (``None`` when the points span no area)."""
+    from matplotlib.path import Path as MplPath
+
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(np.unique(pts, axis=0)) < 3:
+        return None
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        hull = ConvexHull(pts)
+    except (QhullError, ValueError):
+        return None
+    verts = pts[hull.vertices]
+    return MplPath(np.vstack([verts, verts[:1]]), closed=True)
+
+
+def _mask_outside(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, hull: Any) -> np.ndarray:
+    if hull is None:
+        return Z
+    inside = hull.contains_points(np.column_stack([X.ravel(), Y.ravel()]), radius=1e-9)
+    # keep grid cells that touch the hull: widen by half a grid step
+    step = max(float(np.ptp(X)) / max(X.shape[1] - 1, 1), float(np.ptp(Y)) / max(X.shape[0] - 1,
+                                                                                   1))
+    near = hull.contains_points(np.column_stack([X.ravel(), Y.ravel()]), radius=step * 0.75)
+    Z = Z.copy()
+    Z[~(inside | near).reshape(Z.shape)] = np.nan
+    return Z
+
+
+def surface_zrange(b: Any, x_range: Sequence[float], y_range: Sequence[float],
+                   points: Any = None, b0: float | None = None,
+                   names: Sequence[str] = B_NAMES, n_grid: int = 61) -> tuple[float, float]:
+    """Smallest and largest predicted value over the plotted region (the data's hull when
+    ``points`` are given), to put several surfaces on one z scale."""
+    X, Y, Z = surface_grid(b, x_range, y_range, n_grid=n_grid, b0=b0, names=names)
+    if points is not None:
+        Z = _mask_outside(X, Y, Z, data_hull(points))
+    return float(np.nanmin(Z)), float(np.nanmax(Z))
 
 
 def _coefs(b: Any, names: Sequence[str], b0: float | None) -> tuple[float, np.ndarray]:
@@ -128,6 +176,9 @@ def plot_surface(
     azim: float = -60.0,
     legend: bool = True,
     figsize: tuple[float, float] = (6.5, 5.5),
+    points: Any = None,
+    zlim: Sequence[float] | None = None,
+    clip_to_hull: bool = True,
 ) -> Any:
     """3-D response surface with the lines of congruence and incongruence drawn on it.
 
@@ -149,6 +200,11 @@ def plot_surface(
         Axis labels for X, Y and Z.
     title, cmap, alpha, elev, azim, legend, figsize
         Appearance.
+    points
+        Observed (x, y) pairs (n x 2): the surface is drawn over their convex hull only
+        (``clip_to_hull``), and they are shown on the floor of the plot with the hull outline.
+    zlim
+        (low, high) of the z axis and of the colour scale (one scale for several plots).
 
     Returns
     -------
@@ -165,10 +221,28 @@ def plot_surface(
             raise TypeError("ax must be a 3-D axes (created with projection='3d')")
         fig = ax.figure
     X, Y, Z = surface_grid(bv, x_range, y_range, n_grid=n_grid, b0=c0)
+    hull = data_hull(points) if points is not None else None
+    if clip_to_hull and hull is not None:
+        Z = _mask_outside(X, Y, Z, hull)
+    lo, hi = (float(np.nanmin(Z)), float(np.nanmax(Z))) if zlim is None else map(float, zlim)
     ax.plot_surface(X, Y, Z, cmap=cmap, alpha=alpha, linewidth=0.2, edgecolor="grey",
-                    antialiased=True)
+                    antialiased=True, vmin=lo, vmax=hi)
     for label, style, xs, ys in _lines(bv, x_range, y_range, _axes_list(principal_axis)):
-        ax.plot(xs, ys, _z(c0, bv, xs, ys), label=label, zorder=10, **style)
+        zs = _z(c0, bv, xs, ys)
+        if clip_to_hull and hull is not None:
+            keep = hull.contains_points(np.column_stack([xs, ys]), radius=1e-9)
+            xs, ys, zs = xs[keep], ys[keep], zs[keep]
+        ax.plot(xs, ys, zs, label=label, zorder=10, **style)
+    if points is not None:
+        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        ax.scatter(pts[:, 0], pts[:, 1], np.full(len(pts), lo), s=4, color="0.35", alpha=0.5,
+                   depthshade=False, label="data (on the floor)")
+        if hull is not None:
+            v = hull.vertices
+            ax.plot(v[:, 0], v[:, 1], np.full(len(v), lo), color="0.35", lw=0.8, ls="--")
+    if zlim is not None or points is not None:
+        ax.set_zlim(lo, hi)
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.set_zlabel(labels[2])
@@ -200,6 +274,9 @@ def plot_contour(
     zlabel: str = "Z",
     legend: bool = True,
     figsize: tuple[float, float] = (6.0, 5.0),
+    points: Any = None,
+    zlim: Sequence[float] | None = None,
+    clip_to_hull: bool = True,
 ) -> Any:
     """Contour plot of the response surface with the lines of congruence and incongruence.
 
@@ -207,7 +284,9 @@ def plot_contour(
     the plotted region) are added. Equal axis scaling is used, because the predictors are
     commensurate. Parameters as in :func:`plot_surface`, plus ``levels`` (number or values of
     contour levels), ``filled`` (filled contours with contour lines on top), ``colorbar``
-    and ``zlabel`` (colorbar label).
+    and ``zlabel`` (colorbar label); ``points`` (observed (x, y) pairs: drawn, with the
+    surface clipped to their convex hull) and ``zlim`` (one colour scale and the same contour
+    levels for several plots) as in :func:`plot_surface`.
 
     Returns
     -------
@@ -222,18 +301,32 @@ def plot_contour(
     else:
         fig = ax.figure
     X, Y, Z = surface_grid(bv, x_range, y_range, n_grid=n_grid, b0=c0)
-    flat = np.ptp(Z) <= 1e-12 * max(1.0, float(np.abs(Z).max()))
+    hull = data_hull(points) if points is not None else None
+    if clip_to_hull and hull is not None:
+        Z = _mask_outside(X, Y, Z, hull)
+    if zlim is not None and isinstance(levels, (int, np.integer)):
+        from matplotlib.ticker import MaxNLocator
+        levels = MaxNLocator(nbins=int(levels)).tick_values(float(zlim[0]), float(zlim[1]))
+    flat = np.nanmax(Z) - np.nanmin(Z) <= 1e-12 * max(1.0, float(np.nanmax(np.abs(Z))))
     if flat:
         ax.pcolormesh(X, Y, Z, cmap=cmap, shading="auto")
     else:
         if filled:
-            cf = ax.contourf(X, Y, Z, levels=levels, cmap=cmap)
+            cf = ax.contourf(X, Y, Z, levels=levels, cmap=cmap, extend="neither")
             ax.contour(X, Y, Z, levels=cf.levels, colors="k", linewidths=0.4, alpha=0.5)
             if colorbar:
                 fig.colorbar(cf, ax=ax, label=zlabel)
         else:
             cs = ax.contour(X, Y, Z, levels=levels, cmap=cmap)
             ax.clabel(cs, fontsize="x-small")
+    if points is not None:
+        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        ax.scatter(pts[:, 0], pts[:, 1], s=5, color="white", edgecolors="0.2", linewidths=0.3,
+                   alpha=0.7, zorder=5, label="data")
+        if hull is not None:
+            v = hull.vertices
+            ax.plot(v[:, 0], v[:, 1], color="0.2", lw=0.8, ls="--", zorder=5)
     for label, style, xs, ys in _lines(bv, x_range, y_range, _axes_list(principal_axis)):
         ax.plot(xs, ys, label=label, **style)
     if stationary:

@@ -3,6 +3,11 @@
 The caller's DataFrame is never modified: the analysed variables are copied into float
 arrays, one per group.  Sample covariances use the divisor N (maximum likelihood, as lavaan's
 default ``likelihood = "normal"``).
+
+Large data: the float array is the only copy of the data.  It is filled, checked and
+summarised in blocks of rows (:data:`BLOCK_ELEMENTS` values at a time), so that the working
+memory beyond it is a few vectors of length N (no N x p temporaries, no copies for NaN
+handling).
 """
 from __future__ import annotations
 
@@ -14,8 +19,44 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["GroupData", "ObservedData", "prepare_data", "DataError"]
+__all__ = ["GroupData", "ObservedData", "prepare_data", "DataError", "column_moments"]
 
+#: values per block of rows when the data are copied, checked and summarised
+BLOCK_ELEMENTS = 1 << 21
+
+
+def _block_rows(p: int) -> int:
+    return max(256, BLOCK_ELEMENTS // max(p, 1))
+
+
+def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(n_observed, mean, variance)`` of each column over its non-missing values (divisor:
+    the number of observed values), in blocks of rows with sums shifted by a provisional mean
+    (no copy of X, no loss of precision for large means)."""
+    n, p = X.shape
+    step = _block_rows(p)
+    count = np.zeros(p)
+    total = np.zeros(p)
+    squares = np.zeros(p)
+    shift = None
+    for start in range(0, n, step):
+        block = X[start:start + step]
+        if shift is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column in the block
+                shift = np.nanmean(block, axis=0)
+            shift = np.where(np.isfinite(shift), shift, 0.0)
+        dev = block - shift
+        observed = ~np.isnan(dev)
+        np.copyto(dev, 0.0, where=~observed)
+        count += observed.sum(axis=0)
+        total += dev.sum(axis=0)
+        squares += np.einsum("ij,ij->j", dev, dev)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_dev = total / count
+        var = squares / count - mean_dev ** 2
+    mean = (shift if shift is not None else np.zeros(p)) + mean_dev
+    return count, mean, np.maximum(var, 0.0)
 
 class DataError(ValueError):
     """The data cannot be analysed with this model (names the column or group)."""
@@ -36,7 +77,9 @@ class GroupData:
 
     @cached_property
     def complete(self) -> bool:
-        return not np.isnan(self.X).any()
+        step = _block_rows(self.X.shape[1])
+        return not any(np.isnan(self.X[start:start + step]).any()
+                       for start in range(0, self.X.shape[0], step))
 
     @cached_property
     def mean(self) -> np.ndarray:
@@ -44,8 +87,15 @@ class GroupData:
 
     @cached_property
     def cov(self) -> np.ndarray:
-        centred = self.X - self.mean
-        return centred.T @ centred / self.nobs
+        # cross-products of centred blocks of rows (no centred copy of the whole data)
+        mean = self.mean
+        n, p = self.X.shape
+        step = _block_rows(p)
+        out = np.zeros((p, p))
+        for start in range(0, n, step):
+            centred = self.X[start:start + step] - mean
+            out += centred.T @ centred
+        return out / self.nobs
 
 
 @dataclass
@@ -115,12 +165,11 @@ def prepare_data(
         example = repr(bad.iloc[0]) if len(bad) else "?"
         raise DataError(f"column {name!r} is not numeric (e.g. value {example}); convert it "
                         "or leave it out of the model")
-    X = np.column_stack([col.to_numpy(dtype=float, na_value=np.nan) for col in columns]) \
-        if columns else np.zeros((len(data), 0))
-    all_finite = bool(np.isfinite(X).all())
-    if not all_finite and np.isinf(X).any():
-        col = ov_names[int(np.where(np.isinf(X).any(axis=0))[0][0])]
+    X, row_nan_any, row_nan_all, inf_cols, moments = _float_matrix(columns, len(data))
+    if inf_cols.any():
+        col = ov_names[int(np.flatnonzero(inf_cols)[0])]
         raise DataError(f"column {col!r} contains infinite values")
+    all_finite = not row_nan_any.any()
 
     keep = np.ones(len(data), bool)
     notes: list[str] = []
@@ -140,16 +189,16 @@ def prepare_data(
     if missing not in ("listwise", "fiml", "ml"):
         raise ValueError(f"missing={missing!r} is not supported; use 'listwise' or 'fiml' ('ml')")
     if not all_finite:
-        isnan = np.isnan(X)
         if missing == "listwise":
-            incomplete = isnan.any(axis=1) & keep
+            incomplete = row_nan_any & keep
             if incomplete.any():
-                cols = [ov_names[k] for k in np.where(isnan[keep].any(axis=0))[0]]
+                cols = [ov_names[k] for k in np.flatnonzero(
+                    _columns_with_nan(X, keep & row_nan_any))]
                 reasons.append(f"{int(incomplete.sum())} with missing values in {cols} "
                                "(listwise deletion; use missing='fiml' to keep them)")
                 keep &= ~incomplete
         else:
-            empty = isnan.all(axis=1) & keep
+            empty = row_nan_all & keep
             if empty.any():
                 reasons.append(f"{int(empty.sum())} missing every analysed variable")
                 keep &= ~empty
@@ -173,11 +222,79 @@ def prepare_data(
         Xg = X if every else X[mask]
         groups.append(GroupData(lab, Xg, positions if every else positions[mask],
                                 None if cl is None else cl[mask]))
-        if all_finite:
-            groups[-1].complete = True  # known: skip the scan for missing values
+        if every and moments is not None:
+            groups[-1].__dict__["column_moments"] = moments  # computed while copying
+        # known from the copy: skip the scan for missing values
+        groups[-1].complete = all_finite or not bool(row_nan_any[mask].any())
     obs = ObservedData(list(ov_names), groups, group, len(data), n_dropped, drop_reason, notes)
     _check_groups(obs)
     return obs
+
+
+def _float_matrix(columns: list, n: int):
+    """The columns as one C-ordered float array (n, p), filled in blocks of rows of about
+    1 MB (writing a column at a time would stride over every row p times), with what is
+    learnt on the way while each block is in cache: per-row flags of missing values, per-column
+    flags of infinite values and, when the first block has missing values (incomplete data,
+    whose checks need them), the per-column moments over the observed values (count, mean,
+    variance; sums shifted by the first block's means).  Returns ``(X, any NaN, all NaN, any
+    inf, moments or None)``."""
+    p = len(columns)
+    X = np.empty((n, p))
+    nan_any = np.zeros(n, bool)
+    nan_all = np.zeros(n, bool)
+    inf_cols = np.zeros(p, bool)
+    arrays = []
+    for col in columns:
+        arr = col.to_numpy()
+        if arr.dtype.kind not in "biuf":  # extension / object dtypes: one float copy
+            arr = col.to_numpy(dtype=float, na_value=np.nan)
+        arrays.append(arr)
+    step = max(64, (1 << 17) // max(p, 1))
+    stats = None
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = X[start:stop]
+        if p:
+            np.stack([a[start:stop] for a in arrays], axis=1, out=block)
+        isnan = np.isnan(block)
+        has_nan = bool(isnan.any())
+        if has_nan:
+            nan_any[start:stop] = isnan.any(axis=1)
+            nan_all[start:stop] = isnan.all(axis=1)
+            inf_cols |= np.isinf(block).any(axis=0)
+        elif not np.isfinite(block).all():
+            inf_cols |= np.isinf(block).any(axis=0)
+        if start == 0 and has_nan:
+            observed = ~isnan
+            count0 = observed.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                shift = np.where(observed, block, 0.0).sum(axis=0) / count0
+            stats = [np.where(count0 > 0, shift, 0.0), np.zeros(p), np.zeros(p), np.zeros(p)]
+        if stats is not None:
+            dev = block - stats[0]
+            np.copyto(dev, 0.0, where=isnan | ~np.isfinite(dev))
+            stats[1] += (~isnan).sum(axis=0)
+            stats[2] += dev.sum(axis=0)
+            stats[3] += np.einsum("ij,ij->j", dev, dev)
+    moments = None
+    if stats is not None:
+        shift, count, total, squares = stats
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_dev = total / count
+            var = np.maximum(squares / count - mean_dev ** 2, 0.0)
+        moments = (count, shift + mean_dev, var)
+    return X, nan_any, nan_all, inf_cols, moments
+
+
+def _columns_with_nan(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Columns with a missing value among the selected rows (boolean row mask)."""
+    idx = np.flatnonzero(rows)
+    out = np.zeros(X.shape[1], bool)
+    step = _block_rows(X.shape[1])
+    for start in range(0, len(idx), step):
+        out |= np.isnan(X[idx[start:start + step]]).any(axis=0)
+    return out
 
 
 def _check_groups(obs: ObservedData) -> None:
@@ -191,14 +308,13 @@ def _check_groups(obs: ObservedData) -> None:
                 f"only {g.nobs} complete cases{where} for {p} observed variables: the sample "
                 "covariance matrix is singular; use more cases or fewer variables")
         if not g.complete:
-            observed = ~np.isnan(g.X)
-            never = [obs.ov_names[k] for k in np.where(~observed.any(axis=0))[0]]
+            count, center, var = g.__dict__.get("column_moments") or column_moments(g.X)
+            never = [obs.ov_names[k] for k in np.flatnonzero(count == 0)]
             if never:
                 raise DataError(f"variable(s) {never} are missing for every case{where}")
-        if g.complete:
-            sd, center = np.sqrt(np.diag(g.cov)), g.mean
+            sd = np.sqrt(var)
         else:
-            sd, center = np.sqrt(np.nanvar(g.X, axis=0)), np.nanmean(g.X, axis=0)
+            sd, center = np.sqrt(np.diag(g.cov)), g.mean
         constant = [obs.ov_names[k] for k in np.where(sd < 1e-12 * (1 + np.abs(center)))[0]]
         if constant:
             raise DataError(f"variable(s) {constant} are constant{where}; a constant column has "

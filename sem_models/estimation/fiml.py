@@ -28,6 +28,18 @@ information under missing data):
   (``n/2 tr(A X A Y)`` and ``n A``).
 * casewise scores: ``A r`` and ``(A r r' A - A) / 2`` with ``r = y_o - mu_o``.
 
+The information matrices the optimizer and inference need are ``Delta' I Delta`` (Delta the
+Jacobian of the h1 coordinates).  They are computed in parameter space
+(:meth:`MissingPatterns.param_information`): each derivative ``dSigma/dtheta_a`` of a RAM model
+has rank <= 2 (von Oertzen & Brick 2014), so ``tr(P X_a Q X_b)`` is a sum of products of
+bilinear forms of a few vectors, ``O(K q^2 p)`` work instead of the ``O(K p^4 + dim^2 q)`` of
+the h1 route (still used where it is cheaper: few variables, many patterns).  The loss also
+has the analytic observed Hessian, so the optimizer finishes with Newton steps.
+
+Large data: the rows are grouped by pattern once (bit codes and one sort, no copy of the
+data), and each pattern's statistics are accumulated over blocks of its rows with BLAS
+cross-products (:meth:`MissingPatterns.from_data`); ``X`` keeps its NaN (no zero-filled copy).
+
 The saturated model (unrestricted mean and covariance) is estimated by the EM algorithm
 (Dempster, Laird & Rubin 1977; Little & Rubin 2002, ch. 11) from the pattern statistics, with
 lavaan's start values and stopping rule (``lav_mvnorm_missing_h1_estimate_moments``: maximum
@@ -44,7 +56,8 @@ import numpy as np
 
 from ..model.matrices import GroupMoments
 
-__all__ = ["MissingPatterns", "FIMLGroupLoss", "em_saturated", "H1Coordinates"]
+__all__ = ["MissingPatterns", "FIMLGroupLoss", "em_saturated", "H1Coordinates",
+           "information_in_parameters", "observed_moments", "symmetric_rank2"]
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -96,28 +109,153 @@ class H1Coordinates:
         """``sum_k w_k`` of the bilinear form ``tr(P_k X Q_k Y)`` on vech perturbations.
 
         For vech elements a = (i, j) and b = (k, l) the form is
-        ``c_a c_b (P_jk Q_li + P_jl Q_ki + P_ik Q_lj + P_il Q_kj)`` (c = 1/2 on the diagonal),
-        summed over the stacked (K, p, p) matrices P, Q with one matrix product.
+        ``c_a c_b (P_jk Q_li + P_jl Q_ki + P_ik Q_lj + P_il Q_kj)`` (c = 1/2 on the diagonal).
+        Row a is ``N_a + N_a'`` at (k, l) with ``N_a = sum_k w_k (P_k[j, :]' Q_k[:, i]' +
+        P_k[i, :]' Q_k[:, j]')``: one small batched product per vech row (K inner terms), so
+        the p^4 array of all products is never formed.  Rows are built in blocks of bounded
+        memory.
         """
         p = self.p
-        K = P.shape[0]
-        # M[(c, s), (t, r)] = sum_k w_k P_k[c, s] Q_k[t, r]
-        M = (P.reshape(K, p * p) * weights[:, None]).T @ Q.reshape(K, p * p)
-        M = M.reshape(p, p, p, p)  # [c, s, t, r]
-        i, j = self.rows[:, None], self.cols[:, None]
-        k, l = self.rows[None, :], self.cols[None, :]
-        out = M[j, k, l, i] + M[j, l, k, i] + M[i, k, l, j] + M[i, l, k, j]
-        return out * np.outer(self.half, self.half)
+        n = self.n_vech
+        Pt = P.transpose(1, 0, 2)  # [row of P, k, column of P]
+        Qt = (Q * weights[:, None, None]).transpose(2, 0, 1)  # [column of Q, k, row of Q]
+        kl = self.rows * p + self.cols
+        lk = self.cols * p + self.rows
+        out = np.empty((n, n))
+        step = max(1, int(4_000_000 // max(p * p, 1)))
+        for start in range(0, n, step):
+            i = self.rows[start:start + step]
+            j = self.cols[start:start + step]
+            N = np.matmul(Pt[j].transpose(0, 2, 1), Qt[i])
+            N += np.matmul(Pt[i].transpose(0, 2, 1), Qt[j])
+            N = N.reshape(len(i), p * p)
+            out[start:start + step] = N[:, kl] + N[:, lk]
+        out *= self.half[:, None]
+        out *= self.half[None, :]
+        return out
+
+
+# ------------------------------------------------------------------- parameter-space factors
+#: flops of the direct per-pattern products above which the expected information uses the
+#: Schur-complement route (:meth:`MissingPatterns._expected_products`)
+SCHUR_MIN_FLOPS = 5e7
+#: variables from which the per-pattern inverses are computed pattern by pattern with LAPACK
+#: (Cholesky) instead of one batched general inverse of the padded matrices
+LAPACK_LOOP_MIN_P = 64
+#: Bunch & Parlett's (1971) pivot threshold for symmetric indefinite elimination
+_BP_ALPHA = (1.0 + np.sqrt(17.0)) / 8.0
+
+
+def symmetric_rank2(X: np.ndarray, rtol: float = 1e-9) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Factor symmetric matrices of rank at most 2: ``X[a] = sum_i s[a, i] z[a, i] z[a, i]'``.
+
+    The derivative of an implied covariance matrix with respect to one RAM parameter is
+    ``u w' + w u'`` (von Oertzen & Brick 2014), rank <= 2, so every h1 quadratic form
+    ``tr(P X_a Q X_b)`` reduces to products of the vectors z (see
+    :meth:`MissingPatterns.param_information`).  The factors come from two steps of
+    symmetric elimination with complete pivoting (Bunch & Parlett 1971: a 1 x 1 pivot on the
+    largest diagonal element when it is at least ``alpha`` times the largest element, else a
+    2 x 2 pivot on the largest off-diagonal element), which is exact for rank <= 2.
+
+    Returns ``(Z, s)`` with Z of shape (q, 2, p) and signs s (q, 2) in {-1, 0, 1}, or None when
+    some ``X[a]`` has rank above 2 (checked with two probe vectors, relative tolerance
+    ``rtol``): the caller then uses the h1 coordinates.
+    """
+    q, p = X.shape[0], X.shape[1]
+    Z = np.zeros((q, 2, p))
+    s = np.zeros((q, 2))
+    if q == 0 or p == 0:
+        return Z, s
+    flat = np.abs(X.reshape(q, p * p))
+    pos = flat.argmax(axis=1)
+    aq = np.arange(q)
+    big = flat[aq, pos]
+    ar = np.arange(p)
+    diag = X[:, ar, ar]
+    di = np.abs(diag).argmax(axis=1)
+    dbig = np.abs(diag[aq, di])
+    nonzero = big > 0
+    one = nonzero & (dbig >= _BP_ALPHA * big)
+    two = nonzero & ~one
+    if one.any():
+        # 1 x 1 pivot r: X = c1 c1' / d1 + (rank <= 1 rest); the rest's largest element is on
+        # its diagonal diag(X) - c1^2 / d1, its column r2 is X[:, r2] - c1 c1[r2] / d1
+        idx = np.flatnonzero(one)
+        m = np.arange(len(idx))
+        r = di[idx]
+        d1 = X[idx, r, r]
+        c1 = X[idx, :, r]
+        rest_diag = diag[idx] - c1 * c1 / d1[:, None]
+        r2 = np.abs(rest_diag).argmax(axis=1)
+        d2 = rest_diag[m, r2]
+        c2 = X[idx, :, r2] - c1 * (c1[m, r2] / d1)[:, None]
+        keep = np.abs(d2) > 1e-14 * big[idx]
+        Z[idx, 0] = c1 / np.sqrt(np.abs(d1))[:, None]
+        s[idx, 0] = np.sign(d1)
+        Z[idx, 1] = np.where(keep[:, None], c2 / np.sqrt(np.where(keep, np.abs(d2), 1.0))[:, None],
+                             0.0)
+        s[idx, 1] = np.where(keep, np.sign(d2), 0.0)
+    if two.any():
+        idx = np.flatnonzero(two)
+        r, c = np.divmod(pos[idx], p)
+        E = np.empty((len(idx), 2, 2))
+        E[:, 0, 0] = X[idx, r, r]
+        E[:, 1, 1] = X[idx, c, c]
+        E[:, 0, 1] = E[:, 1, 0] = X[idx, r, c]
+        mu, V = np.linalg.eigh(E)  # |det E| >= (1 - alpha^2) X_rc^2 > 0
+        C = np.stack([X[idx, :, r], X[idx, :, c]], axis=2)  # X = C E^-1 C'
+        Z[idx] = (C @ V / np.sqrt(np.abs(mu))[:, None, :]).transpose(0, 2, 1)
+        s[idx] = np.sign(mu)
+    # probe: X v must equal sum_i s_i z_i (z_i' v) for a fixed generic vector v
+    v = np.cos(np.arange(1, p + 1, dtype=float) * 0.7) + 1.5
+    rebuilt = np.einsum("aip,ai->ap", Z, s * (Z @ v))
+    err = np.abs(X @ v - rebuilt).max(axis=1)
+    if np.any(err > rtol * (big * np.abs(v).sum() + 1e-300)):
+        return None
+    return Z, s
 
 
 # ------------------------------------------------------------------------------- patterns
+def _group_patterns(X: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Missing-data patterns of the rows of X: ``(mask, order, counts)`` with ``mask`` (K, p)
+    the observed indicators of each pattern, ``order`` the row indices sorted by pattern (rows
+    of a pattern in their original order) and ``counts`` the rows per pattern.  Patterns are
+    coded per block of rows (bit codes for p <= 62, packed bits otherwise) and sorted once."""
+    n, p = X.shape
+    if p <= 62:
+        bits = np.left_shift(np.int64(1), np.arange(p, dtype=np.int64))
+        codes = np.empty(n, np.int64)
+        for start in range(0, n, chunk_rows):
+            codes[start:start + chunk_rows] = np.isnan(X[start:start + chunk_rows]) @ bits
+        if n and not codes.any():
+            return np.ones((1, p), bool), np.arange(n), np.array([n])
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        first = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        mask = (sorted_codes[first][:, None] & bits[None, :]) == 0
+    else:
+        width = (p + 7) // 8
+        packed = np.empty((n, width), np.uint8)
+        for start in range(0, n, chunk_rows):
+            packed[start:start + chunk_rows] = np.packbits(
+                np.isnan(X[start:start + chunk_rows]), axis=1)
+        keys = np.ascontiguousarray(packed).view(np.dtype((np.void, width))).ravel()
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        first = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        mask = ~np.unpackbits(packed[order[first]], axis=1, count=p).astype(bool)
+    counts = np.diff(np.r_[first, n])
+    return mask, order, counts
+
+
 @dataclass
 class MissingPatterns:
     """Missing-data patterns of one group and their sufficient statistics.
 
-    ``mask`` (K, p) observed indicators; ``counts`` (K,); ``means`` (K, p) and ``covs``
-    (K, p, p) the pattern means and cross-products (divisor n_k) with zeros for the missing
-    variables; ``order`` the rows sorted by pattern and ``bounds`` the slices of ``order``.
+    ``X`` the group's data as given (NaN for missing values; not copied); ``mask`` (K, p)
+    observed indicators; ``counts`` (K,); ``means`` (K, p) and ``covs`` (K, p, p) the pattern
+    means and cross-products (divisor n_k) with zeros for the missing variables; ``order`` the
+    rows sorted by pattern and ``bounds`` the slices of ``order``.
     """
 
     X: np.ndarray
@@ -129,39 +267,56 @@ class MissingPatterns:
     bounds: np.ndarray
 
     @classmethod
-    def from_data(cls, X: np.ndarray) -> "MissingPatterns":
-        X = np.asarray(X, float)
+    def from_data(cls, X: np.ndarray, chunk_rows: Optional[int] = None) -> "MissingPatterns":
+        """Group the rows by missing-data pattern once and compute each pattern's count, mean
+        and cross-product matrix.
+
+        Large-N path without copies of the data: the pattern of each row is coded in blocks
+        of rows (one bit per variable), one sort groups the rows, and each pattern's
+        statistics are accumulated over blocks of its rows with BLAS cross-products
+        ``X_b' X_b`` of the observed columns (shifted by a provisional mean, so that the
+        subtraction of the mean does not lose precision).  Working memory beyond ``X`` is a
+        few vectors of length n and one block of rows.
+        """
+        X = np.asarray(X, dtype=float)
         n, p = X.shape
-        observed = ~np.isnan(X)
-        if observed.all():
-            mask = np.ones((1, p), bool)
-            inverse = np.zeros(n, int)
-            counts = np.array([n])
-        else:
-            # patterns as integers (bit codes) for a fast unique; fall back to rows for p > 62
-            if p <= 62:
-                codes = observed @ (1 << np.arange(p, dtype=np.int64))
-                uniq, first, inverse, counts = np.unique(codes, return_index=True,
-                                                         return_inverse=True, return_counts=True)
-                mask = observed[first]
-            else:
-                mask, inverse, counts = np.unique(observed, axis=0, return_inverse=True,
-                                                  return_counts=True)
-            inverse = inverse.ravel()
-        order = np.argsort(inverse, kind="stable")
+        if chunk_rows is None:
+            chunk_rows = max(256, (1 << 17) // max(p, 1))
+        mask, order, counts = _group_patterns(X, chunk_rows)
         bounds = np.concatenate([[0], np.cumsum(counts)])
         K = len(counts)
         means = np.zeros((K, p))
         covs = np.zeros((K, p, p))
-        Xf = np.where(observed, X, 0.0)
         for k in range(K):
+            obs = np.flatnonzero(mask[k])
+            if len(obs) == 0:
+                continue
             rows = order[bounds[k]:bounds[k + 1]]
-            Xk = Xf[rows]
-            m = Xk.mean(axis=0)
-            Xc = (Xk - m) * mask[k]
-            means[k] = m * mask[k]
-            covs[k] = Xc.T @ Xc / len(rows)
-        return cls(Xf, mask, counts.astype(float), means, covs, order, bounds)
+            contiguous = len(rows) == n  # one pattern: read X in place, block by block
+            shift = None
+            total = np.zeros(len(obs))
+            cross = np.zeros((len(obs), len(obs)))
+            for start in range(0, len(rows), chunk_rows):
+                if contiguous:
+                    block = X[start:start + chunk_rows]
+                    if len(obs) < p:
+                        block = block[:, obs]
+                else:
+                    sel = rows[start:start + chunk_rows]
+                    block = X[np.ix_(sel, obs)] if len(obs) < p else X[sel]
+                if shift is None:
+                    shift = block.mean(axis=0)
+                if contiguous:
+                    block = block - shift
+                else:
+                    block -= shift  # a gathered copy already
+                total += block.sum(axis=0)
+                cross += block.T @ block
+            nk = float(len(rows))
+            dev = total / nk
+            means[k, obs] = shift + dev
+            covs[k][np.ix_(obs, obs)] = cross / nk - np.outer(dev, dev)
+        return cls(X, mask, counts.astype(float), means, covs, order, bounds)
 
     @property
     def n(self) -> int:
@@ -195,6 +350,8 @@ class MissingPatterns:
         return result
 
     def _inverses(self, cov: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        if self.p >= LAPACK_LOOP_MIN_P:
+            return self._inverses_by_pattern(cov)
         mm = self.mask[:, :, None] & self.mask[:, None, :]
         padded = np.where(mm, cov, 0.0)
         idx = np.arange(self.p)
@@ -206,6 +363,33 @@ class MissingPatterns:
         logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
         inv = np.linalg.inv(padded)
         inv *= mm
+        return inv, logdet
+
+    def _inverses_by_pattern(self, cov: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """As :meth:`_inverses`, one pattern at a time with LAPACK's Cholesky factor and
+        inverse from it (``potrf`` + ``potri``: p^3 flops, half of a general inverse) on the
+        observed block only: faster than the batched general inverse of padded matrices when
+        there are many variables."""
+        from scipy.linalg.lapack import dpotrf, dpotri
+        K, p = self.n_patterns, self.p
+        inv = np.zeros((K, p, p))
+        logdet = np.empty(K)
+        for k in range(K):
+            o = np.flatnonzero(self.mask[k])
+            full = len(o) == p
+            c, info = dpotrf(cov if full else cov[np.ix_(o, o)], lower=1, clean=1)
+            if info != 0:
+                return None
+            logdet[k] = 2.0 * np.log(np.diagonal(c)).sum()
+            a, info = dpotri(c, lower=1)
+            if info != 0:
+                return None
+            a = np.tril(a)
+            a += np.tril(a, -1).T
+            if full:
+                inv[k] = a
+            else:
+                inv[k][np.ix_(o, o)] = a
         return inv, logdet
 
     def _pieces(self, mean, cov):
@@ -245,10 +429,11 @@ class MissingPatterns:
         if kind == "expected":
             cc = coords.quadratic(0.5 * w, A, A)
         else:
-            ATA = A @ T @ A
-            P = np.concatenate([A, A, ATA])
-            Q = np.concatenate([A, ATA, A])
-            cc = coords.quadratic(np.concatenate([-0.5 * w, 0.5 * w, 0.5 * w]), P, Q)
+            # -tr(A X A Y) + tr(ATA X A Y) + tr(A X ATA Y) = f(X, Y) + f(Y, X) with
+            # f(X, Y) = tr(B X A Y), B = ATA - A / 2: one K-term form and its transpose
+            B = A @ T @ A - 0.5 * A
+            cc = coords.quadratic(0.5 * w, B, A)
+            cc = cc + cc.T
         if not coords.meanstructure:
             return cc
         p = self.p
@@ -265,6 +450,134 @@ class MissingPatterns:
             info[p:, :p] = cross.T
         return info
 
+    def param_information(self, mean: np.ndarray, cov: np.ndarray, d_cov: np.ndarray,
+                          d_mean: np.ndarray, kind: str = "expected",
+                          meanstructure: bool = True) -> Optional[np.ndarray]:
+        """Per-case h1 information mapped to q parameters, ``Delta' I Delta``, computed in
+        parameter space (no ``(dim, dim)`` h1 matrix, no p^4 work).
+
+        ``d_cov`` (q, p, p) and ``d_mean`` (q, p) are the derivatives of the implied moments.
+        Each ``d_cov[a] = sum_i s_ai z_ai z_ai'`` (:func:`symmetric_rank2`), so for symmetric
+        P, Q ``tr(P X_a Q X_b) = sum_ij s_ai s_bj (z_ai' Q z_bj)(z_bj' P z_ai)``: with
+        ``G^P = Z P Z'`` ((2q, 2q), Z the stacked z) every form is an elementwise product
+        ``G^P o G^Q`` summed over 2 x 2 blocks.  Per pattern (weights w_k = n_k / n, A_k the
+        embedded ``Sigma_oo^-1``, T_k = S_k + d_k d_k'; Savalei 2010 for the observed
+        information under missing data):
+
+        * expected: ``1/2 sum_k w_k tr(A_k X_a A_k X_b) + dmu_a' Abar dmu_b``,
+          ``Abar = sum_k w_k A_k``;
+        * observed (negative Hessian of logL / n without the second-order term of the
+          model): ``1/2 sum_k w_k tr(A_k X_a (2 A_k T_k A_k - A_k) X_b)``, the same mean block
+          and the cross terms ``sum_k w_k dmu_b' A_k X_a A_k d_k`` (and transposed).
+
+        For the expected information with many variables, ``G^{A_k}`` comes from
+        ``G^{Sigma^-1}`` by the Schur complement ``A_k = P - P_m (P_mm)^-1 P_m'``
+        (P = Sigma^-1, m the missing variables), which costs ``(2q)^2 |m|`` per pattern.
+        Returns None when some ``d_cov[a]`` has rank above 2 (the caller then uses h1
+        coordinates).
+        """
+        fac = symmetric_rank2(d_cov)
+        if fac is None:
+            return None
+        res = self._pieces(mean, cov)
+        if res is None:
+            return None
+        A, _, d, T = res
+        q, p = d_cov.shape[0], self.p
+        # the non-zero factors only (a variance's derivative has rank 1, a mean's is zero),
+        # first factors of all parameters, then second factors; owner[x] = parameter of z_x
+        Z, sgn = fac
+        keep1 = np.flatnonzero(sgn[:, 0])
+        keep2 = np.flatnonzero(sgn[:, 1])
+        owner = np.concatenate([keep1, keep2])
+        Zf = np.concatenate([Z[keep1, 0], Z[keep2, 1]])
+        sf = np.concatenate([sgn[keep1, 0], sgn[keep2, 1]])
+        nz = len(owner)
+        R = np.zeros((nz, q))
+        R[np.arange(nz), owner] = sf  # info = R' acc R sums the signed blocks per parameter
+        w = self.counts / self.n
+        K = self.n_patterns
+        step = max(1, int(4_000_000 // max(nz * nz, 1)))
+        if kind == "expected":
+            acc = self._expected_products(cov, Zf, A, w)
+        elif kind == "observed":
+            acc = np.zeros((nz, nz))
+            for start in range(0, K, step):
+                ks = slice(start, start + step)
+                ZA = np.matmul(Zf, A[ks])
+                GA = ZA @ Zf.T
+                GT = ZA @ T[ks] @ ZA.transpose(0, 2, 1)
+                GT *= 2.0
+                GT -= GA
+                GT *= GA
+                acc += np.tensordot(w[ks], GT, axes=1)
+        else:
+            raise ValueError(f"kind must be 'expected' or 'observed', not {kind!r}")
+        info = 0.5 * (R.T @ acc @ R)
+        if meanstructure and d_mean.size:
+            Abar = np.tensordot(w, A, axes=1)
+            info += d_mean @ Abar @ d_mean.T
+            if kind == "observed":
+                cross = np.zeros((q, nz))
+                for start in range(0, K, step):
+                    ks = slice(start, start + step)
+                    ZA = np.matmul(Zf, A[ks])  # (c, 2q, p)
+                    F = np.matmul(d_mean, ZA.transpose(0, 2, 1))  # dmu A_k Z'
+                    g = np.einsum("kxp,kp->kx", ZA, d[ks])  # Z A_k d_k
+                    cross += np.einsum("k,kbx,kx->bx", w[ks], F, g)
+                cross = cross @ R
+                info += cross + cross.T
+        return (info + info.T) / 2
+
+    def _expected_products(self, cov: np.ndarray, Zf: np.ndarray, A: np.ndarray,
+                           w: np.ndarray) -> np.ndarray:
+        """``sum_k w_k G_k o G_k`` with ``G_k = Z A_k Z'``: batched when small, else one
+        pattern at a time from ``G^P = Z Sigma^-1 Z'`` by the Schur complement."""
+        q2, p = Zf.shape
+        K = self.n_patterns
+        missing = p - self.n_observed
+        direct_cost = K * (2.0 * q2 * p * p + 2.0 * q2 * q2 * p)
+        if direct_cost < SCHUR_MIN_FLOPS or not missing.any():
+            acc = np.zeros((q2, q2))
+            step = max(1, int(4_000_000 // max(q2 * q2, 1)))
+            for start in range(0, K, step):
+                ks = slice(start, start + step)
+                G = np.matmul(Zf, A[ks]) @ Zf.T
+                G *= G
+                acc += np.tensordot(w[ks], G, axes=1)
+            return acc
+        from scipy.linalg import cho_factor, cho_solve, solve_triangular
+        try:
+            P = cho_solve(cho_factor(cov, lower=True), np.eye(p))
+        except np.linalg.LinAlgError:
+            P = None
+        if P is not None:
+            ZP = Zf @ P
+            GP = ZP @ Zf.T
+        acc = np.zeros((q2, q2))
+        G = np.empty((q2, q2))
+        for k in range(K):
+            miss = np.flatnonzero(~self.mask[k])
+            done = False
+            if P is not None and len(miss) < p - len(miss):
+                try:
+                    Lm = np.linalg.cholesky(P[np.ix_(miss, miss)]) if len(miss) else None
+                except np.linalg.LinAlgError:
+                    Lm = None
+                if len(miss) == 0:
+                    np.multiply(GP, GP, out=G)
+                    done = True
+                elif Lm is not None:
+                    H = solve_triangular(Lm, ZP[:, miss].T, lower=True)  # H'H = ZP_m P_mm^-1 ZP_m'
+                    np.subtract(GP, H.T @ H, out=G)
+                    G *= G
+                    done = True
+            if not done:
+                np.matmul(Zf @ A[k], Zf.T, out=G)
+                G *= G
+            acc += w[k] * G
+        return acc
+
     def score_chunks(self, coords: H1Coordinates, mean: np.ndarray, cov: np.ndarray,
                      chunk: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Casewise scores of ``logL`` w.r.t. the h1 coordinates, in chunks of rows of one
@@ -275,13 +588,33 @@ class MissingPatterns:
             rows_k = self.pattern_rows(k)
             for start in range(0, len(rows_k), chunk):
                 rows = rows_k[start:start + chunk]
-                R = (self.X[rows] - mean) * self.mask[k]
+                R = np.where(self.mask[k], self.X[rows] - mean, 0.0)
                 U = R @ A[k]
                 s_cov = (U[:, i] * U[:, j] - A[k][i, j]) * np.where(coords.diag, 0.5, 1.0)
                 if coords.meanstructure:
                     yield rows, np.concatenate([U, s_cov], axis=1)
                 else:
                     yield rows, s_cov
+
+    def score_factor(self, coords: H1Coordinates, mean: np.ndarray, cov: np.ndarray,
+                     cluster: Optional[np.ndarray] = None,
+                     max_rank: Optional[int] = None) -> Optional[np.ndarray]:
+        """``J`` of shape (dim, r) with ``first_order(coords, mean, cov, cluster) = J J'``:
+        the casewise scores divided by sqrt(n) (r = n), or with ``cluster`` the cluster sums
+        of the scores times ``sqrt(C / ((C - 1) n))`` (r = C).  None when r > ``max_rank``
+        (then the dense first-order matrix is the cheaper form)."""
+        n = self.n
+        n_cl = int(cluster.max()) + 1 if cluster is not None else n
+        if max_rank is not None and n_cl > max_rank:
+            return None
+        S = np.zeros((n_cl, coords.dim))
+        for rows, sc in self.score_chunks(coords, mean, cov):
+            if cluster is None:
+                S[rows] = sc
+            else:
+                np.add.at(S, cluster[rows], sc)
+        factor = 1.0 / n if cluster is None else n_cl / (n_cl - 1) / n
+        return S.T * np.sqrt(factor)
 
     def first_order(self, coords: H1Coordinates, mean: np.ndarray, cov: np.ndarray,
                     cluster: Optional[np.ndarray] = None,
@@ -310,7 +643,51 @@ class MissingPatterns:
         return factor * (sums.T @ sums) / self.n
 
 
+def information_in_parameters(patterns: MissingPatterns, coords: H1Coordinates, mean: np.ndarray,
+                              cov: np.ndarray, d_cov: np.ndarray, d_mean: np.ndarray,
+                              kind: str = "expected", h1_transform=None,
+                              allow_parameter_space: bool = True,
+                              route: Optional[str] = None) -> np.ndarray:
+    """``Delta' I Delta`` for the h1 information I ('expected' or 'observed') of the patterns
+    at (mean, cov), Delta the Jacobian of the h1 coordinates given by ``d_cov``, ``d_mean``.
+
+    In parameter space (:meth:`MissingPatterns.param_information`) unless a derivative matrix
+    has rank above 2 or the h1 route is cheaper (few variables and many patterns: the p^4 h1
+    work is then below the (2q)^2 p parameter-space work); the h1 route applies
+    ``h1_transform`` (e.g. zeroing fixed-covariate coordinates) to I.  ``route`` forces
+    'parameters' or 'h1' (both give the same numbers; for tests and benchmarks)."""
+    q, p, K = d_cov.shape[0], patterns.p, patterns.n_patterns
+    dim = coords.dim
+    param_cost = 2.0 * K * (2 * q) ** 2 * p + 10.0 * q * p * p
+    h1_cost = 2.0 * K * p ** 4 + 2.0 * dim * dim * q
+    use_parameters = param_cost <= h1_cost if route is None else route == "parameters"
+    if allow_parameter_space and use_parameters:
+        out = patterns.param_information(mean, cov, d_cov, d_mean, kind, coords.meanstructure)
+        if out is not None:
+            return out
+    delta = coords.delta(d_cov, d_mean)
+    info = patterns.information(coords, mean, cov, kind)
+    if h1_transform is not None:
+        info = h1_transform(info)
+    return delta.T @ info @ delta
+
+
 # ------------------------------------------------------------------------------------ EM
+def observed_moments(patterns: MissingPatterns) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance (divisor: the number of observed values) of each variable over its
+    observed values, from the pattern statistics (no pass over the rows): with n_k, m_k and
+    S_k the pattern counts, means and cross-products, ``mean_j = sum_k n_k m_kj / n_j`` and
+    ``var_j = sum_k n_k (S_k,jj + (m_kj - mean_j)^2) / n_j`` over the patterns observing j.
+    NaN for a variable that is never observed."""
+    n_k = patterns.counts[:, None] * patterns.mask
+    n_obs = n_k.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (n_k * patterns.means).sum(axis=0) / n_obs
+        dev = np.where(patterns.mask, patterns.means - mean, 0.0)
+        var = (n_k * (np.diagonal(patterns.covs, axis1=1, axis2=2) + dev ** 2)).sum(axis=0) / n_obs
+    return mean, var
+
+
 def em_saturated(patterns: MissingPatterns, tol: float = 1e-5, max_iter: int = 500):
     """EM estimates of the unrestricted mean and covariance (lavaan's start and stopping rule).
 
@@ -319,14 +696,7 @@ def em_saturated(patterns: MissingPatterns, tol: float = 1e-5, max_iter: int = 5
     expected cross-products of a pattern are ``B_k S_k B_k' + e_k e_k' + Cov`` with
     ``e_k = mu + B_k (ybar_k - mu)``.  Returns ``(mean, cov, iterations)``.
     """
-    X = patterns.X
-    mask_rows = np.zeros_like(X, dtype=bool)
-    for k in range(patterns.n_patterns):
-        mask_rows[patterns.pattern_rows(k)] = patterns.mask[k]
-    n_obs = mask_rows.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mu = X.sum(axis=0) / n_obs
-        var = (((X - mu) * mask_rows) ** 2).sum(axis=0) / n_obs
+    mu, var = observed_moments(patterns)
     var = np.where(np.isfinite(var) & (var > 0), var, 1.0)
     sigma = np.diag(var)
     w = patterns.counts / patterns.n
@@ -366,15 +736,18 @@ class FIMLGroupLoss:
     meanstructure = True
 
     def __init__(self, X: np.ndarray, em_tol: float = 1e-5, em_max_iter: int = 500):
+        import scipy.linalg  # noqa: F401  (loaded before BLAS is limited, so that its own
+        # BLAS library is limited too: the information and robust pieces use it)
+
         from .threads import blas_single_thread
         with blas_single_thread():  # tall-thin products: threads only contend
             self.patterns = MissingPatterns.from_data(X)
             self.mean, self.cov, self.em_iterations = em_saturated(self.patterns, em_tol,
                                                                     em_max_iter)
+            self.saturated_loglik = self.patterns.loglik(self.mean, self.cov)
         self.nobs = self.patterns.n
         self.p = self.patterns.p
         self.coords = H1Coordinates(self.p, meanstructure=True)
-        self.saturated_loglik = self.patterns.loglik(self.mean, self.cov)
         self.complete = self.patterns.n_patterns == 1 and bool(self.patterns.mask.all())
 
     def saturated_moments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -392,15 +765,32 @@ class FIMLGroupLoss:
 
     def derivatives(self, mom: GroupMoments, d_cov: np.ndarray, d_mean: np.ndarray,
                     info: bool = True):
-        """Gradient of ``value`` and the expected information per case."""
+        """Gradient of ``value`` and the expected information per case (in parameter space,
+        :meth:`MissingPatterns.param_information`)."""
         g_mu, G = self.patterns.gradient(mom.mean, mom.cov)
         q = d_cov.shape[0]
         grad = -(d_cov.reshape(q, -1) @ G.ravel() + d_mean @ g_mu)
         if not info:
             return grad, None
-        delta = self.coords.delta(d_cov, d_mean)
-        E1 = self.patterns.information(self.coords, mom.mean, mom.cov, kind="expected")
-        return grad, delta.T @ E1 @ delta
+        return grad, self.parameter_information(mom, d_cov, d_mean, "expected")
+
+    def parameter_information(self, mom: GroupMoments, d_cov: np.ndarray, d_mean: np.ndarray,
+                              kind: str = "expected") -> np.ndarray:
+        """``Delta' I Delta`` for the h1 information I ('expected' or 'observed') at the
+        implied moments (:func:`information_in_parameters`)."""
+        return information_in_parameters(self.patterns, self.coords, mom.mean, mom.cov, d_cov,
+                                         d_mean, kind)
+
+    def hessian(self, mom: GroupMoments, d_cov: np.ndarray, d_mean: np.ndarray,
+                second) -> np.ndarray:
+        """Observed Hessian of ``value`` (so the optimizer finishes with Newton steps): the
+        observed h1 information mapped to the parameters plus the model's second-order term
+        ``second(W, r)`` with ``W = -G`` and ``r = g_mu / 2`` for the gradient (g_mu, G) of
+        ``logL / n`` (Savalei 2010; Magnus & Neudecker 1999)."""
+        H = self.parameter_information(mom, d_cov, d_mean, "observed")
+        g_mu, G = self.patterns.gradient(mom.mean, mom.cov)
+        H = H + second(-G, 0.5 * g_mu)
+        return (H + H.T) / 2
 
     def h1_information(self, mean, cov, kind="observed") -> np.ndarray:
         return self.patterns.information(self.coords, mean, cov, kind)

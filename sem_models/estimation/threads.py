@@ -1,23 +1,36 @@
-"""Single-threaded BLAS while fitting.
+"""Single-threaded BLAS while fitting, without ever leaking the limit into the caller.
 
 SEM works with many small matrices (tens to a few hundred rows).  A multi-threaded BLAS spends
 more time waking and synchronising threads than computing on such matrices, and on a busy
 machine a 124 x 124 solve can take 100 times longer than single-threaded.  The fitting code
 runs under :func:`single_threaded_blas`, which limits BLAS to one thread through threadpoolctl
-(when installed) and restores the previous setting afterwards.
+(when installed) and restores the caller's setting afterwards.
+
+The BLAS thread count is a setting of the whole process, and saving / restoring it around each
+fit is not thread-safe: with fits overlapping in two threads, the second one records the
+first one's limit of 1 and, leaving last, "restores" it, so the caller's BLAS stays at one
+thread for good.  OpenBLAS moreover ignores or loses changes made from threads other than the
+main thread once the main thread has set a value.  Therefore the limit is applied only by
+fits running in the main thread (reference counted, so nested fitting calls restore once, at
+the outermost exit); fits in other threads run with the caller's BLAS setting unchanged and
+never touch it.  (Running many fits in parallel threads, give BLAS one thread yourself with
+``threadpoolctl.threadpool_limits(1, "blas")`` around the pool if the matrices are small.)
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+from typing import Iterator
 
-__all__ = ["single_threaded_blas", "blas_single_thread"]
+__all__ = ["single_threaded_blas", "blas_single_thread", "blas_limit_depth"]
 
 _controller = None
+_depth = 0  # nesting depth of main-thread fits holding the limit
+_limiter = None  # threadpoolctl's limiter of the outermost fit (restores the caller's setting)
 
 
-def blas_single_thread():
-    """A context manager limiting BLAS to one thread (a no-op without threadpoolctl)."""
+def _get_controller():
     global _controller
     if _controller is None:
         try:
@@ -25,13 +38,40 @@ def blas_single_thread():
             _controller = ThreadpoolController()
         except ImportError:  # pragma: no cover - threadpoolctl is a dependency
             _controller = False
-    if _controller is False:
-        return contextlib.nullcontext()
-    return _controller.limit(limits=1, user_api="blas")
+    return _controller
+
+
+def blas_limit_depth() -> int:
+    """How many nested main-thread fits hold the one-thread limit (0: none)."""
+    return _depth
+
+
+@contextlib.contextmanager
+def blas_single_thread() -> Iterator[None]:
+    """Limit BLAS to one thread for the body when called from the main thread (a no-op in
+    other threads and without threadpoolctl); see the module docstring."""
+    global _depth, _limiter
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    controller = _get_controller()
+    if controller is False:
+        yield
+        return
+    if _depth == 0:
+        _limiter = controller.limit(limits=1, user_api="blas")
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0 and _limiter is not None:
+            limiter, _limiter = _limiter, None
+            limiter.restore_original_limits()
 
 
 def single_threaded_blas(func):
-    """Decorator: run ``func`` with BLAS limited to one thread."""
+    """Decorator: run ``func`` with BLAS limited to one thread (main thread only)."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with blas_single_thread():

@@ -64,7 +64,7 @@ from .data import DataError
 __all__ = [
     "TwoLevelData", "TwoLevelLayout", "TwoLevelMoments", "TwoLevelFit",
     "twolevel_loglik", "twolevel_gradient", "twolevel_information_expected",
-    "twolevel_information_observed", "twolevel_scores",
+    "twolevel_information_observed", "twolevel_scores", "between_quantities",
     "fit_h1", "fit_baseline", "fit_moments", "saturated_free", "baseline_free", "loglik_x",
 ]
 
@@ -73,8 +73,18 @@ ArrayLike = Union[np.ndarray, Sequence[float]]
 
 
 # ------------------------------------------------------------------------------ coordinates
+_VECH_CACHE: dict = {}
+
+
 def _vech_idx(p: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.tril_indices(p)
+    """``numpy.tril_indices(p)``, cached (read-only arrays)."""
+    idx = _VECH_CACHE.get(p)
+    if idx is None:
+        idx = np.tril_indices(p)
+        for a in idx:
+            a.flags.writeable = False
+        _VECH_CACHE[p] = idx
+    return idx
 
 
 def _vech(M: np.ndarray) -> np.ndarray:
@@ -385,6 +395,7 @@ class TwoLevelData:
             dbar = D.mean(axis=0)
             C = (D - dbar).T @ (D - dbar) / len(idx)
             self.size_stats.append(SizeStats(int(n), len(idx), dbar, C, idx))
+        self._size_n = np.array([st.n for st in self.size_stats], float)
 
     def subset(self, names: Sequence[str]) -> "TwoLevelData":
         """The same clusters restricted to some variables (kinds kept), e.g. the exogenous
@@ -496,15 +507,23 @@ def _chol_inv(S: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _between(data: TwoLevelData, m: TwoLevelMoments) -> _Between:
+    """Per-size inverses and log-determinants of ``V_n`` and of ``Sigma_W`` at ``m``
+    (``LinAlgError`` when one is not positive definite).  The likelihood, gradient and
+    information functions take it as ``between=`` to share one evaluation (complete data).
+    All cluster sizes are factorised in one batched Cholesky call."""
     SB = data.E @ m.sigma_b @ data.E.T
     FWF = data.F @ m.sigma_w @ data.F.T
-    Vinv, logdet = [], []
-    for st in data.size_stats:
-        Vi, ld = _chol_inv(SB + FWF / st.n)
-        Vinv.append(Vi)
-        logdet.append(ld)
+    n = data._size_n
+    V = SB[None] + FWF[None] / n[:, None, None]
+    L = np.linalg.cholesky(V)
+    Linv = np.linalg.inv(L)
+    Vinv = np.matmul(Linv.transpose(0, 2, 1), Linv)
+    logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
     Swi, swld = _chol_inv(m.sigma_w)
-    return _Between(Vinv, logdet, data.E @ m.mu_b + data.F @ m.mu_w, Swi, swld)
+    return _Between(list(Vinv), list(logdet), data.E @ m.mu_b + data.F @ m.mu_w, Swi, swld)
+
+
+between_quantities = _between
 
 
 def _require_complete(data: TwoLevelData) -> None:
@@ -512,7 +531,7 @@ def _require_complete(data: TwoLevelData) -> None:
         raise ValueError("the data have missing values: use the twolevel_missing functions")
 
 
-def twolevel_loglik(data: TwoLevelData, moments) -> float:
+def twolevel_loglik(data: TwoLevelData, moments, between=None) -> float:
     """Two-level normal log-likelihood at the level moments (``-inf`` where a covariance is
     not positive definite).  Complete data: the cluster-size-grouped McDonald & Goldstein
     (1989) form (module docstring); missing data: Rosseel (2021), see
@@ -522,7 +541,7 @@ def twolevel_loglik(data: TwoLevelData, moments) -> float:
         from .twolevel_missing import loglik_missing
         return loglik_missing(data, m)
     try:
-        bt = _between(data, m)
+        bt = _between(data, m) if between is None else between
     except np.linalg.LinAlgError:
         return -np.inf
     N, J = data.nobs, data.nclusters
@@ -547,7 +566,7 @@ def _moment_gradient(data: TwoLevelData, g_mean: np.ndarray, GV: list,
     return np.concatenate([g_mu_w, _grad_vech(G_sw), g_mu_b, _grad_vech(G_sb)])
 
 
-def twolevel_gradient(data: TwoLevelData, moments) -> np.ndarray:
+def twolevel_gradient(data: TwoLevelData, moments, between=None) -> np.ndarray:
     """Analytic gradient of :func:`twolevel_loglik` w.r.t. the moment vector
     (:class:`TwoLevelLayout` order).  Complete data: per size ``n``
     ``dlogL/dV_n = -m_n/2 (V^-1 - V^-1 (C_n + e e') V^-1)``, ``dlogL/dE[d] = m_n V^-1 e``,
@@ -557,7 +576,7 @@ def twolevel_gradient(data: TwoLevelData, moments) -> np.ndarray:
     if data.has_missing:
         from .twolevel_missing import scores_missing
         return scores_missing(data, m).sum(axis=0)
-    bt = _between(data, m)
+    bt = _between(data, m) if between is None else between
     g_mean = np.zeros(data.pz + data.p1)
     GV = []
     for st, Vi in zip(data.size_stats, bt.Vinv):
@@ -570,7 +589,7 @@ def twolevel_gradient(data: TwoLevelData, moments) -> np.ndarray:
     return _moment_gradient(data, g_mean, GV, G_W)
 
 
-def twolevel_information_expected(data: TwoLevelData, moments) -> np.ndarray:
+def twolevel_information_expected(data: TwoLevelData, moments, between=None) -> np.ndarray:
     """Expected (Fisher) information of the total log-likelihood in moment coordinates
     (complete data; not divided by N).
 
@@ -581,25 +600,58 @@ def twolevel_information_expected(data: TwoLevelData, moments) -> np.ndarray:
     (Magnus & Neudecker 1999, ch. 9; McDonald & Goldstein 1989)."""
     _require_complete(data)
     m = _as_moments(data, moments)
-    bt = _between(data, m)
+    bt = _between(data, m) if between is None else between
     lay = data.layout
-    p1, p2 = data.p1, data.p2
-    D1, D2 = _duplication(p1), _duplication(p2)
-    FF = np.kron(data.F, data.F) @ D1   # vec(F S F') / d vech S
-    EE = np.kron(data.E, data.E) @ D2
+    p1 = data.p1
     info = np.zeros((lay.dim, lay.dim))
     Km = np.zeros((data.pz + p1, lay.dim))
     Km[:, lay.mu_w] = data.F
     Km[:, lay.mu_b] = data.E
-    sw = np.r_[np.arange(lay.sigma_w.start, lay.sigma_w.stop),
-               np.arange(lay.sigma_b.start, lay.sigma_b.stop)]
-    for st, Vi in zip(data.size_stats, bt.Vinv):
-        info += st.m * Km.T @ Vi @ Km
-        KV = np.concatenate([FF / st.n, EE], axis=1)
-        info[np.ix_(sw, sw)] += 0.5 * st.m * KV.T @ np.kron(Vi, Vi) @ KV
-    sl = lay.sigma_w
-    info[sl, sl] += 0.5 * (data.nobs - data.nclusters) * D1.T @ np.kron(bt.Sw_inv, bt.Sw_inv) @ D1
+    E, F = data.E, data.F
+    W, B = lay.sigma_w, lay.sigma_b
+    Vi = np.asarray(bt.Vinv)                                  # (S, q, q)
+    mm = np.array([st.m for st in data.size_stats], float)
+    nn = data._size_n
+    info += Km.T @ np.tensordot(mm, Vi, axes=1) @ Km
+    # dV = E dSigma_B E' + F dSigma_W F' / n: tr(Vi dV_k Vi dV_l) in vech coordinates
+    EV, FV = E.T @ Vi, F.T @ Vi                               # (S, p2, q), (S, p1, q)
+    EVE, FVF, EVF = EV @ E, FV @ F, EV @ F
+    c = 0.5 * mm
+    info[B, B] += _trace_pairs(EVE, EVE, c)
+    info[W, W] += _trace_pairs(FVF, FVF, c / nn ** 2)
+    cross = _trace_pairs(EVF, EVF.transpose(0, 2, 1), c / nn)   # rows Sigma_B, cols Sigma_W
+    info[B, W] += cross
+    info[W, B] += cross.T
+    info[W, W] += _trace_pairs(bt.Sw_inv[None], bt.Sw_inv[None],
+                               np.array([0.5 * (data.nobs - data.nclusters)]))
     return info
+
+
+def _trace_pairs(A: np.ndarray, B: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_s weights[s] tr(A_s U_kl B_s U_ij)`` for all vech pairs, ``A``, ``B`` stacks
+    ``(S, r, c)`` / ``(S, c, r)``: rows (i, j) over the tril indices of r, columns (k, l) over
+    those of c, ``U`` the symmetric unit matrices (ones at (i, j) and (j, i)).  These are the
+    duplication-matrix products ``D' (A (x) B) D`` of the normal information (Magnus &
+    Neudecker 1999, ch. 3) without a Kronecker product:
+    ``w_ij w_kl (A_jk B_li + A_ik B_lj + A_jl B_ki + A_il B_kj)``, w = 1/2 on diagonals."""
+    (i, j), (k, l), w = _pair_index(A.shape[1], A.shape[2])
+    terms = ((j, k, l, i), (i, k, l, j), (j, l, k, i), (i, l, k, j))
+    out = sum(A[:, a[:, None], b[None, :]] * B[:, d[None, :], e[:, None]]
+              for a, b, d, e in terms)
+    return np.tensordot(weights, out, axes=1) * w
+
+
+_PAIR_CACHE: dict = {}
+
+
+def _pair_index(r: int, c: int):
+    key = (r, c)
+    if key not in _PAIR_CACHE:
+        i, j = _vech_idx(r)
+        k, l = _vech_idx(c)
+        w = np.outer(np.where(i == j, 0.5, 1.0), np.where(k == l, 0.5, 1.0))
+        _PAIR_CACHE[key] = ((i, j), (k, l), w)
+    return _PAIR_CACHE[key]
 
 
 def twolevel_information_observed(data: TwoLevelData, moments, h: float = 1e-6) -> np.ndarray:

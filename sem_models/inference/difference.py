@@ -107,22 +107,28 @@ def _satorra_2000(fit0, fit1, m: int, scaled_shifted: bool = True) -> dict:
     (lavTestLRT's default) gives ``a = sqrt(m / tr((U Gamma)^2))``, ``b = m - a tr(U Gamma)``
     and ``T_d = a (T0 - T1) + b`` (Asparouhov & Muthen 2010); otherwise ``cd = tr(U Gamma) / m``.
     """
-    h1 = _h1(fit1)
-    gamma = h1.gamma
     ev1 = _evaluator(fit1)
     ev0 = _evaluator(fit0)
-    V = ev1.structured_expected
-    P = ev1.information(_se_information_kind(fit1))
+    return satorra_2000_traces(ev1.deltas, ev0.deltas, ev1.structured_expected,
+                               ev1.information(_se_information_kind(fit1)), _h1(fit1).gamma,
+                               fit1.problem.weights, m, scaled_shifted)
+
+
+def satorra_2000_traces(deltas1: list, deltas0: list, V: list, P: np.ndarray, gamma: list,
+                        w: np.ndarray, m: int, scaled_shifted: bool = True) -> dict:
+    """The traces of :func:`_satorra_2000` from its pieces (any loss family): per group the
+    Jacobians ``Delta1_g``, ``Delta0_g`` of the two models' statistics in their own parameters,
+    the weight ``V_g`` (ML: expected h1 information; WLS: the weight matrix), the
+    information ``P`` of the less restricted model, ``Gamma_g`` and ``w_g = N_g / N``."""
     Pinv = np.linalg.inv(P)
-    D1 = np.vstack(ev1.deltas)
-    D0 = np.vstack(ev0.deltas)
+    D1 = np.vstack(deltas1)
+    D0 = np.vstack(deltas0)
     H = np.linalg.pinv(D1) @ D0
     A = _orthogonal_complement(H).T
     APA = A @ Pinv @ A.T
     PAAPAAP = Pinv @ A.T @ np.linalg.pinv(APA) @ A @ Pinv
-    w = fit1.problem.weights
     trace = 0.0
-    for wg, D, Vg, Gg in zip(w, ev1.deltas, V, gamma):
+    for wg, D, Vg, Gg in zip(w, deltas1, V, gamma):
         trace += wg * np.trace(Vg @ Gg @ Vg @ D @ PAAPAAP @ D.T)
     if not scaled_shifted:
         return {"cd": trace / m}

@@ -76,14 +76,18 @@ def incremental_measures(chisq: float, df: float, base_chisq: float, base_df: fl
     out[f"tli{suffix}"] = tli
     out[f"nnfi{suffix}"] = tli
     # lavaan leaves RFI and NFI undefined when the model has more df than the baseline
-    nfi = 1 - chisq / base_chisq
-    valid = df <= base_df
-    out[f"rfi{suffix}"] = ((1 - (chisq / df) / (base_chisq / base_df)) if df > 0 else 1.0) \
-        if valid else np.nan
-    out[f"nfi{suffix}"] = nfi if valid else np.nan
-    out[f"pnfi{suffix}"] = (df / base_df) * nfi
-    out[f"ifi{suffix}"] = (base_chisq - chisq) / (base_chisq - df)
-    out[f"rni{suffix}"] = 1.0 - t1 / t0 if t0 != 0 else 1.0
+    # a baseline without degrees of freedom (e.g. one observed variable) leaves NFI, PNFI and
+    # IFI undefined (lavaan: NA)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nfi = 1 - np.float64(chisq) / base_chisq if base_df > 0 else np.nan
+        valid = df <= base_df
+        out[f"rfi{suffix}"] = ((1 - (chisq / df) / (base_chisq / base_df)) if df > 0 else 1.0) \
+            if valid else np.nan
+        out[f"nfi{suffix}"] = nfi if valid else np.nan
+        out[f"pnfi{suffix}"] = (df / base_df) * nfi if base_df > 0 else np.nan
+        out[f"ifi{suffix}"] = (np.float64(base_chisq) - chisq) / (base_chisq - df) \
+            if base_df > 0 else np.nan
+    out[f"rni{suffix}"] = (1.0 - t1 / t0 if t0 != 0 else 1.0) if base_df > 0 else np.nan
     return out
 
 

@@ -21,7 +21,8 @@ def compare(*fits, method: str = "default", **named_fits) -> pd.DataFrame:
     Returns a DataFrame indexed by model name with columns df, npar, aic, bic, chisq,
     chisq_diff, df_diff, rmsea, pvalue (and ``method``); ``method`` chooses the scaled
     difference test for robust fits: ``"satorra.bentler.2001"`` (default) or
-    ``"satorra.bentler.2010"``.
+    ``"satorra.bentler.2010"``; for WLSMV / ULSMV / MLMV fits the default is lavaan's
+    ``"satorra.2000"`` (scaled and shifted; :func:`.wls_inference.wls_difference_test`).
     """
     items = [(f"fit{k + 1}", f) for k, f in enumerate(fits)] + list(named_fits.items())
     if len(items) < 2:
@@ -36,19 +37,32 @@ def compare(*fits, method: str = "default", **named_fits) -> pd.DataFrame:
     rows = []
     for name, fit in items:
         m = fit.measures()
-        rows.append({"model": name, "df": m["df"], "npar": m["npar"], "aic": m["aic"],
-                     "bic": m["bic"], "chisq": m["chisq"], "fit": fit})
+        rows.append({"model": name, "df": m["df"], "npar": m["npar"],
+                     "aic": m.get("aic", np.nan), "bic": m.get("bic", np.nan),
+                     "chisq": m["chisq"], "fit": fit})
     rows.sort(key=lambda row: row["df"])  # stable: ties keep the order given
     from .options import scaled_test_name
+    from .wls_inference import WLS_FAMILY, wls_scaled_test
+    # GLS / WLS / DWLS / ULS (and their M / MV variants) and MLMV: :mod:`.wls_inference`
+    in_wls = [row["fit"].options.get("estimator") in WLS_FAMILY for row in rows]
+    if any(in_wls) and not all(in_wls):
+        raise ValueError("compare() needs fits by the same family of estimators (least-squares "
+                         "or MLMV fits cannot be compared with ML / MLM / MLR fits)")
+    wls = all(in_wls)
     # a scaled difference test when the fits have a scaled statistic (MLM, MLR, ML + cluster)
-    robust = all(scaled_test_name(row["fit"]) is not None for row in rows)
-    if robust and method == "default":
+    robust = all((wls_scaled_test if wls else scaled_test_name)(row["fit"]) is not None
+                 for row in rows)
+    if robust and method == "default" and not wls:
         method = "satorra.bentler.2001"
     rows[0].update(chisq_diff=np.nan, df_diff=np.nan, rmsea=np.nan, pvalue=np.nan)
     for prev, row in zip(rows, rows[1:]):
         f0, f1 = prev["fit"], row["fit"]
         ddf = row["df"] - prev["df"]
-        if robust:
+        if robust and wls:  # default: Satorra (2000) scaled and shifted, as lavTestLRT
+            from .wls_inference import wls_difference_test
+            res = wls_difference_test(f1, f0, method)
+            diff, ddf, method = res["chisq_diff"], res["df_diff"], res["method"]
+        elif robust:
             from .difference import scaled_difference_test
             res = scaled_difference_test(f1, f0, method)
             diff, ddf = res["chisq_diff"], res["df_diff"]

@@ -39,6 +39,10 @@ def resolve_options(estimator: str, missing: str, cluster: Optional[str], se=Non
     * MLR: ``se="robust.huber.white"`` (``"robust.cluster"``), ``test="yuan.bentler.mplus"``,
       observed information.
     """
+    from .wls_inference import WLS_FAMILY, wls_options
+    if estimator in WLS_FAMILY:  # GLS, WLS, DWLS, ULS (+ M / MV variants), MLMV
+        return wls_options(estimator, missing, cluster, se=se, test=test,
+                           information=information)
     fiml = missing == "fiml"
     if estimator == "MLM":
         d_se = "robust.cluster.sem" if cluster else "robust.sem"
@@ -76,6 +80,9 @@ def resolve_options(estimator: str, missing: str, cluster: Optional[str], se=Non
 
 
 def scaled_test_name(fit) -> Optional[str]:
+    from .wls_inference import WLS_FAMILY, wls_scaled_test
+    if fit.options.get("estimator") in WLS_FAMILY:  # also "scaled.shifted", "mean.var.adjusted"
+        return wls_scaled_test(fit)
     tests = fit.options.get("test", "standard")
     tests = [tests] if isinstance(tests, str) else list(tests)
     for t in tests:

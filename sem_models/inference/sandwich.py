@@ -51,7 +51,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..estimation.fiml import FIMLGroupLoss, H1Coordinates, MissingPatterns
+from ..estimation.fiml import (FIMLGroupLoss, H1Coordinates, MissingPatterns,
+                               information_in_parameters)
 from .options import _cluster_codes, _se_information_kind
 
 __all__ = ["RobustEvaluator", "robust_vcov"]
@@ -65,11 +66,86 @@ def _block_diag(*mats) -> np.ndarray:
 
 def _inverse_nonzero(M: np.ndarray) -> tuple[np.ndarray, int]:
     """Inverse of M on the rows/columns with a non-zero diagonal (zeros elsewhere), as
-    lavaan's ``zero.idx`` handling of fixed exogenous covariates; also the size of that block."""
-    keep = np.abs(np.diag(M)) > 0
-    out = np.zeros_like(M)
-    out[np.ix_(keep, keep)] = np.linalg.inv(M[np.ix_(keep, keep)])
-    return out, int(keep.sum())
+    lavaan's ``zero.idx`` handling of fixed exogenous covariates; also the size of that block.
+    From a Cholesky factorisation when M is positive definite (:class:`H1Factor`)."""
+    factor = H1Factor(M)
+    return factor.inverse, factor.size
+
+
+class H1Factor:
+    """One factorisation of a symmetric (h1 or parameter) information matrix M, restricted to
+    the rows/columns with a non-zero diagonal (lavaan's ``zero.idx``: fixed exogenous
+    covariates), shared by every robust piece that needs ``M^-1``: Cholesky ``M = L L'``
+    when M is positive definite, else LU.  ``solve(B)`` gives ``M^+ B`` (zero rows where M
+    was dropped), ``trace_gram(J)`` gives ``tr(M^+ J J') = ||L^-1 J||_F^2`` and ``inverse``
+    the explicit ``M^+`` (from the factor, LAPACK ``potri``), only where a full trace
+    ``tr(W M^-1)`` needs it."""
+
+    def __init__(self, M: np.ndarray, drop_zero: bool = True):
+        from scipy.linalg import cho_factor, lu_factor
+        self.shape = M.shape
+        keep = np.abs(np.diag(M)) > 0 if drop_zero else np.ones(M.shape[0], bool)
+        self.keep = keep
+        self.all = bool(keep.all())
+        self.size = int(keep.sum())
+        sub = M if self.all else M[np.ix_(keep, keep)]
+        try:
+            self._chol = cho_factor(sub, lower=True, check_finite=False)
+            self._lu = None
+        except np.linalg.LinAlgError:
+            self._chol = None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an exactly singular matrix is raised below
+                self._lu = lu_factor(sub, check_finite=False)
+            if not np.all(np.isfinite(self._lu[0])) or np.any(np.diag(self._lu[0]) == 0):
+                raise np.linalg.LinAlgError("singular information matrix")
+
+    @property
+    def positive_definite(self) -> bool:
+        return self._chol is not None
+
+    def _solve_sub(self, B: np.ndarray) -> np.ndarray:
+        from scipy.linalg import cho_solve, lu_solve
+        if self._chol is not None:
+            return cho_solve(self._chol, B, check_finite=False)
+        return lu_solve(self._lu, B, check_finite=False)
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """``M^+ B`` (rows of dropped coordinates are zero)."""
+        if self.all:
+            return self._solve_sub(B)
+        out = np.zeros((self.shape[0],) + B.shape[1:])
+        out[self.keep] = self._solve_sub(B[self.keep])
+        return out
+
+    def trace_gram(self, J: np.ndarray) -> float:
+        """``tr(M^+ J J')`` for a (dim, r) matrix J."""
+        Jk = J if self.all else J[self.keep]
+        if self._chol is not None:
+            from scipy.linalg import solve_triangular
+            c, lower = self._chol
+            X = solve_triangular(c, Jk, lower=lower, trans=0 if lower else 1,
+                                 check_finite=False)
+            return float(np.sum(X * X))
+        return float(np.sum(Jk * self._solve_sub(Jk)))
+
+    @cached_property
+    def inverse(self) -> np.ndarray:
+        if self._chol is not None:
+            from scipy.linalg.lapack import dpotri
+            c, lower = self._chol
+            inv, info = dpotri(c, lower=lower)
+            if info != 0:
+                raise np.linalg.LinAlgError("potri failed")
+            inv = np.tril(inv) if lower else np.triu(inv)
+            inv = inv + inv.T - np.diag(np.diag(inv))
+        else:
+            inv = self._solve_sub(np.eye(self.size))
+        if self.all:
+            return inv
+        out = np.zeros(self.shape)
+        out[np.ix_(self.keep, self.keep)] = inv
+        return out
 
 
 def _ml_discrepancy(S, m, Sigma, mu, meanstructure) -> float:
@@ -174,19 +250,45 @@ class _H1Data:
         return M
 
     @cached_property
-    def unstructured_information(self) -> dict:
-        """A1 per group at the h1 estimates: {'observed': [...], 'expected': [...]}."""
-        out = {"observed": [], "expected": []}
-        for pat, (mean, cov) in zip(self.patterns, self.h1_moments):
-            for kind in out:
-                out[kind].append(self.zero_x(pat.information(self.coords, mean, cov, kind)))
+    def unstructured_information(self) -> "_ByKind":
+        """A1 per group at the h1 estimates, ``[kind][g]`` for kind 'observed' / 'expected';
+        each kind is computed on first use only (the expected one is often not needed)."""
+        def build(kind):
+            return [self.zero_x(pat.information(self.coords, mean, cov, kind))
+                    for pat, (mean, cov) in zip(self.patterns, self.h1_moments)]
+        return _ByKind(build)
+
+    def unstructured_factor(self, kind: str, g: int) -> "H1Factor":
+        """The factorisation of A1 (group g, 'observed' or 'expected'), computed once per fit
+        and shared by the Yuan-Bentler traces and the FIML-corrected indices."""
+        cache = self.__dict__.setdefault("_factors", {})
+        if (kind, g) not in cache:
+            cache[(kind, g)] = H1Factor(self.unstructured_information[kind][g])
+        return cache[(kind, g)]
+
+    @cached_property
+    def unstructured_score_factors(self) -> list:
+        """Per group ``J`` (dim, r) with ``B1 = J J'`` (casewise scores, or cluster sums, at
+        the h1 estimates) when r (cases or clusters) is below the number of h1 coordinates,
+        else None (B1 is then used as a dense matrix)."""
+        out = []
+        for pat, (mean, cov), cl in zip(self.patterns, self.h1_moments, self.clusters):
+            J = pat.score_factor(self.coords, mean, cov, cl, max_rank=self.coords.dim - 1)
+            if J is not None and self.x_coords.any():
+                J[self.x_coords] = 0.0
+            out.append(J)
         return out
 
     @cached_property
     def unstructured_first_order(self) -> list:
         """B1 per group: first-order information at the h1 estimates (cluster-summed)."""
-        return [self.zero_x(pat.first_order(self.coords, mean, cov, cl))
-                for pat, (mean, cov), cl in zip(self.patterns, self.h1_moments, self.clusters)]
+        out = []
+        for g, (pat, (mean, cov), cl) in enumerate(zip(self.patterns, self.h1_moments,
+                                                       self.clusters)):
+            J = self.unstructured_score_factors[g]
+            out.append(J @ J.T if J is not None else
+                       self.zero_x(pat.first_order(self.coords, mean, cov, cl)))
+        return out
 
     @cached_property
     def gamma(self) -> list:
@@ -247,6 +349,18 @@ class _H1Data:
             M[:, mask] = 0.0
             out.append(M)
         return out
+
+
+class _ByKind(dict):
+    """``{kind: value}`` computed on first access of each kind."""
+
+    def __init__(self, build):
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, kind):
+        value = self[kind] = self._build(kind)
+        return value
 
 
 def _h1(fit) -> _H1Data:
@@ -343,14 +457,42 @@ class RobustEvaluator:
                 self.moments[g], cells, W, r)
         return self.T.T @ total @ self.T
 
+    def _parameter_information(self, kind: str) -> np.ndarray:
+        """``sum_g w_g Delta_g' I_g Delta_g`` for the h1 information I ('expected' or
+        'observed') at the implied moments, computed per group in parameter space
+        (:func:`~sem_models.estimation.fiml.information_in_parameters`; the same numbers as
+        the h1 matrices ``structured_expected`` / ``structured_observed``), then mapped to z."""
+        problem = self.problem
+        n_free = len(problem.pmap.free_rows)
+        total = np.zeros((n_free, n_free))
+        for g in range(len(self.h1.patterns)):
+            pos, d_cov, d_mean = problem.group_jacobian(self.values, g, self.moments[g])
+            total[np.ix_(pos, pos)] += self.weights[g] * self._group_information(
+                g, d_cov, d_mean, kind)
+        return self.T.T @ total @ self.T
+
+    def _group_information(self, g: int, d_cov: np.ndarray, d_mean: np.ndarray,
+                           kind: str) -> np.ndarray:
+        """``Delta_g' I_g Delta_g`` of group g for moment derivatives (d_cov, d_mean)."""
+        x_idx = np.asarray(self.h1.x_idx, int)
+        # fixed covariates: their h1 coordinates are zeroed (lavaan's zero.idx); in parameter
+        # space that is exact when no parameter moves their moments
+        allow = not len(x_idx) or not (
+            np.any(d_cov[:, x_idx[:, None], x_idx[None, :]])
+            or (self.h1.meanstructure and np.any(d_mean[:, x_idx])))
+        return information_in_parameters(self.h1.patterns[g], self.h1.coords,
+                                         *self.structured(g), d_cov, d_mean, kind,
+                                         h1_transform=self.h1.zero_x,
+                                         allow_parameter_space=allow)
+
     def information(self, kind: str = "expected") -> np.ndarray:
         """Per-case information in z: 'expected', 'observed' (Hessian) or 'h1'."""
         cache = self.__dict__.setdefault("_info", {})
         if kind not in cache:
             if kind == "expected":
-                cache[kind] = self._weighted(self.structured_expected)
+                cache[kind] = self._parameter_information("expected")
             elif kind == "h1":
-                cache[kind] = self._weighted(self.structured_observed)
+                cache[kind] = self._parameter_information("observed")
             elif kind == "observed":
                 cache[kind] = self.information("h1") + self._second_order_term()
             else:
@@ -361,13 +503,31 @@ class RobustEvaluator:
         n = len(self.z)
         return np.ones(n, bool) if self.active is None else ~self.active
 
+    def information_factor(self, kind: str) -> "H1Factor":
+        """One factorisation (Cholesky; LU if not positive definite) of the information in z
+        without the coordinates at an active bound, shared by every piece that needs its
+        inverse."""
+        cache = self.__dict__.setdefault("_info_factor", {})
+        if kind not in cache:
+            keep = self._keep()
+            info = self.information(kind)
+            cache[kind] = H1Factor(info if keep.all() else info[np.ix_(keep, keep)],
+                                   drop_zero=False)
+        return cache[kind]
+
     def inverse_information(self, kind: str) -> np.ndarray:
         """Inverse of the per-case information in z (coordinates at an active bound: 0)."""
-        info = self.information(kind)
-        keep = self._keep()
-        out = np.zeros_like(info)
-        out[np.ix_(keep, keep)] = np.linalg.inv(info[np.ix_(keep, keep)])
-        return out
+        cache = self.__dict__.setdefault("_info_inverse", {})
+        if kind not in cache:
+            keep = self._keep()
+            inv = self.information_factor(kind).inverse
+            if keep.all():
+                cache[kind] = inv
+            else:
+                out = np.zeros((len(keep), len(keep)))
+                out[np.ix_(keep, keep)] = inv
+                cache[kind] = out
+        return cache[kind]
 
     def first_order(self) -> np.ndarray:
         """B0: first-order information per case at the implied moments (cluster-summed)."""
@@ -405,16 +565,19 @@ class RobustEvaluator:
     def trace_yuan_bentler(self, information_kind: str, h1_kind: str) -> dict:
         """Traces of lavaan's ``yuan.bentler.mplus``: h1 part, h0 part, moments count."""
         Einv = self.inverse_information(information_kind)
-        A1s = self.h1.unstructured_information[h1_kind]
-        B1s = self.h1.unstructured_first_order
         B1_structured = self.structured_first_order
         h1 = h0 = 0.0
         ndat = 0
-        for w, A1, B1, B0g in zip(self.weights, A1s, B1s, B1_structured):
-            A1inv, k = _inverse_nonzero(A1)
-            h1 += float(np.sum(B1 * A1inv.T))
+        for g, (w, B0g) in enumerate(zip(self.weights, B1_structured)):
+            # tr(A1^-1 B1) from the shared factor of A1; B1 = J J' when it has low rank
+            factor = self.h1.unstructured_factor(h1_kind, g)
+            J = self.h1.unstructured_score_factors[g]
+            if J is not None:
+                h1 += factor.trace_gram(J)
+            else:
+                h1 += float(np.sum(self.h1.unstructured_first_order[g] * factor.inverse))
             h0 += float(w * np.sum(B0g * Einv.T))
-            ndat += k
+            ndat += factor.size
         return {"trace": h1 - h0, "h1": h1, "h0": h0, "ndat": ndat}
 
 
@@ -432,6 +595,12 @@ def robust_vcov(fit, names: Optional[list] = None) -> np.ndarray:
     ev = _evaluator(fit)
     se = fit.options.get("se", "standard")
     T = fit.problem.pmap.T
+    if se != "none":  # scale-free identification check (issue 11), as for standard SEs
+        from .wald import identification_check
+        keep = ev._keep()
+        info = ev.information(_se_information_kind(fit))[np.ix_(keep, keep)]
+        if not identification_check(info, T[:, keep], names or [""] * T.shape[0]):
+            return np.full((T.shape[0], T.shape[0]), np.nan)
     try:
         vz = ev.vcov_z(se, _se_information_kind(fit))
     except np.linalg.LinAlgError:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..estimation.fiml import FIMLGroupLoss, MissingPatterns, em_saturated
+from ..estimation.fiml import FIMLGroupLoss, MissingPatterns, em_saturated, observed_moments
 from .options import _test_information_kind, scaled_test_name
 from .sandwich import RobustEvaluator, _block_diag, _evaluator, _h1, _inverse_nonzero, _ml_discrepancy
 
@@ -63,13 +63,7 @@ class _Baseline:
         free_cols = []
         for g, pat in enumerate(self.h1.patterns):
             h1_mean, h1_cov = self.h1.h1_moments[g]
-            X = pat.X
-            obs = np.zeros_like(X, dtype=bool)
-            for k in range(pat.n_patterns):
-                obs[pat.pattern_rows(k)] = pat.mask[k]
-            n_obs = obs.sum(axis=0)
-            mean = (X * obs).sum(axis=0) / n_obs
-            var = (((X - mean) * obs) ** 2).sum(axis=0) / n_obs
+            mean, var = observed_moments(pat)  # from the pattern statistics, no pass over rows
             cov = np.diag(var)
             if is_x.any():
                 xi = np.flatnonzero(is_x)
@@ -77,7 +71,7 @@ class _Baseline:
                     cov[np.ix_(xi, xi)] = h1_cov[np.ix_(xi, xi)]
                     mean[xi] = h1_mean[xi]
                 else:
-                    Xx = np.where(obs[:, xi], X[:, xi], np.nan)
+                    Xx = pat.X[:, xi]  # NaN where missing
                     Xx = Xx[~np.isnan(Xx).all(axis=1)]
                     mx, Sx, _ = em_saturated(MissingPatterns.from_data(Xx), tol=1e-10,
                                              max_iter=10000)
@@ -135,6 +129,28 @@ class _BaselineEvaluator(RobustEvaluator):
     def structured(self, g):
         return self.base.moments[g]
 
+    def _parameter_information(self, kind: str) -> np.ndarray:
+        """As :meth:`RobustEvaluator._parameter_information`; the baseline's Jacobian selects
+        h1 coordinates (a mean: ``d mu = e_i``; a (co)variance: ``d Sigma = e_i e_j' + e_j
+        e_i'``)."""
+        c = self.h1.coords
+        total = np.zeros((self.base.npar, self.base.npar))
+        for g, D in enumerate(self.base.deltas):
+            cols = np.flatnonzero(D.any(axis=0))
+            coord = D[:, cols].argmax(axis=0)
+            d_cov = np.zeros((len(cols), c.p, c.p))
+            d_mean = np.zeros((len(cols), c.p))
+            is_mean = coord < c.offset
+            k = np.flatnonzero(is_mean)
+            d_mean[k, coord[k]] = 1.0
+            k = np.flatnonzero(~is_mean)
+            a = coord[k] - c.offset
+            d_cov[k, c.rows[a], c.cols[a]] = 1.0
+            d_cov[k, c.cols[a], c.rows[a]] = 1.0
+            total[np.ix_(cols, cols)] += self.weights[g] * self._group_information(
+                g, d_cov, d_mean, kind)
+        return total
+
     def _second_order_term(self) -> np.ndarray:
         return np.zeros((self.base.npar, self.base.npar))  # linear model
 
@@ -171,7 +187,21 @@ def fiml_corrected(fit, version: Optional[str] = None) -> dict:
     ``k = tr(U Wm^-1 Wc Wm^-1 U Gamma)``, ``Gamma = Wm^-1 Jm Wm^-1`` (V3, scaled test), where
     Wm / Jm are the observed / first-order h1 information under missing data, Wc the
     complete-data information at the EM moments, ``U = Wm - Wm Delta E^-1 Delta' Wm`` and
-    ``E = Delta' Wm Delta``; the same for the baseline model.
+    ``E = Delta' Wm Delta``; the same for the baseline model.  (Wm, Wc, Jm block-diagonal
+    over groups with weights w_g = N_g / N, Wm^-1 with 1 / w_g.)
+
+    Computed without any (dim x dim) product: with ``Wm^-1 U Wm^-1 = Wm^-1 - D E^-1 D'``
+    (D = Delta with the rows of fixed covariates zeroed) and ``D E^-1 D' = Y Y'``,
+    ``Y = D L^-T`` for ``E = L L'``,
+
+    * V6: ``k = tr(Wc Wm^-1) - tr(Y' Wc Y)``;
+    * V3: ``k = tr(Wc Z Jm Z)`` with ``Z = Wm^-1 - Y Y'``, i.e.
+      ``tr(Wc Wm^-1 Jm Wm^-1) - 2 tr(Y' Jm Wm^-1 Wc Y) + tr((Y' Wc Y)(Y' Jm Y))``, with
+      ``Jm = J J'`` from the casewise (or cluster-summed) scores when they are fewer than
+      the h1 coordinates.
+
+    The per-fit pieces (the factor of each Wm, shared with the Yuan-Bentler traces, and the
+    first traces) are computed once for the model and the baseline.
     """
     if version is None:
         version = "V3" if scaled_test_name(fit) else "V6"
@@ -180,22 +210,47 @@ def fiml_corrected(fit, version: Optional[str] = None) -> dict:
     G = len(w)
     Wm = h1.unstructured_information["observed"]
     Wc = h1.complete_information
-    Wmi = [_inverse_nonzero(M)[0] for M in Wm]  # fixed covariates: zero rows stay zero
-    Wc_all = _block_diag(*[w[g] * Wc[g] for g in range(G)])
-    Wm_all = _block_diag(*[w[g] * Wm[g] for g in range(G)])
-    Wmi_all = _block_diag(*[Wmi[g] / w[g] for g in range(G)])
+    factors = [h1.unstructured_factor("observed", g) for g in range(G)]
     if version == "V3":
-        Jm = h1.unstructured_first_order
-        Gamma_all = _block_diag(*[Wmi[g] @ Jm[g] @ Wmi[g] / w[g] for g in range(G)])
+        J = h1.unstructured_score_factors
+        Jm = [None if J[g] is not None else h1.unstructured_first_order[g] for g in range(G)]
+        WiJ = [factors[g].solve(J[g]) if J[g] is not None else None for g in range(G)]
+        first = 0.0  # tr(Wc Wm^-1 Jm Wm^-1), block by block (the weights cancel)
+        for g in range(G):
+            if J[g] is not None:
+                first += float(np.sum(WiJ[g] * (Wc[g] @ WiJ[g])))
+            else:
+                Wmi = factors[g].inverse
+                first += float(np.sum((Wc[g] @ Wmi) * (Jm[g] @ Wmi).T))
+    else:
+        first = float(sum(np.sum(Wc[g] * factors[g].inverse) for g in range(G)))
 
     def k_value(deltas):
-        D = np.vstack(deltas)
-        E = D.T @ Wm_all @ D
-        Einv = np.linalg.inv(E)
-        U = Wm_all - Wm_all @ D @ Einv @ D.T @ Wm_all
-        if version == "V3":
-            return float(np.trace(U @ Wmi_all @ Wc_all @ Wmi_all @ U @ Gamma_all))
-        return float(np.trace(Wc_all @ Wmi_all @ U @ Wmi_all))
+        D = [np.where(factors[g].keep[:, None], deltas[g], 0.0) for g in range(G)]
+        E = sum(w[g] * D[g].T @ Wm[g] @ D[g] for g in range(G))
+        try:
+            from scipy.linalg import solve_triangular
+            L = np.linalg.cholesky(E)
+            Y1 = [solve_triangular(L, Dg.T, lower=True).T for Dg in D]
+            Y2 = Y1
+        except np.linalg.LinAlgError:  # not positive definite: D E^-1 D' = D (D E^-1)'
+            Y1 = D
+            Y2 = [np.linalg.solve(E, Dg.T).T for Dg in D]
+        WcY = [Wc[g] @ Y1[g] for g in range(G)]
+        if version == "V6":
+            return first - float(sum(w[g] * np.sum(Y2[g] * WcY[g]) for g in range(G)))
+        second = 0.0  # tr(Y2' Jm Wm^-1 Wc Y1), weights w_g
+        YWcY = sum(w[g] * Y2[g].T @ WcY[g] for g in range(G))
+        YJY = 0.0
+        for g in range(G):
+            if J[g] is not None:
+                JY2 = J[g].T @ Y2[g]
+                second += w[g] * float(np.sum(JY2 * (WiJ[g].T @ WcY[g])))
+                YJY = YJY + w[g] * JY2.T @ (J[g].T @ Y1[g])
+            else:
+                second += w[g] * float(np.sum(Y2[g] * (Jm[g] @ factors[g].solve(WcY[g]))))
+                YJY = YJY + w[g] * Y2[g].T @ Jm[g] @ Y1[g]
+        return first - 2.0 * second + float(np.sum(YWcY * np.asarray(YJY).T))
 
     ev = _evaluator(fit)
     stats = fit._standard_test()

@@ -16,29 +16,87 @@ from ..model.constraints import numerical_jacobian
 from .distributions import chi2_sf, norm_ppf, norm_sf
 from ..model.syntax import compile_expression, parse_model
 
-__all__ = ["IdentificationWarning", "constrained_inverse", "wald_test", "delta_method"]
+__all__ = ["IdentificationWarning", "constrained_inverse", "identification_check",
+           "scaled_information", "wald_test", "delta_method"]
 
 
 class IdentificationWarning(UserWarning):
     """The information matrix is singular: the model is probably not identified."""
 
 
-def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names: list[str]) -> np.ndarray:
-    """Covariance matrix of the free parameters from the per-case information in z."""
-    eig = np.linalg.eigvalsh(info_z) if info_z.size else np.zeros(0)
-    if eig.size and eig.min() <= 1e-10 * max(1.0, eig.max()):
-        import scipy.linalg
+#: smallest eigenvalue of the correlation-scaled information (unit diagonal) below which the
+#: model is taken as not identified
+IDENTIFICATION_TOLERANCE = 1e-10
 
-        null = scipy.linalg.null_space(info_z, rcond=1e-9)
-        involved = np.flatnonzero(np.abs(T @ null).max(axis=1) > 1e-6) if null.size else []
-        which = [names[k] for k in involved][:8]
-        warnings.warn(
-            "the information matrix is singular (smallest eigenvalue "
-            f"{eig.min():.2e}): the model is probably not identified; parameters involved: "
-            f"{which}. Fix a loading or variance per factor, or add constraints. Standard errors "
-            "are not reported.", IdentificationWarning, stacklevel=4)
+
+def scaled_information(info: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(D I D, d)`` with ``D = diag(d)``, ``d = diag(I)^(-1/2)``: the information rescaled to
+    unit diagonal, invariant to the units of the parameters (a variable multiplied by c scales
+    its parameters, and their rows of I, by powers of c; Gill, Murray & Wright 1981, section
+    8.7 on scaling).  Parameters without information (diagonal 0) get d = 0."""
+    diag = np.diag(info).copy()
+    ok = np.isfinite(diag) & (diag > 0)
+    d = np.zeros_like(diag)
+    d[ok] = 1.0 / np.sqrt(diag[ok])
+    return info * np.outer(d, d), d
+
+
+def identification_check(info_z: np.ndarray, T: np.ndarray, names: list[str],
+                         stacklevel: int = 4) -> bool:
+    """True when the information in z is non-singular, judged scale-free on the
+    correlation-scaled information: its smallest eigenvalue relative to the largest (the
+    inverse condition number; Belsley, Kuh & Welsch 1980, ch. 3).  Otherwise warns
+    :class:`IdentificationWarning` naming the parameters in the null space and returns False."""
+    if not info_z.size:
+        return True
+    scaled, d = scaled_information(info_z)
+    dead = d == 0
+    if not np.all(np.isfinite(scaled)):
+        dead = dead | ~np.isfinite(scaled).all(axis=1)
+        scaled = np.where(np.isfinite(scaled), scaled, 0.0)
+    eig = np.linalg.eigvalsh(scaled)
+    if not dead.any() and eig.min() > IDENTIFICATION_TOLERANCE * max(eig.max(), 1e-300):
+        return True
+    import scipy.linalg
+
+    null = scipy.linalg.null_space(scaled, rcond=1e-8)
+    in_null = np.abs(null).max(axis=1) > 1e-6 if null.size else np.zeros(len(d), bool)
+    in_null |= dead
+    involved = np.flatnonzero((np.abs(T)[:, in_null] > 1e-12).any(axis=1)) \
+        if in_null.any() else []
+    which = [names[k] for k in involved][:8]
+    warnings.warn(
+        "the information matrix is singular (smallest eigenvalue of the scale-free "
+        f"information {max(eig.min(), 0.0):.2e} relative to the largest): the model is "
+        f"probably not identified; parameters involved: {which}. Fix a loading or variance "
+        "per factor, or add constraints. Standard errors are not reported.",
+        IdentificationWarning, stacklevel=stacklevel)
+    return False
+
+
+def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names: list[str]) -> np.ndarray:
+    """Covariance matrix of the free parameters from the per-case information in z:
+    ``T (N I_z)^-1 T'`` (Bollen 1989, ch. 4), computed from the Cholesky factor of the
+    correlation-scaled information (scale-free: rescaling a variable rescales the SEs and
+    leaves z values unchanged).  NaN with an :class:`IdentificationWarning` when singular."""
+    if not identification_check(info_z, T, names, stacklevel=5):
         return np.full((T.shape[0], T.shape[0]), np.nan)
-    return T @ np.linalg.inv(total_n * info_z) @ T.T
+    if not info_z.size:
+        return np.zeros((T.shape[0], T.shape[0]))
+    import scipy.linalg
+
+    scaled, d = scaled_information(info_z)
+    try:
+        factor = scipy.linalg.cho_factor(scaled, lower=True)
+    except np.linalg.LinAlgError:
+        warnings.warn(
+            "the information matrix is not positive definite: the model is probably not "
+            "identified or the solution is not a minimum. Standard errors are not reported.",
+            IdentificationWarning, stacklevel=4)
+        return np.full((T.shape[0], T.shape[0]), np.nan)
+    inverse_scaled = scipy.linalg.cho_solve(factor, np.eye(len(d)))
+    inverse = inverse_scaled * np.outer(d, d) / total_n
+    return T @ inverse @ T.T
 
 
 def delta_method(func, theta: np.ndarray, vcov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

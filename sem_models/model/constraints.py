@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..errors import ModelError
 from .partable import ParTable
 from .syntax import ModelSyntaxError, compile_expression
 
@@ -128,10 +129,16 @@ def build_parameter_map(partable: ParTable) -> ParameterMap:
 
     # label -> x index (for expressions); fixed labels act as constants
     label_to_x = {}
+    x_name: dict[int, str] = {}  # a readable name per x (for messages)
+    lhs_all, op_all, rhs_all = (partable[c].tolist() for c in ("lhs", "op", "rhs"))
     for k, r in enumerate(free_rows):
         label_to_x.setdefault(plabels[r], col_of_row[k])
         if labels[r]:
             label_to_x.setdefault(labels[r], col_of_row[k])
+        x_name.setdefault(int(col_of_row[k]), labels[r] if labels[r] and not
+                          labels[r].startswith(".") else
+                          f"{lhs_all[r]} {op_all[r]} {rhs_all[r]}".strip())
+    bound_rows: dict[int, list] = {}  # x index -> the constraint rows that bound it
 
     # 2. linear equality constraints (==) and bounds (<, >)
     ops = partable["op"].tolist()
@@ -171,12 +178,23 @@ def build_parameter_map(partable: ParTable) -> ParameterMap:
             lower_x[k] = max(lower_x[k], bound)
         else:
             upper_x[k] = min(upper_x[k], bound)
+        bound_rows.setdefault(int(k), []).append(row)
+        if lower_x[k] > upper_x[k]:
+            given = "; ".join(f"'{c['lhs']} {c['op']} {c['rhs']}' (line {c['line']})"
+                              for c in bound_rows[int(k)])
+            raise ModelError(
+                f"the bounds on {x_name.get(int(k), k)!r} contradict each other: {given} "
+                f"leave no value (lower {lower_x[k]:g} > upper {upper_x[k]:g}); correct or "
+                "remove one of them")
     if R_rows:
         R = np.array(R_rows)
         r = np.array(r_vals)
         x0 = np.linalg.lstsq(R, r, rcond=None)[0]
-        if not np.allclose(R @ x0, r, atol=1e-8):
-            raise ValueError("the '==' constraints contradict each other")
+        if not np.allclose(R @ x0, r, atol=1e-8 * max(1.0, float(np.abs(r).max()))):
+            eqs = [c for c in cons if c["op"] == "=="]
+            given = "; ".join(f"'{c['lhs']} == {c['rhs']}' (line {c['line']})" for c in eqs)
+            raise ModelError(f"the '==' constraints contradict each other: {given}; no "
+                             "parameter values satisfy all of them")
         import scipy.linalg
 
         K = scipy.linalg.null_space(R)
@@ -189,8 +207,10 @@ def build_parameter_map(partable: ParTable) -> ParameterMap:
     for k in np.flatnonzero(np.isfinite(lower_x) | np.isfinite(upper_x)):
         nz = np.flatnonzero(np.abs(K[k]) > 1e-12)
         if len(nz) != 1:
-            raise ValueError("a bounded parameter also takes part in an '==' constraint; this "
-                             "combination is not supported")
+            raise ModelError(
+                f"the bounded parameter {x_name.get(int(k), k)!r} also takes part in an '==' "
+                "constraint; this combination is not supported: bound the parameter it is "
+                "set equal to instead, or drop one of the constraints")
         c = K[k, nz[0]]
         lo, hi = (lower_x[k] - x0[k]) / c, (upper_x[k] - x0[k]) / c
         if c < 0:

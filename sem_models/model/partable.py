@@ -4,8 +4,12 @@ Stage 2 of the pipeline.  :func:`build_partable` turns parsed syntax into one ro
 parameter and group, adding lavaan's defaults (Rosseel 2012, section 5; ``?lavOptions``):
 
 * the first loading of every factor fixed to 1 (or, with ``std_lv=True``, factor variances
-  fixed to 1 and all loadings free);
-* residual variances of observed and latent variables free;
+  fixed to 1 and all loadings free; in multiple groups with ``group_equal`` loadings but not
+  lv.variances, the factor variances of the groups after the first are free, as lavaan's
+  ``lav_partable_flat``: the equal loadings fix the scale there);
+* residual variances of observed and latent variables free, except that the only indicator of
+  a factor gets residual variance 0 (lavaan's ``auto.fix.single``; e.g. a phantom latent
+  ``d =~ 1*textual`` re-expresses ``textual``);
 * covariances among exogenous latent variables free (unless ``orthogonal=True``), and among
   endogenous variables that predict nothing (lavaan's ``auto.cov.y``);
 * observed exogenous covariates (``ov.x``): with ``fixed_x=True`` their variances, covariances
@@ -15,8 +19,14 @@ parameter and group, adding lavaan's defaults (Rosseel 2012, section 5; ``?lavOp
 
 Columns: ``id lhs op rhs user group free ustart exo label plabel start lower upper``.
 ``free`` numbers the free rows 1..n (0 = fixed); rows sharing a ``label`` (a user label or the
-automatic ``group_equal`` label) are constrained equal.  Constraint and defined-parameter rows
-(``==``, ``<``, ``>``, ``:=``) have ``group == 0``.
+automatic ``group_equal`` label) are constrained equal.  As in lavaan, a parameter without a
+user label is also known by its name ``lhs op rhs`` (``.g2`` ... appended in later groups), so
+``equal("visual=~x2")*x5`` (or the label ``visual=~x2``) ties x5's loading to x2's.
+Constraint and defined-parameter rows (``==``, ``<``, ``>``, ``:=``) have ``group == 0``.
+
+Statements that clash are errors (:class:`~sem_models.model.syntax.ModelSyntaxError` with the
+line): the same parameter in two statements (lavaan: "duplicate model element"), a ``:=`` name
+given twice or equal to a parameter label, an unknown label in ``:=`` or a constraint.
 """
 from __future__ import annotations
 
@@ -27,14 +37,15 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .syntax import ModelSyntaxError, ParsedModel, Statement
+from ..errors import ModelError
+from .syntax import ModelSyntaxError, ParsedModel, Statement, compile_expression
 
 __all__ = ["ModelVariables", "ParTable", "build_partable", "GROUP_EQUAL_KEYWORDS",
            "parse_partial"]
 
 GROUP_EQUAL_KEYWORDS = (
     "loadings", "intercepts", "means", "residuals", "residual.covariances", "lv.variances",
-    "lv.covariances", "regressions",
+    "lv.covariances", "regressions", "thresholds",
 )
 
 
@@ -102,6 +113,7 @@ class ModelVariables:
 
 def model_variables(statements: Sequence[Statement]) -> ModelVariables:
     """Classify variables: latent, observed, exogenous observed (``ov.x``), exogenous latent."""
+    _check_statements(statements, None)
     lv: list[str] = []
     indicators: dict[str, list[str]] = {}
     for st in statements:
@@ -113,7 +125,9 @@ def model_variables(statements: Sequence[Statement]) -> ModelVariables:
                 indicators[st.lhs].append(st.rhs)
     ov: list[str] = []
     for st in statements:
-        for name in (st.lhs, st.rhs) if st.op != "=~" else (st.rhs,):
+        names = ((st.rhs,) if st.op == "=~" else (st.lhs,) if st.op in ("|", "~*~")
+                 else (st.lhs, st.rhs))  # "x1 | t1": t1 names a threshold, not a variable
+        for name in names:
             if name and name not in lv and name not in ov:
                 ov.append(name)
     lhs_reg = {st.lhs for st in statements if st.op in ("~",)}
@@ -127,30 +141,41 @@ def model_variables(statements: Sequence[Statement]) -> ModelVariables:
     # lavaan puts exogenous covariates after the other observed variables
     ov = [v for v in ov if v not in ov_x] + ov_x
     lv_x = [v for v in lv if v not in lhs_reg and v not in rhs_ind]
+    # endogenous variables that predict nothing and indicate no factor (lavaan's ov.y and
+    # lv.y, which auto.cov.y lets covary; e.g. not dem65 in 'delta =~ 1*dem65')
     eqs_y = []
     for st in statements:
-        if st.op == "~" and st.lhs not in rhs_reg and st.lhs not in eqs_y:
+        if (st.op == "~" and st.lhs not in rhs_reg and st.lhs not in rhs_ind
+                and st.lhs not in eqs_y):
             eqs_y.append(st.lhs)
     return ModelVariables(lv, ov, ov_x, lv_x, eqs_y, indicators)
 
 
+def _partial_key(item) -> tuple[str, str, str]:
+    """``"x3~1"``, ``"visual=~x2"``, ``"x1~~x1"`` -> ``(lhs, op, rhs)``."""
+    text = item.replace(" ", "") if isinstance(item, str) else ""
+    for op in ("=~", "~*~", "~~", "~1", "~", "|"):
+        if op == "~1" and text.endswith("~1"):
+            if text[:-2]:
+                return (text[:-2], "~1", "")
+            break
+        if op != "~1" and op in text:
+            lhs, rhs = text.split(op, 1)
+            if lhs and rhs:
+                return (lhs, op, rhs)
+            break
+    raise ModelError(f"group_partial entry {item!r} is not of the form 'lhs op rhs' "
+                     "(e.g. 'x3~1' or 'visual=~x2')")
+
+
 def parse_partial(items: Iterable[str]) -> set[tuple[str, str, str]]:
     """``"x3~1"``, ``"visual=~x2"``, ``"x1~~x1"`` -> ``(lhs, op, rhs)`` keys."""
-    keys = set()
-    for item in items:
-        text = item.replace(" ", "")
-        for op in ("=~", "~~", "~1", "~"):
-            if op == "~1" and text.endswith("~1"):
-                keys.add((text[:-2], "~1", ""))
-                break
-            if op != "~1" and op in text:
-                lhs, rhs = text.split(op, 1)
-                keys.add((lhs, op, rhs))
-                break
-        else:
-            raise ValueError(f"group_partial entry {item!r} is not of the form 'lhs op rhs' "
-                             "(e.g. 'x3~1' or 'visual=~x2')")
-    return keys
+    return {_partial_key(item) for item in items}
+
+
+def _key_text(key: tuple) -> str:
+    lhs, op, rhs = key
+    return f"{lhs}~1" if op == "~1" else f"{lhs}{op}{rhs}"
 
 
 def _value_for_group(values: Optional[list], g: int, n_groups: int, what: str, st: Statement):
@@ -176,31 +201,57 @@ def build_partable(
     group_equal: Sequence[str] = (),
     group_partial: Sequence[str] = (),
     auto_cov_y: bool = True,
+    ordinal=None,
 ) -> tuple[ParTable, ModelVariables]:
-    """Build the parameter table (one row per parameter and group) with lavaan's defaults."""
+    """Build the parameter table (one row per parameter and group) with lavaan's defaults.
+
+    ``ordinal``: the ordered variables of the model (an
+    :class:`~sem_models.model.ordinal.OrdinalSpec`): their thresholds (``|``), fixed residual
+    variances, scale factors (``~*~``) and zero intercepts, as lavaan lists them."""
+    try:
+        return _build_partable(parsed, n_groups, std_lv=std_lv, meanstructure=meanstructure,
+                               fixed_x=fixed_x, orthogonal=orthogonal, group_equal=group_equal,
+                               group_partial=group_partial, auto_cov_y=auto_cov_y,
+                               ordinal=ordinal)
+    except ModelSyntaxError as exc:
+        if exc.source_line or not exc.line:
+            raise
+        lines = parsed.source.split("\n")
+        source_line = lines[exc.line - 1] if exc.line <= len(lines) else ""
+        raise ModelSyntaxError(exc.message, exc.line, exc.column, source_line) from None
+
+
+def _build_partable(parsed: ParsedModel, n_groups: int, *, std_lv, meanstructure, fixed_x,
+                    orthogonal, group_equal, group_partial, auto_cov_y, ordinal=None):
     bad = [k for k in group_equal if k not in GROUP_EQUAL_KEYWORDS]
     if bad:
-        raise ValueError(f"unknown group_equal keyword(s) {bad}; choose from "
+        raise ModelError(f"unknown group_equal keyword(s) {bad}; choose from "
                          f"{list(GROUP_EQUAL_KEYWORDS)}")
     statements = _merge_duplicates(parsed.statements)
     variables = model_variables(statements)
     _check_statements(statements, variables)
-    partial = parse_partial(group_partial)
+    partial_items = list(group_partial)
+    partial = parse_partial(partial_items)
     if any(st.op == "~1" for st in statements):
         meanstructure = True
 
+    single = _single_indicators(statements)
     rows: list[dict] = []
     for g in range(n_groups):
         rows.extend(_group_rows(statements, variables, g, n_groups, std_lv=std_lv,
                                 meanstructure=meanstructure, fixed_x=fixed_x,
                                 orthogonal=orthogonal, group_equal=group_equal,
-                                auto_cov_y=auto_cov_y))
+                                auto_cov_y=auto_cov_y, single=single, ordinal=ordinal))
     for k, row in enumerate(rows, start=1):
         row["plabel"] = f".p{k}."
+    _resolve_parameter_names(rows)
+    if partial_items:
+        _check_partial(rows, variables, group_equal, partial_items, n_groups)
     if n_groups > 1 and group_equal:
         _apply_group_equal(rows, variables, group_equal, partial)
     _fix_shared_labels(rows)
     _number_free(rows)
+    _check_constraints(parsed.constraints, rows)
     for c in parsed.constraints:
         rows.append(dict(lhs=c.lhs, op=c.op, rhs=c.rhs, user=1, group=0, free=0,
                          ustart=math.nan, exo=0, label="", plabel="", start=math.nan,
@@ -209,7 +260,12 @@ def build_partable(
 
 
 def _merge_duplicates(statements: Sequence[Statement]) -> list[Statement]:
-    """Later statements about the same parameter update earlier ones (``x1 ~~ x2`` == ``x2 ~~ x1``)."""
+    """One statement per parameter (``x1 ~~ x2`` is ``x2 ~~ x1``).
+
+    Terms of one statement about the same parameter combine their modifiers
+    (``f ~~ c(1, NA)*f + c(psi, psi)*f``, as semTools' ``measEq.syntax`` writes); the same
+    parameter in two statements is an error (lavaan: "duplicate model element"), since which
+    value should win is not clear (``x1 ~~ 0.5*x1`` then ``x1 ~~ 0.7*x1``)."""
     seen: dict[tuple, Statement] = {}
     order: list[tuple] = []
     for st in statements:
@@ -218,8 +274,14 @@ def _merge_duplicates(statements: Sequence[Statement]) -> list[Statement]:
             key = (st.rhs, "~~", st.lhs)
         if key in seen:
             prev = seen[key]
+            if prev.stmt != st.stmt:
+                what = f"{st.lhs} ~ 1" if st.op == "~1" else f"{st.lhs} {st.op} {st.rhs}"
+                raise ModelSyntaxError(
+                    f"duplicate model element '{what}': it is already specified at line "
+                    f"{prev.line}; give each parameter once, with all its modifiers "
+                    "(e.g. 'x1 ~~ start(0.5)*a*x1')", st.line, st.col)
             seen[key] = Statement(prev.lhs, prev.op, prev.rhs, prev.modifier.merge(st.modifier),
-                                  prev.line, prev.col)
+                                  prev.line, prev.col, prev.stmt)
         else:
             seen[key] = st
             order.append(key)
@@ -241,8 +303,22 @@ def _row(lhs, op, rhs, g, *, user, free, ustart=math.nan, exo=0, label="", start
                 ustart=ustart, exo=exo, label=label, start=start, line=line, col=col)
 
 
+def _single_indicators(statements: Sequence[Statement]) -> set[str]:
+    """Indicators that are the only indicator of their factor and indicate nothing else
+    (lavaan's ``auto.fix.single``: their residual variance is fixed to 0)."""
+    loadings = [(st.lhs, st.rhs) for st in statements if st.op == "=~"]
+    per_factor: dict[str, int] = {}
+    per_indicator: dict[str, int] = {}
+    for lhs, rhs in loadings:
+        per_factor[lhs] = per_factor.get(lhs, 0) + 1
+        per_indicator[rhs] = per_indicator.get(rhs, 0) + 1
+    return {rhs for lhs, rhs in loadings
+            if per_factor[lhs] == 1 and lhs != rhs and per_indicator[rhs] == 1}
+
+
 def _group_rows(statements, variables: ModelVariables, g: int, n_groups: int, *, std_lv,
-                meanstructure, fixed_x, orthogonal, group_equal, auto_cov_y) -> list[dict]:
+                meanstructure, fixed_x, orthogonal, group_equal, auto_cov_y,
+                single=frozenset(), ordinal=None) -> list[dict]:
     rows: list[dict] = []
     present: set[tuple] = set()
     markers = {lv: inds[0] for lv, inds in variables.indicators.items()}
@@ -269,14 +345,32 @@ def _group_rows(statements, variables: ModelVariables, g: int, n_groups: int, *,
         rhs = st.rhs
         add(st.lhs, st.op, rhs, user=1, free=free, ustart=ustart, label=label or "",
             start=math.nan if start is None else float(start), line=st.line, col=st.col)
+        if st.modifier.equal and label:
+            rows[-1]["_equal"] = True
+    if ordinal is not None:  # thresholds of the ordered variables (lavaan's "|" rows)
+        for v, t in ordinal.threshold_names(variables.ov):
+            add(v, "|", t, user=0, free=True)
 
-    # residual variances of observed and latent variables
+    # residual variances of observed and latent variables; the only indicator of a factor
+    # gets residual variance 0 (lavaan's auto.fix.single)
     for v in variables.ov:
         if v in ov_x:
             continue
-        add(v, "~~", v, user=0, free=True)
+        if v in single:
+            add(v, "~~", v, user=0, free=False, ustart=0.0)
+        elif ordinal is not None and v in ordinal.nthresholds:  # latent-response variance
+            free = ordinal.residual_free(g, group_equal)
+            add(v, "~~", v, user=0, free=free, ustart=math.nan if free else 1.0)
+        else:
+            add(v, "~~", v, user=0, free=True)
+    # std_lv: factor variances 1, except in later groups when equal loadings fix the scale
+    # (lavaan frees them there unless lv.variances are constrained equal too)
+    std_lv_here = std_lv and not (g > 0 and "loadings" in group_equal
+                                  and "lv.variances" not in group_equal)
     for v in variables.lv:
-        if std_lv:
+        if v in single:
+            add(v, "~~", v, user=0, free=False, ustart=0.0)
+        elif std_lv_here:
             add(v, "~~", v, user=0, free=False, ustart=1.0)
         else:
             add(v, "~~", v, user=0, free=True)
@@ -301,14 +395,22 @@ def _group_rows(statements, variables: ModelVariables, g: int, n_groups: int, *,
                 add(xs[i], "~~", xs[j], user=0, free=False, exo=1)
             else:
                 add(xs[i], "~~", xs[j], user=0, free=True)
+    if ordinal is not None:  # scale factors of the ordered variables' latent responses
+        free = ordinal.scale_free(g, group_equal)
+        for v in ordinal.names_in(variables.ov):
+            add(v, "~*~", v, user=0, free=free, ustart=math.nan if free else 1.0)
     # mean structure
     if meanstructure:
         for v in variables.ov:
             if v in ov_x:
                 add(v, "~1", "", user=0, free=False, exo=1)
+            elif ordinal is not None and v in ordinal.nthresholds:
+                add(v, "~1", "", user=0, free=False, ustart=0.0)
             else:
                 add(v, "~1", "", user=0, free=True)
-        lv_means_free = g > 0 and "intercepts" in group_equal and "means" not in group_equal
+        # equal intercepts or thresholds identify the latent means of later groups (lavaan)
+        lv_means_free = (g > 0 and ("intercepts" in group_equal or "thresholds" in group_equal)
+                         and "means" not in group_equal)
         for v in variables.lv:
             if lv_means_free:
                 add(v, "~1", "", user=0, free=True)
@@ -317,11 +419,121 @@ def _group_rows(statements, variables: ModelVariables, g: int, n_groups: int, *,
     return rows
 
 
+def _parameter_name(row: dict) -> str:
+    """lavaan's name of a parameter without a user label: ``lhs op rhs`` (``x1~1`` for an
+    intercept), ``.g2``, ``.g3``, ... appended in later groups (``lav_partable_labels``)."""
+    name = _key_text((row["lhs"], row["op"], row["rhs"]))
+    return name if row["group"] <= 1 else f"{name}.g{row['group']}"
+
+
+def _resolve_parameter_names(rows: list[dict]) -> None:
+    """A user label that is the name ``lhs op rhs`` of a parameter without a user label
+    (``equal("visual=~x2")*x5``) ties the two: the named parameter gets the label too, so the
+    rows share it (lavaan: the label equals that parameter's internal name).  A label from
+    ``equal()`` must name a parameter or another label, else it is a syntax error."""
+    labelled = [row for row in rows if row["label"]]
+    if not labelled:
+        return
+    by_name = {_parameter_name(row): row for row in rows if not row["label"]}
+    counts: dict[str, int] = {}
+    for row in labelled:
+        counts[row["label"]] = counts.get(row["label"], 0) + 1
+    for row in labelled:
+        target = by_name.get(row["label"])
+        if target is not None and not target["label"]:
+            target["label"] = row["label"]
+        elif target is None and row.get("_equal") and counts[row["label"]] == 1:
+            raise ModelSyntaxError(
+                f"equal({row['label']!r}) names no parameter of the model: write the "
+                "parameter as 'lhs op rhs' (e.g. equal(\"visual=~x2\")) or use a label "
+                "given to another parameter", row["line"], row["col"])
+
+
+def _check_partial(rows: list[dict], variables: ModelVariables, group_equal, items: list,
+                   n_groups: int) -> None:
+    """Every ``group_partial`` entry must name a parameter that ``group_equal`` constrains."""
+    if n_groups < 2 or not group_equal:
+        raise ModelError(
+            f"group_partial={items} has no effect: it releases equality constraints of "
+            "group_equal across groups, which need group= (two or more groups) and "
+            "group_equal; remove group_partial or add them")
+    lv, ov = set(variables.lv), set(variables.ov)
+    wanted = set(group_equal)
+    touched = []
+    for row in rows:
+        key = (row["lhs"], row["op"], row["rhs"])
+        if row["group"] == 1 and _group_equal_keyword(row, lv, ov) in wanted:
+            touched.append(key)
+    touched_set = set(touched)
+    for item in items:
+        key = _partial_key(item)
+        alt = (key[2], key[1], key[0]) if key[1] == "~~" else key
+        if key not in touched_set and alt not in touched_set:
+            valid = [_key_text(k) for k in touched]
+            shown = ", ".join(valid[:40]) + (", ..." if len(valid) > 40 else "")
+            raise ModelError(
+                f"group_partial entry {item!r} names no parameter that group_equal="
+                f"{list(group_equal)} constrains across groups; valid entries: {shown}")
+
+
+def _check_constraints(constraints, rows: list[dict]) -> None:
+    """Names in ``:=`` and constraints: a ``:=`` name must be new (not a parameter label, not
+    defined before); every label an expression reads must be a parameter label, an automatic
+    ``.pN.`` label or a defined parameter (``:=``: one defined on an earlier line)."""
+    if not constraints:
+        return
+    labels: dict[str, int] = {}
+    for row in rows:
+        if row["label"] and row["label"] not in labels:
+            labels[row["label"]] = row["line"]
+    plabels = {row["plabel"] for row in rows}
+    defined = {c.lhs: c for c in constraints if c.op == ":="}
+    seen: dict[str, object] = {}
+    for c in constraints:
+        text = f"{c.lhs} {c.op} {c.rhs}"
+        if c.op == ":=":
+            what = f"the definition of {c.lhs!r}"
+            if c.lhs in seen:
+                raise ModelSyntaxError(
+                    f"{c.lhs!r} is defined twice (first at line {seen[c.lhs].line}); give each "
+                    "defined parameter its own name", c.line, c.col)
+            if c.lhs in labels or c.lhs in plabels:
+                where = f" (line {labels[c.lhs]})" if labels.get(c.lhs) else ""
+                raise ModelSyntaxError(
+                    f"{c.lhs!r} is already the label of a model parameter{where}; a defined "
+                    "parameter (:=) needs a new name", c.line, c.col)
+            sides = [c.rhs]
+        else:
+            what = f"the constraint '{text}'"
+            sides = [c.lhs, c.rhs]
+        for side in sides:
+            expression = compile_expression(side, what=what)
+            for name in expression.labels:
+                if name in labels or name in plabels or name in seen:
+                    continue
+                if c.op != ":=" and name in defined:
+                    continue
+                if c.op == ":=" and name == c.lhs:
+                    raise ModelSyntaxError(f"{what} refers to {name!r} itself", c.line, c.col)
+                if name in defined:
+                    raise ModelSyntaxError(
+                        f"{name!r} in {what} is defined later (line {defined[name].line}); "
+                        "define it before it is used", c.line, c.col)
+                known = sorted(set(labels) | set(seen))
+                raise ModelSyntaxError(
+                    f"unknown label {name!r} in {what}; labels in the model: {known[:40]}",
+                    c.line, c.col)
+        if c.op == ":=":
+            seen[c.lhs] = c
+
+
 def _group_equal_keyword(row: dict, lv: set, ov: set) -> Optional[str]:
     """The group_equal keyword that covers a parameter-table row (None if none does)."""
     op, lhs, rhs = row["op"], row["lhs"], row["rhs"]
     if op == "=~":
         return "loadings"
+    if op == "|":
+        return "thresholds"
     if op == "~":
         return "regressions"
     if op == "~1":

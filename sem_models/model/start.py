@@ -5,6 +5,10 @@ non-iterative FABIN estimators of Hagglund 1982): with marker m, ``lambda_j`` is
 by ``sum_k S[j,k] / sum_k S[m,k]`` over the factor's other indicators k.  Residual variances
 start at half the observed variance (lavaan's default), regressions and covariances at zero,
 intercepts at the sample means.  User ``start()`` values and fixed values win.
+
+Every threshold is relative to the variables' own variances, so the start values (and the
+path of the optimizer) do not depend on the units of the data: multiplying a variable by c
+multiplies its start loadings and variances by c and c^2.
 """
 from __future__ import annotations
 
@@ -22,20 +26,23 @@ def _factor_start(S: list, idx: list[int]) -> tuple[list[float], float]:
     (``S`` the sample covariance matrix as nested lists: scalar work in plain Python)."""
     marker = idx[0]
     loadings = [1.0] * len(idx)
+    sd = [math.sqrt(max(S[i][i], 0.0)) for i in idx]
     for k, j in enumerate(idx[1:], start=1):
         rest = [i for i in idx if i != j and i != marker]
         if rest:
             num, den = sum(S[j][i] for i in rest), sum(S[marker][i] for i in rest)
+            scale = sd[0] * sum(math.sqrt(max(S[i][i], 0.0)) for i in rest)
         else:
             num, den = S[j][marker], S[marker][marker] * 0.5
-        lam = num / den if abs(den) > 1e-12 else 1.0
-        loadings[k] = lam if math.isfinite(lam) and abs(lam) <= 10 else 1.0
-    if len(idx) > 1:
-        var = sum(S[marker][j] / loadings[k] for k, j in enumerate(idx[1:], start=1)) \
-            / (len(idx) - 1)
-    else:
-        var = 0.5 * S[marker][marker]
-    return loadings, max(var, 0.05 * S[marker][marker], 0.05)
+            scale = S[marker][marker]
+        # |den| small relative to what the variances allow: no usable covariance
+        lam = num / den if abs(den) > 1e-12 * scale else math.nan
+        ratio = sd[k] / sd[0] if sd[0] > 0 else 1.0  # the loading's natural unit
+        loadings[k] = lam if math.isfinite(lam) and abs(lam) <= 10 * ratio else ratio
+    ratios = [S[marker][j] / loadings[k] for k, j in enumerate(idx[1:], start=1)
+              if loadings[k] != 0.0]
+    var = sum(ratios) / len(ratios) if ratios else 0.5 * S[marker][marker]
+    return loadings, max(var, 0.05 * S[marker][marker])
 
 
 def _factor_covariance_start(S: list, ov_index: dict, factor: dict, f1: str, f2: str,
@@ -47,7 +54,7 @@ def _factor_covariance_start(S: list, ov_index: dict, factor: dict, f1: str, f2:
         return 0.0
     (lam1, var1), (lam2, var2) = factor[f1], factor[f2]
     ratios = [S[ov_index[j]][ov_index[k]] / (lam1[j] * lam2[k])
-              for j in lam1 for k in lam2 if j != k and abs(lam1[j] * lam2[k]) > 1e-8]
+              for j in lam1 for k in lam2 if j != k and lam1[j] * lam2[k] != 0.0]
     if not ratios:
         return 0.0
     bound = 0.9 * math.sqrt(var1 * var2)

@@ -8,6 +8,8 @@ The grammar follows the lavaan model syntax (Rosseel 2012, J Stat Softw 48(2), s
 * ``y ~ x1 + x2``    regression; ``y ~ 1`` intercept
 * ``x1 ~~ x2``       (residual) variance / covariance
 * ``name := expr``   defined parameter
+* ``x1 | t1 + t2``   thresholds of an ordered variable (``t1``, ``t2``, ... in order)
+* ``x1 ~*~ x1``      scale factor of an ordered variable's latent response (delta)
 * ``expr == expr``, ``expr < expr``, ``expr > expr``  constraints
 
 Modifiers precede a right-hand-side variable with ``*``: a number fixes the parameter,
@@ -20,13 +22,14 @@ Every syntax error is raised as :class:`ModelSyntaxError` with the line and colu
 """
 from __future__ import annotations
 
-import ast
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as _np
+
+from ..errors import ModelError
 
 __all__ = [
     "ModelSyntaxError",
@@ -36,14 +39,19 @@ __all__ = [
     "ParsedModel",
     "parse_model",
     "compile_expression",
+    "Expression",
+    "MAX_EXPRESSION_DEPTH",
 ]
 
-MODEL_OPS = ("=~", "~~", "~")
+MODEL_OPS = ("=~", "~~", "~", "|", "~*~")
 CONSTRAINT_OPS = (":=", "==", "<", ">")
 
 
-class ModelSyntaxError(ValueError):
-    """A model syntax error with the line and column where it was found (both 1-based)."""
+class ModelSyntaxError(ModelError):
+    """A model syntax error with the line and column where it was found (both 1-based).
+
+    Also raised for statements that read well but clash: duplicate model elements, a ``:=``
+    name that is already a label, an unknown label in ``:=`` or a constraint."""
 
     def __init__(self, message: str, line: int, column: int, source_line: str = ""):
         self.message = message
@@ -70,7 +78,7 @@ _TOKEN_RE = re.compile(
     (?P<ws>[ \t\r]+)
   | (?P<comment>[#!][^\n]*)
   | (?P<newline>\n)
-  | (?P<op>=~|~~|:=|==|<=|>=|~|<|>)
+  | (?P<op>=~|~\*~|~~|:=|==|<=|>=|~|<|>|\|)
   | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
   | (?P<string>"[^"\n]*"|'[^'\n]*')
@@ -129,12 +137,14 @@ class Modifier:
     fixed: Optional[list] = None
     label: Optional[list] = None
     start: Optional[list] = None
+    equal: bool = False  # the label came from equal("..."): it must name another parameter
 
     def merge(self, other: "Modifier") -> "Modifier":
         return Modifier(
             fixed=other.fixed if other.fixed is not None else self.fixed,
             label=other.label if other.label is not None else self.label,
             start=other.start if other.start is not None else self.start,
+            equal=other.equal if other.label is not None else self.equal,
         )
 
 
@@ -148,6 +158,7 @@ class Statement:
     modifier: Modifier = field(default_factory=Modifier)
     line: int = 0
     col: int = 0
+    stmt: int = 0  # index of the statement (line or ';' part) it was written in
 
 
 @dataclass
@@ -240,7 +251,7 @@ class _Parser:
     def parse(self) -> ParsedModel:
         statements: list[Statement] = []
         constraints: list[Constraint] = []
-        for toks in self.split_statements():
+        for index, toks in enumerate(self.split_statements()):
             op_index = next((i for i, t in enumerate(toks) if t.kind == "op"), None)
             if op_index is None:
                 raise self.error(
@@ -258,7 +269,9 @@ class _Parser:
             if op_tok.text in CONSTRAINT_OPS:
                 constraints.append(self.parse_constraint(toks, op_index))
             else:
-                statements.extend(self.parse_model_statement(toks, op_index))
+                for st in self.parse_model_statement(toks, op_index):
+                    st.stmt = index
+                    statements.append(st)
         if not statements and not constraints:
             raise ModelSyntaxError("the model syntax is empty", 1, 1)
         return ParsedModel(statements, constraints, self.source)
@@ -277,11 +290,18 @@ class _Parser:
                 raise self.error("expected a single new parameter name before ':='", lhs_toks[0])
         lhs = _squash(self.text_between(lhs_toks[0], lhs_toks[-1]))
         rhs = _squash(self.text_between(rhs_toks[0], rhs_toks[-1]))
-        for side, side_toks in ((lhs, lhs_toks), (rhs, rhs_toks)):
+        what = (f"the definition of {lhs!r}" if op_tok.text == ":="
+                else f"the constraint '{lhs} {op_tok.text} {rhs}'")
+        for side_toks in (lhs_toks, rhs_toks):
+            raw = self.text_between(side_toks[0], side_toks[-1])
             try:
-                compile_expression(side)
-            except ValueError as exc:
-                raise self.error(f"cannot read the expression {side!r}: {exc}", side_toks[0])
+                _compile(raw)
+            except _ExprError as exc:
+                pos = side_toks[0].pos + exc.offset
+                line = self.source.count("\n", 0, pos) + 1
+                col = pos - (self.source.rfind("\n", 0, pos) + 1) + 1
+                raise ModelSyntaxError(f"{exc.message} in {what}", line, col,
+                                       _line_text(self.source, line)) from None
         return Constraint(lhs, op_tok.text, rhs, op_tok.line, op_tok.col)
 
     def parse_model_statement(self, toks: list[Token], op_index: int) -> list[Statement]:
@@ -299,6 +319,12 @@ class _Parser:
                 for name in lhs_names:
                     out.append(Statement(name, "~1", "", modifier, var_tok.line, var_tok.col))
                 continue
+            if op == "|" and not re.fullmatch(r"t[1-9][0-9]*", var_tok.text):
+                raise self.error(f"thresholds are named t1, t2, ... (found {var_tok.text!r}); "
+                                 "e.g. 'x1 | a*t1 + t2'", var_tok)
+            if op == "~*~" and any(name != var_tok.text for name in lhs_names):
+                raise self.error("a scale factor '~*~' relates a variable to itself "
+                                 f"(e.g. '{lhs_names[0]} ~*~ {lhs_names[0]}')", var_tok)
             for name in lhs_names:
                 out.append(Statement(name, op, var_tok.text, modifier, var_tok.line,
                                      var_tok.col))
@@ -388,7 +414,8 @@ class _Parser:
             if func == "start":
                 return Modifier(start=[_as_number(a, self, first) for a in args])
             if func in ("label", "equal"):
-                return Modifier(label=[_as_label(a, self, first) for a in args])
+                return Modifier(label=[_as_label(a, self, first) for a in args],
+                                equal=func == "equal")
             raise self.error(f"unknown modifier function {func}(); expected c(), start(), "
                              "label() or equal()", first)
         value = self.parse_scalar(toks)
@@ -418,7 +445,10 @@ class _Parser:
                              f"{self.text_between(toks[0], toks[-1])!r}", toks[0])
         tok = toks[0]
         if tok.kind == "number":
-            return sign * float(tok.text)
+            number = float(tok.text)
+            if not math.isfinite(number):
+                raise self.error(f"the number {tok.text} is out of range", tok)
+            return sign * number
         if tok.kind == "name" and tok.text == "NA":
             return math.nan
         if tok.kind == "name" and sign == 1.0:
@@ -476,21 +506,38 @@ def parse_model(source: str) -> ParsedModel:
 
 # --------------------------------------------------------------------------------------------
 # Expressions in := and constraints
+#
+# A small recursive-descent parser (R's operator precedence: ``^`` binds tighter than unary
+# minus and is right-associative, R Language Definition section 10.4.2) compiles an
+# expression once into a postfix program, which a stack machine evaluates in floating point.
+# Nothing is handed to Python's ``eval``: the cost of an evaluation is linear in the length of
+# the expression (no big integers: ``9^9^9^9`` is ``inf``), nesting is bounded by
+# :data:`MAX_EXPRESSION_DEPTH`, and only R's decimal number syntax is read (no ``0x10``,
+# ``1_000`` or ``1j``).
+
+#: deepest nesting of parentheses, function calls, signs and powers in an expression
+MAX_EXPRESSION_DEPTH = 64
+#: longest expression (characters) in ``:=`` / constraint / Wald statements
+MAX_EXPRESSION_LENGTH = 20_000
+
+_EXPR_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
+  | (?P<op>\*\*|[-+*/^(),])
+    """,
+    re.VERBOSE,
+)
 
 
+class _ExprError(Exception):
+    """An expression error at ``offset`` (0-based) in the expression text."""
 
-@dataclass
-class Expression:
-    """A compiled arithmetic expression over parameter labels (lavaan's ``:=`` right sides)."""
-
-    text: str
-    code: object
-    names: dict  # python-safe name -> label as written
-
-    def evaluate(self, values: dict):
-        namespace = {safe: values[label] for safe, label in self.names.items()}
-        namespace.update(_FUNCTIONS)
-        return eval(self.code, {"__builtins__": {}}, namespace)  # noqa: S307 (checked AST)
+    def __init__(self, message: str, offset: int):
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
 
 
 def _pnorm(x):
@@ -502,42 +549,210 @@ _FUNCTIONS = {
     "exp": _np.exp, "log": _np.log, "sqrt": _np.sqrt, "abs": _np.abs, "sin": _np.sin,
     "cos": _np.cos, "tan": _np.tan, "tanh": _np.tanh, "log10": _np.log10, "pnorm": _pnorm,
 }
-_ALLOWED_NODES = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Constant, ast.Call,
-    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd,
-)
-_NAME_RE = re.compile(r"(?<![0-9.])[A-Za-z_.][A-Za-z0-9_.]*")
+_BINARY = {"+": _np.add, "-": _np.subtract, "*": _np.multiply, "/": _np.divide,
+           "^": _np.power}
+
+# postfix opcodes
+_CONST, _VAR, _NEG, _BIN, _CALL = range(5)
 
 
-def compile_expression(text: str) -> Expression:
-    """Compile a lavaan arithmetic expression (``a*b``, ``a^2``, ``sqrt(v)``) for evaluation.
+class _ExpressionParser:
+    """expr := term (('+'|'-') term)*;  term := unary (('*'|'/') unary)*;
+    unary := ('+'|'-')* power;  power := primary ('^' unary)?;
+    primary := number | name | function '(' expr ')' | '(' expr ')'."""
 
-    Labels may contain dots (``.p1.``), so they are renamed to safe Python names first.
-    """
-    names: dict = {}
-    reverse: dict = {}
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens: list[tuple[str, str, int]] = []
+        pos = 0
+        for m in _EXPR_TOKEN_RE.finditer(text):
+            if m.start() != pos:
+                break
+            pos = m.end()
+            if m.lastgroup != "ws":
+                kind, value = m.lastgroup, m.group()
+                if kind == "op" and value == "**":  # R reads ** as ^
+                    value = "^"
+                self.tokens.append((kind, value, m.start()))
+        if pos < len(text):
+            raise _ExprError(f"unexpected character {text[pos]!r}", pos)
+        for (k1, v1, p1), (k2, v2, p2) in zip(self.tokens, self.tokens[1:]):
+            if k1 == "number" and k2 in ("name", "number") and p2 == p1 + len(v1):
+                raise _ExprError(f"{v1 + v2!r} is not a number: write numbers as in R "
+                                 "(e.g. 16, 1000, 1.5e-3; no 0x10, 1_000 or 1j)", p1)
+        self.i = 0
+        self.program: list[tuple] = []
+        self.names: dict[str, str] = {}
 
-    def rename(m: re.Match) -> str:
-        word = m.group()
-        end = m.end()
-        if word in _FUNCTIONS and text[end:end + 1] == "(":
-            return word
-        if word not in reverse:
-            reverse[word] = f"_v{len(reverse)}"
-            names[reverse[word]] = word
-        return reverse[word]
+    def peek(self):
+        return self.tokens[self.i] if self.i < len(self.tokens) else ("end", "", len(self.text))
 
-    py = _NAME_RE.sub(rename, text).replace("^", "**")
+    def take(self):
+        tok = self.peek()
+        self.i += 1
+        return tok
+
+    def deeper(self, depth: int, offset: int) -> int:
+        if depth >= MAX_EXPRESSION_DEPTH:
+            raise _ExprError(f"the expression is nested too deeply (more than "
+                             f"{MAX_EXPRESSION_DEPTH} levels of parentheses, signs or powers)",
+                             offset)
+        return depth + 1
+
+    def parse(self) -> list[tuple]:
+        if not self.tokens:
+            raise _ExprError("empty expression", 0)
+        self.expr(0)
+        kind, value, offset = self.peek()
+        if kind != "end":
+            raise _ExprError(f"unexpected {value!r}: expected an operator (+ - * / ^)", offset)
+        return self.program
+
+    def expr(self, depth: int) -> None:
+        self.term(depth)
+        while self.peek()[1] in ("+", "-") and self.peek()[0] == "op":
+            op = self.take()[1]
+            self.term(depth)
+            self.program.append((_BIN, op))
+
+    def term(self, depth: int) -> None:
+        self.unary(depth)
+        while self.peek()[1] in ("*", "/") and self.peek()[0] == "op":
+            op = self.take()[1]
+            self.unary(depth)
+            self.program.append((_BIN, op))
+
+    def unary(self, depth: int) -> None:
+        negate = False
+        while self.peek()[0] == "op" and self.peek()[1] in ("+", "-"):
+            kind, value, offset = self.take()
+            depth = self.deeper(depth, offset)  # every sign counts (no unbounded chains)
+            negate ^= value == "-"
+        self.power(depth)
+        if negate:
+            self.program.append((_NEG, None))
+
+    def power(self, depth: int) -> None:
+        self.primary(depth)
+        if self.peek()[0] == "op" and self.peek()[1] == "^":
+            offset = self.take()[2]
+            self.unary(self.deeper(depth, offset))
+            self.program.append((_BIN, "^"))
+
+    def primary(self, depth: int) -> None:
+        kind, value, offset = self.take()
+        if kind == "number":
+            number = float(value)
+            if not math.isfinite(number):
+                raise _ExprError(f"the number {value} is out of range", offset)
+            self.program.append((_CONST, _np.float64(number)))
+            return
+        if kind == "name":
+            if self.peek()[1] == "(" and self.peek()[0] == "op":
+                if value not in _FUNCTIONS:
+                    raise _ExprError(f"unknown function {value}(); the functions are "
+                                     + ", ".join(sorted(_FUNCTIONS)), offset)
+                open_offset = self.take()[2]
+                self.expr(self.deeper(depth, open_offset))
+                self.expect_close(value + "(", open_offset)
+                self.program.append((_CALL, _FUNCTIONS[value]))
+                return
+            self.names.setdefault(value, value)
+            self.program.append((_VAR, value))
+            return
+        if kind == "op" and value == "(":
+            self.expr(self.deeper(depth, offset))
+            self.expect_close("(", offset)
+            return
+        if kind == "end":
+            raise _ExprError("the expression ends where a number, label or '(' is expected",
+                             offset)
+        raise _ExprError(f"unexpected {value!r}: expected a number, a label or '('", offset)
+
+    def expect_close(self, what: str, open_offset: int) -> None:
+        kind, value, offset = self.take()
+        if kind == "op" and value == ",":
+            raise _ExprError(f"{what}) takes one argument", offset)
+        if not (kind == "op" and value == ")"):
+            raise _ExprError(f"missing ')' to close {what!r}", offset)
+
+
+class Expression:
+    """A compiled arithmetic expression over parameter labels (lavaan's ``:=`` right sides
+    and constraint sides).
+
+    ``labels`` lists the labels it reads (in order of first use); :meth:`evaluate` computes it
+    in floating point (overflow gives ``inf``, invalid operations ``nan``; never an
+    exception)."""
+
+    __slots__ = ("text", "program", "labels", "names")
+
+    def __init__(self, text: str, program: list, labels: tuple):
+        self.text = text
+        self.program = program
+        self.labels = labels
+        self.names = {name: name for name in labels}  # kept for callers of the old API
+
+    def __repr__(self) -> str:
+        return f"Expression({self.text!r})"
+
+    def evaluate(self, values: dict):
+        """Value for ``values`` (label -> number or array); a missing label is a KeyError."""
+        stack: list = []
+        push, pop = stack.append, stack.pop
+        with _np.errstate(all="ignore"):
+            for code, arg in self.program:
+                if code == _VAR:
+                    push(values[arg])
+                elif code == _CONST:
+                    push(arg)
+                elif code == _BIN:
+                    right = pop()
+                    push(_BINARY[arg](pop(), right))
+                elif code == _NEG:
+                    push(_np.negative(pop()))
+                else:
+                    push(arg(pop()))
+        return stack[0]
+
+
+def _compile(text: str) -> Expression:
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise _ExprError(f"the expression is longer than {MAX_EXPRESSION_LENGTH} characters",
+                         0)
+    parser = _ExpressionParser(text)
+    program = parser.parse()
+    expression = Expression(text, program, tuple(parser.names))
+    if not expression.labels:  # a constant: it must be a finite number
+        value = expression.evaluate({})
+        if not _np.isfinite(value):
+            raise _ExprError(f"the expression {text!r} evaluates to {value} (not a finite "
+                             "number)", 0)
+    return expression
+
+
+_CACHE: dict[str, Expression] = {}
+
+
+def compile_expression(text: str, *, what: str = "") -> Expression:
+    """Compile a lavaan arithmetic expression (``a*b``, ``a^2``, ``sqrt(v)``, ``-2*b + 1``).
+
+    Labels may contain dots (``.p1.``).  Errors are :class:`ModelSyntaxError` with the column
+    in ``text`` (line 1) and, when given, ``what`` the expression belongs to (e.g. "the
+    definition of 'd'").  Compiled expressions are cached by text."""
+    if not isinstance(text, str):
+        raise ModelSyntaxError(f"an expression must be a string, got {type(text).__name__}",
+                               1, 1)
+    cached = _CACHE.get(text)
+    if cached is not None:
+        return cached
     try:
-        tree = ast.parse(py, mode="eval")
-    except SyntaxError as exc:
-        raise ValueError(f"not an arithmetic expression ({exc.msg})") from None
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise ValueError(f"'{type(node).__name__}' is not allowed in an expression")
-        if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
-                raise ValueError("only the functions " + ", ".join(sorted(_FUNCTIONS))
-                                 + " may be called")
-    return Expression(text, compile(tree, "<expression>", "eval"), names)
-
+        expression = _compile(text)
+    except _ExprError as exc:
+        where = f" in {what}" if what else ""
+        raise ModelSyntaxError(f"{exc.message}{where}", 1, exc.offset + 1,
+                               text if "\n" not in text else "") from None
+    if len(_CACHE) > 4096:
+        _CACHE.clear()
+    _CACHE[text] = expression
+    return expression

@@ -6,11 +6,13 @@ Steps (STUDY.md, "The analysis sequence"):
    subscale from the measurement model of each informant x occasion (correlated bond and task
    factors; a wording factor for the child items as an alternative);
 2. longitudinal invariance (mid vs end) per informant;
-3. invariance across format of the trait models (configural, metric, scalar) with a partial
-   invariance search, and the latent trait means by format as effect sizes;
+3. invariance across format of the trait models (configural, metric, scalar, strict): a level
+   that fails starts a partial-invariance search and the next level is fitted on top of the
+   partial model that passed (or is not tested); the latent trait means by format as effect
+   sizes;
 4. outcome models: follow-up externalizing / internalizing on the four trait factors plus the
-   baseline, FIML, MLR, cluster-robust by school, pooled and by format with Wald and
-   likelihood-ratio tests of equal paths;
+   baseline, FIML, MLR, cluster-robust, pooled and by format with Wald and likelihood-ratio
+   tests of equal paths;
 5. discrepancy moderated by format: response surface analysis of therapist and child
    trait-level bond scores (centred at the pooled mean, bootstrap intervals) and the latent
    congruence model for bond.
@@ -21,28 +23,52 @@ latent state-trait parcel model that fits in well under a second with FIML; the 
 item-level version (48 items, wording factors for the child items) is fitted as a check
 (``item_level_outcomes=True``, the default).
 
+A run never loses work: the output folder is checked before any analysis
+(:func:`prepare_out_dir`), the data too (:func:`check_study_data`); every step's tables are
+written to ``tables/`` as soon as the step ends, with ``findings.json`` updated; a step that
+raises is recorded (``StudyResults.failed``: "step X failed: message") and the other steps
+still run; on ``KeyboardInterrupt`` the report of what was finished is written before the
+interrupt propagates.
+
+Sign conventions: format differences are individual minus group (the format labels are
+``formats``); rater differences are therapist minus child.
+
 Library code: nothing is printed; progress goes to the ``progress`` callback and warnings are
 collected in ``StudyResults.notes`` (and logged).
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["StudyResults", "run_study", "alliance_design", "TRAITS"]
+from .findings import VERDICT_RULE, format_p, make_test, verdict
+
+__all__ = ["StudyResults", "StudyError", "run_study", "alliance_design", "prepare_out_dir",
+           "check_study_data", "TRAITS", "GENERATOR"]
 
 log = logging.getLogger(__name__)
 
 TRAITS = ["c_bond", "c_task", "t_bond", "t_task"]
 OUTCOMES = {"ext_fu": ["ext_pre"], "int_fu": ["int_pre"]}
 INFORMANT_NAMES = {"c": "child", "t": "therapist"}
+#: ``findings.json`` of a report written by :func:`run_study` carries this ``generator``.
+GENERATOR = "sem-models study"
+#: Files of reports written before the ``files`` manifest existed (cleaned on a rerun).
+_LEGACY_FILES = ("index.html", "findings.json", "path_diagram.png", "response_surface.png",
+                 "response_contour.png", "invariance_changes.png", "trait_means.png")
+
+
+class StudyError(ValueError):
+    """The study cannot run as asked: a bad output folder or data (the message says why)."""
 
 
 def alliance_design():
@@ -56,11 +82,13 @@ def alliance_design():
 class StudyResults:
     """Everything :func:`run_study` computed.
 
-    ``tables``: named DataFrames (in report order); ``findings``: one dict per planted / study
-    finding (``finding``, ``evidence``, ``shown``); ``figures``: name -> PNG file name in
+    ``tables``: named DataFrames (in report order); ``findings``: one dict per study finding
+    (``finding``, ``tests``, ``verdict``, ``evidence``); ``figures``: name -> file name in
     ``out_dir``; ``timings``: seconds per step; ``notes``: warnings raised on the way;
-    ``fits``: the main fitted objects; ``report``: path of ``index.html`` (``None`` if not
-    written).
+    ``failed``: step -> error message of the steps that failed; ``interrupted``: the step
+    running when the run was interrupted; ``fits``: the main fitted objects; ``report``: path
+    of ``index.html`` (``None`` if not written); ``files``: the files written (relative to
+    ``out_dir``).
     """
 
     out_dir: Optional[Path]
@@ -70,20 +98,186 @@ class StudyResults:
     figures: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+    interrupted: Optional[str] = None
     fits: dict = field(default_factory=dict, repr=False)
     text: dict = field(default_factory=dict)
     report: Optional[Path] = None
+    files: list = field(default_factory=list)
+    steps: dict = field(default_factory=dict)
 
     @property
     def runtime(self) -> float:
-        return float(sum(self.timings.values()))
+        return float(self.timings.get("total", sum(self.timings.values())))
+
+    @property
+    def complete(self) -> bool:
+        return self.interrupted is None and self.report is not None
 
 
+# ----------------------------------------------------------------------------- out folder
+def _our_report(folder: Path) -> Optional[dict]:
+    """The findings.json of an earlier :func:`run_study` report in ``folder``, else None."""
+    f = folder / "findings.json"
+    if not f.is_file():
+        return None
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("generator") == GENERATOR:
+        return data
+    # reports written before the marker existed: findings + timings + options
+    if {"findings", "timings", "options"} <= set(data) and (folder / "index.html").is_file():
+        return data
+    return None
+
+
+def _remove_earlier_report(folder: Path, earlier: dict) -> None:
+    """Delete the files an earlier report wrote (its manifest, or the known names)."""
+    root = folder.resolve()
+    names = list(earlier.get("files") or [])
+    if not names:
+        names = list(_LEGACY_FILES) + [f"tables/{p.name}" for p in (folder / "tables").glob(
+            "*.csv")]
+    for name in names + ["findings.json"]:
+        p = (folder / str(name)).resolve()
+        if root not in p.parents or not p.is_file():
+            continue  # never outside the folder
+        p.unlink()
+    for sub in ("tables", "figures"):
+        d = folder / sub
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+
+
+def _check_writable(folder: Path) -> None:
+    probe = folder / f".sem-models-write-test-{os.getpid()}"
+    try:
+        probe.write_text("", encoding="utf-8")
+        probe.unlink()
+    except OSError as exc:
+        raise StudyError(f"cannot write into the output folder {str(folder)!r}: "
+                         f"{exc.strerror or exc}") from None
+
+
+def prepare_out_dir(out_dir: Union[str, Path]) -> Path:
+    """Check (and create) the report folder before any analysis; returns it.
+
+    * an existing file: :class:`StudyError`;
+    * a place that cannot be written (no permission, a file in the path): :class:`StudyError`;
+    * an empty or new folder: used;
+    * a folder holding an earlier report of this function (``findings.json`` written by
+      :func:`run_study`): the earlier report's files are deleted (other files are kept), so the
+      new report has no stale files;
+    * any other non-empty folder: :class:`StudyError` (nothing is deleted).
+    """
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise StudyError(f"the output folder {str(out)!r} is an existing file; give a folder "
+                         "name (it is created)")
+    if out.is_dir():
+        if any(out.iterdir()):
+            earlier = _our_report(out)
+            if earlier is None:
+                raise StudyError(
+                    f"the output folder {str(out)!r} is not empty and holds no earlier "
+                    "sem-models study report; choose a new or empty folder")
+            _check_writable(out)
+            try:
+                _remove_earlier_report(out, earlier)
+            except OSError as exc:
+                raise StudyError(f"cannot replace the earlier report in {str(out)!r}: "
+                                 f"{exc.strerror or exc}") from None
+        else:
+            _check_writable(out)
+        return out
+    # a new folder: the nearest existing parent must be a writable folder
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StudyError(f"cannot create the output folder {str(out)!r}: {str(parent)!r} is "
+                         "a file")
+    try:
+        out.mkdir(parents=True)
+    except OSError as exc:
+        raise StudyError(f"cannot create the output folder {str(out)!r}: "
+                         f"{exc.strerror or exc}") from None
+    _check_writable(out)
+    return out
+
+
+# ----------------------------------------------------------------------------- data
+def _load(data) -> tuple[pd.DataFrame, str]:
+    from ..datasets import load
+    if data is None:
+        return load("alliance"), "the bundled simulated alliance data (data/alliance.csv)"
+    if isinstance(data, (str, Path)):
+        p = Path(data).expanduser()
+        if not p.is_file():
+            raise StudyError(f"no such data file: {str(data)!r}")
+        try:
+            return pd.read_csv(p), str(p)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise StudyError(f"cannot read the data file {str(data)!r} as CSV: {exc}") from None
+    if isinstance(data, pd.DataFrame):
+        return data.copy(), "a DataFrame"
+    raise StudyError(f"data must be None, a CSV path or a DataFrame, not {type(data).__name__}")
+
+
+def check_study_data(data: pd.DataFrame, group_column: str = "format",
+                     cluster: Optional[str] = "school",
+                     formats: Sequence = ("individual", "group")) -> dict:
+    """Check the study's columns before any analysis; returns ``{"individual": label,
+    "group": label}`` (the labels of the two formats in ``group_column``)."""
+    design = alliance_design()
+    need = list(design.columns()) + ["ext_pre", "int_pre", "ext_fu", "int_fu"]
+    absent = [c for c in need if c not in data.columns]
+    if absent:
+        more = f" (and {len(absent) - 6} more)" if len(absent) > 6 else ""
+        raise StudyError(f"the data lack the study column(s) {absent[:6]}{more}; see "
+                         "data/README.md for the columns")
+    for name, col in (("--group-column", group_column), ("--cluster", cluster)):
+        if col is not None and col not in data.columns:
+            raise StudyError(f"{name} {col!r} is not a column of the data")
+    labels = list(pd.unique(data[group_column].dropna()))
+    if len(labels) != 2:
+        raise StudyError(f"the format column {group_column!r} must have exactly two values "
+                         f"(the individual and the group format), it has {labels[:8]}")
+    formats = list(formats)
+    if len(formats) != 2:
+        raise StudyError(f"formats must name two labels (individual, group), got {formats}")
+    text = {str(v): v for v in labels}
+    roles = {}
+    for role, want in zip(("individual", "group"), formats):
+        if want in labels:
+            roles[role] = want
+        elif str(want) in text:
+            roles[role] = text[str(want)]
+        else:
+            raise StudyError(
+                f"the format column {group_column!r} has the values {[str(v) for v in labels]},"
+                f" not {[str(f) for f in formats]}: say which is the individual and which the "
+                f"group format, e.g. --formats {labels[0]},{labels[1]}")
+    if roles["individual"] == roles["group"]:
+        raise StudyError("the individual and the group format must be different labels")
+    bad = [c for c in need if not pd.api.types.is_numeric_dtype(data[c])]
+    if bad:
+        raise StudyError(f"column(s) {bad[:6]} are not numeric")
+    return roles
+
+
+# ----------------------------------------------------------------------------- steps
 class _Step:
-    """Times a step, reports progress and records its warnings."""
+    """Times a step, reports progress, records its warnings and, if it raises, the failure
+    (the run goes on); a ``KeyboardInterrupt`` is recorded and propagated."""
 
-    def __init__(self, res: StudyResults, progress: Callable[[str], None], n: int):
-        self.res, self.progress, self.n, self.k = res, progress, n, 0
+    def __init__(self, res: StudyResults, progress: Callable[[str], None], n: int,
+                 on_done: Callable[[], None]):
+        self.res, self.progress, self.n, self.k, self.on_done = res, progress, n, 0, on_done
 
     def __call__(self, title: str):
         self.k += 1
@@ -98,9 +292,9 @@ class _Step:
         self.t0 = time.perf_counter()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         dt = time.perf_counter() - self.t0
-        self._cm.__exit__(*exc)
+        self._cm.__exit__(None, None, None)
         self.res.timings[self.title] = dt
         seen = set()
         for w in self._caught:
@@ -113,32 +307,45 @@ class _Step:
             seen.add(key)
             self.res.notes.append({"step": self.title, "warning": msg})
             log.info("%s: %s", self.title, msg)
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.res.interrupted = self.title
+            return False
+        if exc_type is not None and issubclass(exc_type, Exception):
+            message = " ".join(f"{exc_type.__name__}: {exc}".split())
+            self.res.failed[self.title] = message
+            log.warning("step %s failed: %s", self.title, message, exc_info=(exc_type, exc, tb))
+            self.progress(f"      step failed: {message[:300]}")
+            self.on_done()
+            return True
         self.progress(f"      done in {dt:.1f} s")
+        self.on_done()
         return False
 
 
 def _fitm(fit) -> dict:
+    """Fit measures under lavaan's names: the standard ones and, for robust estimators, the
+    scaled chi-square and the robust CFI, TLI and RMSEA next to them."""
     m = fit.measures()
-    pick = {}
-    for k in ("chisq", "df", "cfi", "tli", "rmsea", "srmr"):
-        scaled = f"{k}_scaled" if k in ("chisq",) else f"{k}_robust"
-        pick[k] = float(m[scaled]) if scaled in m.index and np.isfinite(m[scaled]) else float(m[k])
-    return pick
 
+    def get(k):
+        return float(m[k]) if k in m.index and np.isfinite(m[k]) else np.nan
 
-def _load(data) -> pd.DataFrame:
-    from ..datasets import load
-    if data is None:
-        return load("alliance")
-    if isinstance(data, (str, Path)):
-        return pd.read_csv(data)
-    return data.copy()
+    out = {"chisq": get("chisq"), "df": get("df"), "pvalue": get("pvalue")}
+    if "chisq_scaled" in m.index and np.isfinite(m["chisq_scaled"]):
+        out.update(chisq_scaled=get("chisq_scaled"), pvalue_scaled=get("pvalue_scaled"))
+    for k in ("cfi", "tli", "rmsea"):
+        out[k] = get(k)
+        if f"{k}_robust" in m.index and np.isfinite(m[f"{k}_robust"]):
+            out[f"{k}_robust"] = get(f"{k}_robust")
+    out["srmr"] = get("srmr")
+    return out
 
 
 def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
               out_dir: Union[None, str, Path] = "sem_models_study",
               progress: Optional[Callable[[str], None]] = None, *,
               estimator: str = "MLR", missing: str = "fiml", cluster: Optional[str] = "school",
+              group_column: str = "format", formats: Sequence = ("individual", "group"),
               bootstrap: int = 300, seed: int = 20240126, item_level_outcomes: bool = True,
               report: bool = True) -> StudyResults:
     """Run the STUDY.md analysis sequence and (with ``report=True``) write the HTML report.
@@ -149,324 +356,535 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
         ``None`` (the bundled simulated alliance data), a CSV path or a DataFrame with the
         alliance columns (see ``data/README.md``).
     out_dir
-        Folder for ``index.html`` and the PNG figures (created); ``None`` writes nothing.
+        Folder for ``index.html``, the figures, ``tables/*.csv`` and ``findings.json``
+        (checked and created before any analysis, :func:`prepare_out_dir`); ``None`` writes
+        nothing.
     progress
         Called with one line of text per step (e.g. ``print``).
     estimator, missing, cluster
         Engine options for the latent-variable models (default MLR, FIML, cluster-robust SEs
-        by school in the outcome models).
+        by ``cluster`` in the outcome models; ``None``: no clustering).
+    group_column, formats
+        The column with the treatment format and its labels for the individual and the group
+        format (in that order).
     bootstrap, seed
         Bootstrap replicates of the response surface (0: none).
     item_level_outcomes
-        Also fit the pooled item-level outcome model (48 items, child wording factors; about
-        7 s) as a check of the parcel model.
+        Also fit the pooled item-level outcome model (48 items, child wording factors; a few
+        seconds) as a check of the parcel model.
+
+    Raises :class:`StudyError` (before any analysis) for a bad output folder or data.
     """
-    import invariance
-    from measurement import reliability, reverse_score, scale_means, state_model, trait_model
-
-    from ..discrepancy.congruence import fit_congruence
-    from .outcomes import fit_outcomes
-    from ..discrepancy.rsa import response_surface
-
     progress = progress or (lambda s: None)
-    out = Path(out_dir) if out_dir is not None else None
-    opts = dict(estimator=estimator, missing=missing, cluster=cluster, bootstrap=bootstrap,
-                seed=seed)
-    res = StudyResults(out_dir=out, options=opts)
-    n_steps = 8 + (1 if item_level_outcomes else 0) + (1 if report and out else 0)
-    step = _Step(res, progress, n_steps)
-    fit_opts = dict(estimator=estimator, missing=missing)
     t_start = time.perf_counter()
+    out = prepare_out_dir(out_dir) if out_dir is not None else None
+    raw, source = _load(data)
+    roles = check_study_data(raw, group_column, cluster, formats)
+    opts = dict(estimator=estimator, missing=missing, cluster=cluster, bootstrap=bootstrap,
+                seed=seed, group_column=group_column,
+                formats={k: str(v) for k, v in roles.items()}, data=source)
+    res = StudyResults(out_dir=out, options=opts)
+    n_steps = 8 + (1 if item_level_outcomes else 0) + (2 if report and out else 0)
 
-    # ------------------------------------------------------------------ 1 data, reliability
-    with step("Scoring and reliability per informant x occasion x subscale"):
-        raw = _load(data)
-        design = alliance_design()
-        df = reverse_score(raw, design)
-        rel_rows, meas_rows = [], []
-        for i in design.informants:
-            for o in design.occasions:
-                sub = design.subset(informants=[i], occasions=[o])
-                from ..api import cfa
-                fit = cfa(state_model(sub), df, **fit_opts)
-                rel = reliability(fit, df, missing="ml" if missing == "fiml" else "listwise")
-                for fac, r in rel.iterrows():
-                    rel_rows.append({"informant": INFORMANT_NAMES[i], "occasion": o,
-                                     "subscale": fac.split("_")[-1], "items": int(r["n_items"]),
-                                     "alpha": r["alpha"], "omega": r["omega"], "ave": r["ave"]})
-                meas_rows.append({"informant": INFORMANT_NAMES[i], "occasion": o,
-                                  "model": "bond + task", "n": int(fit.ntotal), **_fitm(fit)})
-                if i == "c":
-                    fw = cfa(state_model(sub, wording_factor=True), df, **fit_opts)
-                    meas_rows.append({"informant": INFORMANT_NAMES[i], "occasion": o,
-                                      "model": "bond + task + wording factor",
-                                      "n": int(fw.ntotal), **_fitm(fw)})
-        res.tables["reliability"] = pd.DataFrame(rel_rows)
-        res.tables["measurement"] = pd.DataFrame(meas_rows)
+    def flush():
+        if out is not None:
+            from . import report as rep
+            rep.write_tables(res, out)
 
-    # ------------------------------------------------------------------ 2 longitudinal
-    with step("Longitudinal invariance (mid vs end) per informant"):
-        rows = []
-        for i in design.informants:
-            sub = design.subset(informants=[i])
-            model = state_model(sub, wording_factor=(i == "c"))
-            constructs = {d: [design.factor(i, d, o) for o in design.occasions]
-                          for d in design.dimensions}
-            if i == "c":
-                constructs["wording"] = [design.wording_factor(i, o) for o in design.occasions]
-            seq = invariance.longitudinal(model, df, constructs,
-                                          levels=["configural", "metric", "scalar"],
-                                          rules="chen2007", **fit_opts)
-            t = seq.table.reset_index()
-            t.insert(0, "informant", INFORMANT_NAMES[i])
-            rows.append(t)
-            res.fits[f"longitudinal_{i}"] = seq
-        res.tables["longitudinal"] = pd.concat(rows, ignore_index=True)
-
-    # ------------------------------------------------------------------ 3 format invariance
-    with step("Invariance across format (trait models) and partial invariance"):
-        rows, part_rows, diff_rows = [], [], []
-        for i in design.informants:
-            sub = design.subset(informants=[i])
-            model = trait_model(sub, wording_factor=(i == "c"))
-            seq = invariance.sequence(model, df, group="format",
-                                      levels=["configural", "metric", "scalar"],
-                                      rules="chisq_difference", **fit_opts)
-            t = seq.table.reset_index()
-            chen = seq.decide("chen2007")
-            t["decision_chen2007"] = t["level"].map(chen.to_dict()) if hasattr(chen, "to_dict") \
-                else ""
-            t.insert(0, "informant", INFORMANT_NAMES[i])
-            rows.append(t)
-            for lvl in ("metric", "scalar"):
-                p = seq.partial(lvl, max_steps=4)
-                p = p.copy()
-                p.insert(0, "level", lvl)
-                p.insert(0, "informant", INFORMANT_NAMES[i])
-                part_rows.append(p)
-            ld = seq.latent_differences("scalar")
-            ld = ld[ld["factor"].isin(TRAITS)].copy()
-            ld.insert(0, "informant", INFORMANT_NAMES[i])
-            diff_rows.append(ld)
-            res.fits[f"format_{i}"] = seq
-        res.tables["format_invariance"] = pd.concat(rows, ignore_index=True)
-        part = pd.concat(part_rows, ignore_index=True)
-        res.tables["partial_invariance"] = part
-        res.tables["trait_means"] = pd.concat(diff_rows, ignore_index=True)
-
-    # ------------------------------------------------------------------ 4 outcome models
-    with step("Outcome models (FIML, MLR, cluster-robust by school) pooled and by format"):
-        means = scale_means(df, design, min_items=0.5, level="state")
-        od = pd.concat([df[["child_id", "school", "format", "ext_pre", "int_pre", "ext_fu",
-                            "int_fu"]], means], axis=1)
-        meas = ["# trait factors measured by the state scale means (latent state-trait parcels)"]
-        for i in design.informants:
-            for d in design.dimensions:
-                meas.append(f"{design.factor(i, d)} =~ "
-                            + " + ".join(f"1*{design.factor(i, d, o)}" for o in design.occasions))
-        meas.append("# occasion-specific residuals of bond and task correlated")
-        for i in design.informants:
-            for o in design.occasions:
-                meas.append(f"{design.factor(i, 'bond', o)} ~~ {design.factor(i, 'task', o)}")
-        meas_syntax = "\n".join(meas) + "\n"
-        pooled = fit_outcomes(meas_syntax, od, OUTCOMES, TRAITS, cluster=cluster, **fit_opts)
-        # formats are randomized: the parcels' residual variances and the trait (co)variances
-        # are held equal across formats, which stabilises the group-specific paths (the child
-        # bond and task traits are highly correlated)
-        by_format = fit_outcomes(meas_syntax, od, OUTCOMES, TRAITS, group="format",
-                                 cluster=cluster,
-                                 group_equal=["residuals", "lv.variances", "lv.covariances"],
-                                 **fit_opts)
-        res.fits["outcomes_pooled"] = pooled
-        res.fits["outcomes_format"] = by_format
-        pp = pooled.paths()
-        res.tables["outcome_paths"] = pp[pp["rhs"].isin(TRAITS + ["ext_pre", "int_pre"])]
-        bp = by_format.paths()
-        res.tables["outcome_paths_format"] = bp[bp["rhs"].isin(TRAITS)]
-        mod = by_format.moderation(lr=False)
-        # likelihood-ratio (scaled) test of all paths equal across format
-        allp = [(y, p) for y in OUTCOMES for p in TRAITS]
-        con = by_format.refit(equal=allp)
-        from ..inference.lrt import compare
-        lr = compare(free=by_format.fit, constrained=con.fit).iloc[-1]
-        mod["lr_chisq"] = np.nan
-        mod["lr_df"] = np.nan
-        mod["lr_pvalue"] = np.nan
-        last = mod.index[mod["outcome"] == "all"]
-        mod.loc[last, ["lr_chisq", "lr_df", "lr_pvalue"]] = [float(lr["chisq_diff"]),
-                                                             float(lr["df_diff"]),
-                                                             float(lr["pvalue"])]
-        res.tables["outcome_moderation"] = mod
-        res.tables["outcome_fit"] = pd.DataFrame([
-            {"model": "pooled", "n": int(pooled.fit.ntotal), **_fitm(pooled.fit)},
-            {"model": "by format", "n": int(by_format.fit.ntotal), **_fitm(by_format.fit)},
-            {"model": "by format, paths equal", "n": int(con.fit.ntotal), **_fitm(con.fit)}])
-        res.text["outcome_syntax"] = pooled.syntax
-
+    step = _Step(res, progress, n_steps, flush)
+    ctx = _Context(res=res, raw=raw, design=alliance_design(), roles=roles,
+                   group_column=group_column, cluster=cluster,
+                   fit_opts=dict(estimator=estimator, missing=missing), bootstrap=bootstrap,
+                   seed=seed)
+    steps = [("reliability", "Scoring and reliability per informant x occasion x subscale",
+              _step_reliability),
+             ("longitudinal", "Longitudinal invariance (mid vs end) per informant",
+              _step_longitudinal),
+             ("format", "Invariance across format (trait models) with partial invariance",
+              _step_format_invariance),
+             ("outcomes", f"Outcome models (FIML, {estimator}"
+              + (f", cluster-robust by {cluster}" if cluster else "")
+              + ") pooled and by format", _step_outcomes)]
     if item_level_outcomes:
-        with step("Item-level outcome model (48 items)"):
-            items = fit_outcomes(trait_model(design, wording_factor="c"), df, OUTCOMES, TRAITS,
-                                 cluster=cluster, **fit_opts)
-            ip = items.paths()
-            res.tables["outcome_paths_items"] = ip[ip["rhs"].isin(TRAITS)]
-            res.fits["outcomes_items"] = items
-
-    # ------------------------------------------------------------------ 5 RSA
-    with step("Response surface analysis: therapist vs child bond -> int_fu by format"):
-        tm = scale_means(df, design, min_items=0.5, level="trait")
-        rd = pd.concat([df[["school", "format", "int_pre", "int_fu"]], tm], axis=1)
-        rsa = response_surface(rd, "int_fu", "t_bond", "c_bond", controls=["int_pre"],
-                               group="format", center="pooled", bootstrap=bootstrap, seed=seed,
-                               cluster=None, **fit_opts)
-        res.fits["rsa"] = rsa
-        res.tables["rsa_surface"] = rsa.surface
-        res.tables["rsa_stationary"] = rsa.stationary
-        res.tables["rsa_models"] = rsa.models.reset_index()
-        res.tables["rsa_group_tests"] = rsa.group_tests.reset_index()
-        res.tables["rsa_discrepancy"] = rsa.discrepancy
-        if rsa.bootstrap is not None:
-            res.tables["rsa_bootstrap"] = rsa.bootstrap
-        cc = []
-        for g in rsa.group_labels:
-            c = rsa.congruence(g, optimum="minimum")
-            c.insert(0, "format", g)
-            cc.append(c)
-        res.tables["rsa_congruence"] = pd.concat(cc, ignore_index=True)
-
-    # ------------------------------------------------------------------ 6 LCM
-    with step("Latent congruence model for bond by format"):
-        from ..discrepancy.congruence import congruence_items
-        t_items, c_items, pairs = congruence_items(design, "bond", raters=("t", "c"))
-        # trait-level: both occasions' items, same-item residuals correlated over time
-        lcm_missing = missing
-        lcm = fit_congruence(df, t_items, c_items, "int_fu", ["int_pre"], dimension="bond",
-                             group="format", residual_pairs=pairs, **fit_opts)
-        if not lcm.fit.converged and missing != "listwise":
-            lcm_missing = "listwise"
-            warnings.warn(f"the latent congruence model did not converge with missing="
-                          f"{missing!r}; refitted with listwise deletion", RuntimeWarning)
-            lcm = fit_congruence(df, t_items, c_items, "int_fu", ["int_pre"],
-                                 dimension="bond", group="format", residual_pairs=pairs,
-                                 estimator=estimator, missing="listwise")
-        res.text["lcm_missing"] = lcm_missing
-        res.fits["lcm"] = lcm
-        res.tables["lcm_paths"] = lcm.paths()
-        res.tables["lcm_latent"] = lcm.latent()
-        res.tables["lcm_moderation"] = lcm.moderation()
-        res.tables["lcm_fit"] = pd.DataFrame([{"model": "LCM bond (mid + end items), by format",
-                                               "n": int(lcm.fit.ntotal), **_fitm(lcm.fit)}])
-
-    # ------------------------------------------------------------------ 7 findings
-    with step("Checking the study's findings"):
-        res.findings = _findings(res)
-
-    # ------------------------------------------------------------------ 8 figures
+        steps.append(("items", "Item-level outcome model (48 items)", _step_item_outcomes))
+    steps += [("rsa", "Response surface analysis: therapist vs child bond -> int_fu by format",
+               _step_rsa),
+              ("lcm", "Latent congruence model for bond by format", _step_lcm),
+              ("findings", "Checking the study's findings", _step_findings)]
+    res.steps = {key: title for key, title, _ in steps}
     if report and out is not None:
-        with step("Figures"):
-            out.mkdir(parents=True, exist_ok=True)
-            from . import report as rep
-            res.figures = rep.make_figures(res, out)
-    else:
-        step("Figures (skipped)")
-        res.timings["Figures (skipped)"] = 0.0
-    res.timings["total"] = 0.0
-    res.timings["total"] = time.perf_counter() - t_start
-    if report and out is not None:
-        with step("HTML report"):
-            from . import report as rep
-            res.report = rep.write_report(res, out)
+        res.steps.update(figures="Figures", report="HTML report")
+    try:
+        for _, title, fn in steps:
+            with step(title):
+                fn(ctx)
+        if report and out is not None:
+            with step("Figures"):
+                from . import report as rep
+                res.figures = rep.make_figures(res, out)
         res.timings["total"] = time.perf_counter() - t_start
+        if report and out is not None:
+            with step("HTML report"):
+                from . import report as rep
+                res.report = rep.write_report(res, out)
+    except KeyboardInterrupt:
+        res.timings["total"] = time.perf_counter() - t_start
+        if out is not None:
+            try:  # keep what was finished: tables, findings and a report saying so
+                from . import report as rep
+                res.report = rep.write_report(res, out)
+            except Exception:  # noqa: BLE001 - never mask the interrupt
+                log.exception("could not write the report of the interrupted run")
+        raise
+    res.timings["total"] = time.perf_counter() - t_start
+    if res.report is not None:
+        from . import report as rep
+        rep.write_tables(res, out)  # findings.json with the final timings
     return res
 
 
+@dataclass
+class _Context:
+    res: StudyResults
+    raw: pd.DataFrame
+    design: object
+    roles: dict
+    group_column: str
+    cluster: Optional[str]
+    fit_opts: dict
+    bootstrap: int
+    seed: int
+    _df: Optional[pd.DataFrame] = None
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """The data with the reversed items reverse-scored (computed once)."""
+        if self._df is None:
+            from measurement import reverse_score
+            self._df = reverse_score(self.raw, self.design)
+        return self._df
+
+    @property
+    def labels(self) -> list:
+        """Format labels in analysis order: the group format first (the reference), so that
+        every format difference is individual minus group."""
+        return [self.roles["group"], self.roles["individual"]]
+
+
+def _step_reliability(ctx: _Context) -> None:
+    from measurement import reliability, state_model
+
+    from ..api import cfa
+    res, design, df = ctx.res, ctx.design, ctx.df
+    rel_rows, meas_rows = [], []
+    missing = ctx.fit_opts["missing"]
+    for i in design.informants:
+        for o in design.occasions:
+            sub = design.subset(informants=[i], occasions=[o])
+            fit = cfa(state_model(sub), df, **ctx.fit_opts)
+            rel = reliability(fit, df, missing="ml" if missing == "fiml" else "listwise")
+            for fac, r in rel.iterrows():
+                rel_rows.append({"informant": INFORMANT_NAMES[i], "occasion": o,
+                                 "subscale": fac.split("_")[-1], "items": int(r["n_items"]),
+                                 "alpha": r["alpha"], "omega": r["omega"], "ave": r["ave"]})
+            meas_rows.append({"informant": INFORMANT_NAMES[i], "occasion": o,
+                              "model": "bond + task", "n": int(fit.ntotal), **_fitm(fit)})
+            if i == "c":
+                fw = cfa(state_model(sub, wording_factor=True), df, **ctx.fit_opts)
+                meas_rows.append({"informant": INFORMANT_NAMES[i], "occasion": o,
+                                  "model": "bond + task + wording factor",
+                                  "n": int(fw.ntotal), **_fitm(fw)})
+    res.tables["reliability"] = pd.DataFrame(rel_rows)
+    res.tables["measurement"] = pd.DataFrame(meas_rows)
+
+
+def _step_longitudinal(ctx: _Context) -> None:
+    import invariance
+    from measurement import state_model
+    res, design, df = ctx.res, ctx.design, ctx.df
+    rows = []
+    for i in design.informants:
+        sub = design.subset(informants=[i])
+        model = state_model(sub, wording_factor=(i == "c"))
+        constructs = {d: [design.factor(i, d, o) for o in design.occasions]
+                      for d in design.dimensions}
+        if i == "c":
+            constructs["wording"] = [design.wording_factor(i, o) for o in design.occasions]
+        seq = invariance.longitudinal(model, df, constructs,
+                                      levels=["configural", "metric", "scalar"],
+                                      rules="chen2007", partial=True,
+                                      partial_options={"max_steps": 4}, **ctx.fit_opts)
+        t = seq.table.reset_index()
+        t.insert(0, "informant", INFORMANT_NAMES[i])
+        rows.append(t)
+        res.fits[f"longitudinal_{i}"] = seq
+    res.tables["longitudinal"] = pd.concat(rows, ignore_index=True)
+
+
+def _step_format_invariance(ctx: _Context) -> None:
+    import invariance
+    from measurement import trait_model
+    res, design, df = ctx.res, ctx.design, ctx.df
+    rows, part_rows, diff_rows = [], [], []
+    for i in design.informants:
+        sub = design.subset(informants=[i])
+        model = trait_model(sub, wording_factor=(i == "c"))
+        seq = invariance.sequence(model, df, group=ctx.group_column, group_labels=ctx.labels,
+                                  levels=["configural", "metric", "scalar", "strict"],
+                                  rules="chisq_difference", partial=True,
+                                  partial_options={"max_steps": 4}, **ctx.fit_opts)
+        t = seq.table.reset_index()
+        t["decision_chen2007"] = seq.decide("chen2007").to_numpy()
+        t.insert(0, "informant", INFORMANT_NAMES[i])
+        rows.append(t)
+        for lvl, p in seq.partial_steps.items():
+            p = p.copy()
+            p.insert(0, "level", lvl)
+            p.insert(0, "informant", INFORMANT_NAMES[i])
+            part_rows.append(p)
+        res.fits[f"format_{i}"] = seq
+        # trait means need (partial) scalar invariance: the scalar model that passed
+        scalar_ok = seq.table.loc["scalar", "decision"] == "invariant" or \
+            seq.table.loc["scalar", "partial_decision"] == "invariant"
+        ld = seq.latent_differences("scalar", reference_group=ctx.roles["group"])
+        ld = ld[ld["factor"].isin(TRAITS)].copy()
+        ld.insert(0, "informant", INFORMANT_NAMES[i])
+        ld.insert(3, "difference", "individual - group")
+        ld["scalar_model"] = ("partial scalar" if seq.table.loc["scalar", "decision"] !=
+                              "invariant" else "scalar") + ("" if scalar_ok else " (rejected)")
+        diff_rows.append(ld)
+    res.tables["format_invariance"] = pd.concat(rows, ignore_index=True)
+    if part_rows:
+        res.tables["partial_invariance"] = pd.concat(part_rows, ignore_index=True)
+    res.tables["trait_means"] = pd.concat(diff_rows, ignore_index=True)
+
+
+def _outcome_data(ctx: _Context) -> pd.DataFrame:
+    from measurement import scale_means
+    keep = [c for c in dict.fromkeys([ctx.cluster, ctx.group_column, "ext_pre", "int_pre",
+                                      "ext_fu", "int_fu"]) if c is not None]
+    means = scale_means(ctx.df, ctx.design, min_items=0.5, level="state")
+    return pd.concat([ctx.df[keep], means], axis=1)
+
+
+def _step_outcomes(ctx: _Context) -> None:
+    from ..inference.lrt import compare
+    from .outcomes import fit_outcomes
+    res, design = ctx.res, ctx.design
+    od = _outcome_data(ctx)
+    meas = ["# trait factors measured by the state scale means (latent state-trait parcels)"]
+    for i in design.informants:
+        for d in design.dimensions:
+            meas.append(f"{design.factor(i, d)} =~ "
+                        + " + ".join(f"1*{design.factor(i, d, o)}" for o in design.occasions))
+    meas.append("# occasion-specific residuals of bond and task correlated")
+    for i in design.informants:
+        for o in design.occasions:
+            meas.append(f"{design.factor(i, 'bond', o)} ~~ {design.factor(i, 'task', o)}")
+    meas_syntax = "\n".join(meas) + "\n"
+    pooled = fit_outcomes(meas_syntax, od, OUTCOMES, TRAITS, cluster=ctx.cluster,
+                          **ctx.fit_opts)
+    res.fits["outcomes_pooled"] = pooled
+    res.text["outcome_syntax"] = pooled.syntax
+    pp = pooled.paths()
+    res.tables["outcome_paths"] = pp[pp["rhs"].isin(TRAITS + ["ext_pre", "int_pre"])]
+    # formats are randomized: the parcels' residual variances and the trait (co)variances
+    # are held equal across formats, which stabilises the group-specific paths (the child
+    # bond and task traits are highly correlated)
+    by_format = fit_outcomes(meas_syntax, od, OUTCOMES, TRAITS, group=ctx.group_column,
+                             group_labels=ctx.labels, cluster=ctx.cluster,
+                             group_equal=["residuals", "lv.variances", "lv.covariances"],
+                             **ctx.fit_opts)
+    res.fits["outcomes_format"] = by_format
+    bp = by_format.paths()
+    res.tables["outcome_paths_format"] = bp[bp["rhs"].isin(TRAITS)]
+    mod = by_format.moderation(lr=False)
+    # likelihood-ratio (scaled) test of all paths equal across format
+    allp = [(y, p) for y in OUTCOMES for p in TRAITS]
+    con = by_format.refit(equal=allp)
+    lr = compare(free=by_format.fit, constrained=con.fit).iloc[-1]
+    from invariance.sequence import _DIFFERENCE_TESTS
+    mod["lr_chisq"] = np.nan
+    mod["lr_df"] = np.nan
+    mod["lr_pvalue"] = np.nan
+    mod["lr_test"] = ""
+    last = mod.index[mod["outcome"] == "all"]
+    mod.loc[last, ["lr_chisq", "lr_df", "lr_pvalue"]] = [float(lr["chisq_diff"]),
+                                                         float(lr["df_diff"]),
+                                                         float(lr["pvalue"])]
+    mod.loc[last, "lr_test"] = _DIFFERENCE_TESTS.get(str(lr.get("method")), str(lr.get("method")))
+    res.tables["outcome_moderation"] = mod
+    res.tables["outcome_fit"] = pd.DataFrame([
+        {"model": "pooled", "n": int(pooled.fit.ntotal), **_fitm(pooled.fit)},
+        {"model": "by format", "n": int(by_format.fit.ntotal), **_fitm(by_format.fit)},
+        {"model": "by format, paths equal", "n": int(con.fit.ntotal), **_fitm(con.fit)}])
+
+
+def _step_item_outcomes(ctx: _Context) -> None:
+    from measurement import trait_model
+
+    from .outcomes import fit_outcomes
+    items = fit_outcomes(trait_model(ctx.design, wording_factor="c"), ctx.df, OUTCOMES, TRAITS,
+                         cluster=ctx.cluster, **ctx.fit_opts)
+    ip = items.paths()
+    ctx.res.tables["outcome_paths_items"] = ip[ip["rhs"].isin(TRAITS)]
+    ctx.res.fits["outcomes_items"] = items
+
+
+def _step_rsa(ctx: _Context) -> None:
+    from measurement import scale_means
+
+    from ..discrepancy.rsa import response_surface
+    res = ctx.res
+    tm = scale_means(ctx.df, ctx.design, min_items=0.5, level="trait")
+    rd = pd.concat([ctx.df[[ctx.group_column, "int_pre", "int_fu"]], tm], axis=1)
+    rsa = response_surface(rd, "int_fu", "t_bond", "c_bond", controls=["int_pre"],
+                           group=ctx.group_column, group_labels=ctx.labels, center="pooled",
+                           bootstrap=ctx.bootstrap, seed=ctx.seed, cluster=None, **ctx.fit_opts)
+    res.fits["rsa"] = rsa
+    res.tables["rsa_surface"] = rsa.surface
+    res.tables["rsa_stationary"] = rsa.stationary
+    res.tables["rsa_models"] = rsa.models.reset_index()
+    gt = rsa.group_tests.reset_index()
+    # surface_group_tests' diff is second minus first group: individual - group here
+    gt.insert(1, "difference", np.where(gt["parameter"] == "all", "", "individual - group"))
+    res.tables["rsa_group_tests"] = gt
+    # shares of disagreement, named by who rates the bond higher (X = therapist, Y = child;
+    # zY - zX < -.5 means the therapist's z score is more than .5 above the child's)
+    disc = rsa.discrepancy.rename(columns={"below": "therapist_higher", "within": "in_agreement",
+                                           "above": "child_higher"})
+    res.tables["rsa_discrepancy"] = disc
+    if rsa.bootstrap is not None:
+        res.tables["rsa_bootstrap"] = rsa.bootstrap
+    cc = []
+    for g in rsa.group_labels:
+        c = rsa.congruence(g, optimum="minimum")
+        c.insert(0, "format", g)
+        cc.append(c)
+    res.tables["rsa_congruence"] = pd.concat(cc, ignore_index=True)
+
+
+def _step_lcm(ctx: _Context) -> None:
+    from ..discrepancy.congruence import congruence_items, fit_congruence
+    res, missing, estimator = ctx.res, ctx.fit_opts["missing"], ctx.fit_opts["estimator"]
+    t_items, c_items, pairs = congruence_items(ctx.design, "bond", raters=("t", "c"))
+    # trait-level: both occasions' items, same-item residuals correlated over time
+    lcm_missing = missing
+    lcm = fit_congruence(ctx.df, t_items, c_items, "int_fu", ["int_pre"], dimension="bond",
+                         group=ctx.group_column, group_labels=ctx.labels,
+                         residual_pairs=pairs, **ctx.fit_opts)
+    if not lcm.fit.converged and missing != "listwise":
+        lcm_missing = "listwise"
+        warnings.warn(f"the latent congruence model did not converge with missing="
+                      f"{missing!r}; refitted with listwise deletion", RuntimeWarning)
+        lcm = fit_congruence(ctx.df, t_items, c_items, "int_fu", ["int_pre"],
+                             dimension="bond", group=ctx.group_column, group_labels=ctx.labels,
+                             residual_pairs=pairs, estimator=estimator, missing="listwise")
+    res.text["lcm_missing"] = lcm_missing
+    res.fits["lcm"] = lcm
+    res.tables["lcm_paths"] = lcm.paths()
+    res.tables["lcm_latent"] = lcm.latent()
+    res.tables["lcm_moderation"] = lcm.moderation()
+    res.tables["lcm_fit"] = pd.DataFrame([{"model": "LCM bond (mid + end items), by format",
+                                           "n": int(lcm.fit.ntotal), **_fitm(lcm.fit)}])
+
+
+def _step_findings(ctx: _Context) -> None:
+    ctx.res.findings = study_findings(ctx.res)
+
+
+# ----------------------------------------------------------------------------- findings
 def _row(tab: pd.DataFrame, **eq) -> Optional[pd.Series]:
     sel = np.ones(len(tab), bool)
     for k, v in eq.items():
-        sel &= (tab[k] == v).to_numpy()
+        sel &= (tab[k].astype(str) == str(v)).to_numpy()
     return tab[sel].iloc[0] if sel.any() else None
 
 
-def _item_evidence(res: StudyResults, outcome: str, predictors) -> str:
-    if "outcome_paths_items" not in res.tables:
-        return ""
-    ip = res.tables["outcome_paths_items"]
-    parts = []
-    for p in predictors:
-        r = _row(ip, lhs=outcome, rhs=p)
-        if r is not None:
-            parts.append(f"{p} std {r['std_all']:.2f} (p = {r['pvalue']:.3f})")
-    return "; item-level model: " + ", ".join(parts) if parts else ""
+def _path_test(tab: pd.DataFrame, name: str, expect: str, direction: Optional[str], **eq):
+    r = _row(tab, **eq)
+    if r is None:
+        raise KeyError(f"no row {eq} in the table")
+    return make_test(name, r["pvalue"], expect, estimate=r["est"], statistic=r["z"],
+                     direction=direction)
 
 
-def _findings(res: StudyResults) -> list:
-    out = []
-    # 1. child-rated task higher in the individual format
-    td = res.tables["trait_means"]
-    r = _row(td, factor="c_task")
-    if r is not None:
-        ref = r["ref_group"]
-        # mean_diff = group - reference group; express as individual - group
-        sign = 1.0 if ref == "group" else -1.0
-        d_ind = sign * float(r["d"])
-        shown = bool(d_ind > 0 and r["pvalue"] < 0.05)
-        out.append({"id": 1, "finding": "Children seen individually report higher trait-like "
-                    "task collaboration than children in groups (partial scalar invariance)",
-                    "evidence": f"latent mean difference individual - group: d = {d_ind:.2f} "
-                    f"(z = {sign * float(r['z']):.2f}, p = {float(r['pvalue']):.3f})",
-                    "shown": shown})
-    # 2. therapist bond / task -> fewer externalizing problems
-    pp = res.tables["outcome_paths"]
-    e_b, e_t = _row(pp, lhs="ext_fu", rhs="t_bond"), _row(pp, lhs="ext_fu", rhs="t_task")
-    shown = bool(e_b["est"] < 0 and e_t["est"] < 0 and min(e_b["pvalue"], e_t["pvalue"]) < 0.05)
-    evidence = (f"ext_fu on t_bond {e_b['est']:.2f} (std {e_b['std_all']:.2f}, "
-                f"p = {e_b['pvalue']:.3f}); on t_task {e_t['est']:.2f} (std "
-                f"{e_t['std_all']:.2f}, p = {e_t['pvalue']:.3f})")
-    if "outcome_paths_items" in res.tables:
-        ip = res.tables["outcome_paths_items"]
-        i_b, i_t = _row(ip, lhs="ext_fu", rhs="t_bond"), _row(ip, lhs="ext_fu", rhs="t_task")
-        evidence += (f"; item-level model: t_bond std {i_b['std_all']:.2f} (p = "
-                     f"{i_b['pvalue']:.3f}), t_task std {i_t['std_all']:.2f} (p = "
-                     f"{i_t['pvalue']:.3f})")
-    out.append({"id": 2, "finding": "Higher trait therapist-rated bond and task predict fewer "
-                "externalizing problems at follow-up (baseline controlled)",
-                "evidence": evidence, "shown": shown})
-    ints = [_row(pp, lhs="int_fu", rhs=p) for p in ("c_task", "t_task")]
-    bf = res.tables["outcome_paths_format"]
-    tb_ind = _row(bf, lhs="int_fu", rhs="t_bond", group="individual")
-    shown = bool(all(r["est"] < 0 for r in ints) and min(r["pvalue"] for r in ints) < 0.05
-                 and tb_ind is not None and tb_ind["est"] < 0)
-    out.append({"id": 2, "finding": "Child- and therapist-rated task and therapist-rated bond "
-                "predict fewer internalizing problems (the bond path only in the individual "
-                "format: in the group format finding 3 reverses it, so the pooled bond path is "
-                "near 0)",
-                "evidence": "pooled: " + "; ".join(f"int_fu on {r['rhs']} {r['est']:.2f} (p = "
-                                                   f"{r['pvalue']:.3f})" for r in ints)
-                + f"; individual format: int_fu on t_bond {tb_ind['est']:.2f} "
-                f"(p = {tb_ind['pvalue']:.3f})" + _item_evidence(res, "int_fu",
-                                                                 ("c_task", "t_task")),
-                "shown": shown})
-    # 3. bond discrepancy in the group format only
-    mod = res.tables["lcm_moderation"].set_index("path")
-    lp = res.tables["lcm_paths"]
-    dg = _row(lp, rhs="D", group="group")
-    di = _row(lp, rhs="D", group="individual")
-    shown = bool(dg["est"] > 0 and dg["est"] > di["est"] and mod.loc["D", "pvalue"] < 0.05)
-    out.append({"id": 3, "finding": "Therapist-child disagreement on bond (D = therapist - "
-                "child) predicts more internalizing problems in the group format only "
-                "(latent congruence model)",
-                "evidence": f"D effect: group {dg['est']:.2f} (p = {dg['pvalue']:.3f}), "
-                f"individual {di['est']:.2f} (p = {di['pvalue']:.3f}); equal across formats: "
-                f"Wald chi2(1) = {mod.loc['D', 'stat']:.2f}, p = {mod.loc['D', 'pvalue']:.3f}",
-                "shown": shown})
-    surf = res.tables["rsa_surface"]
-    gt = res.tables["rsa_group_tests"].set_index("parameter")
-    a3g, a3i = _row(surf, group="group", parameter="a3"), _row(surf, group="individual",
-                                                               parameter="a3")
-    shown = bool(a3g["est"] > 0 and a3g["est"] > a3i["est"] and gt.loc["a3", "pvalue"] < 0.10)
-    out.append({"id": 3, "finding": "Response surface: int_fu rises along the line of "
-                "incongruence (therapist above child, a3 > 0) in the group format",
-                "evidence": f"a3: group {a3g['est']:.2f} (p = {a3g['pvalue']:.3f}), individual "
-                f"{a3i['est']:.2f} (p = {a3i['pvalue']:.3f}); difference Wald chi2(1) = "
-                f"{gt.loc['a3', 'chisq']:.2f}, p = {gt.loc['a3', 'pvalue']:.3f}",
-                "shown": shown})
+# what each finding needs: table -> the step that makes it
+_NEEDS = {1: ["trait_means"], 2: ["outcome_paths"], 3: ["outcome_paths", "outcome_paths_format"],
+          4: ["lcm_paths", "lcm_moderation"], 5: ["rsa_surface", "rsa_group_tests"]}
+
+
+def _finding(res: StudyResults, key: int, fid: int, text: str, build) -> dict:
+    """A finding with its tests from ``build()``; when a table it needs is missing (its step
+    failed) or building the tests fails, it has no tests and the reason."""
+    missing = [t for t in _NEEDS[key] if t not in res.tables]
+    tests, context, reason = [], "", ""
+    if missing:
+        steps = sorted({s for s in res.failed} | ({res.interrupted} if res.interrupted else
+                                                  set()))
+        reason = (f"not tested: table(s) {missing} missing"
+                  + (f" (step(s) failed: {'; '.join(steps)})" if steps else ""))
+    else:
+        try:
+            tests, context = build()
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            reason = f"not tested: {type(exc).__name__}: {exc}"
+            tests = []
+    out = {"id": fid, "finding": text, "tests": tests, "verdict": verdict(tests)}
+    warn = _fit_warning(res, key) if tests else ""
+    if warn:
+        out["fit_warning"] = warn
+    lines = [_describe(t) for t in tests]
+    out["evidence"] = "; ".join(lines) if lines else reason
+    if context:
+        out["context"] = context
+    if reason:
+        out["reason"] = reason
     return out
+
+
+def _fit_rows(res: StudyResults, key: int) -> list:
+    """(label, fit row) of the models the tests of finding ``key`` come from."""
+    T = res.tables
+    rows = []
+    if key == 1 and "format_invariance" in T:
+        fi = T["format_invariance"]
+        r = _row(fi, informant="child", level="scalar")
+        part = T.get("partial_invariance")
+        if part is not None:
+            p = part[(part["informant"] == "child") & (part["level"] == "scalar")]
+            if len(p):
+                rows.append(("child partial scalar model across format", p.iloc[-1]))
+                r = None
+        if r is not None:
+            rows.append(("child scalar model across format", r))
+    elif key in (2, 3) and "outcome_fit" in T:
+        of = T["outcome_fit"]
+        for name in (("pooled",) if key == 2 else ("pooled", "by format")):
+            r = _row(of, model=name)
+            if r is not None:
+                rows.append((f"{name} outcome model", r))
+    elif key == 4 and "lcm_fit" in T:
+        rows.append(("latent congruence model", T["lcm_fit"].iloc[0]))
+    return rows
+
+
+def _fit_warning(res: StudyResults, key: int) -> str:
+    from .report import POOR_FIT_RULE, poor_fit
+    bad = [f"{label} ({why})" for label, row in _fit_rows(res, key) if (why := poor_fit(row))]
+    if not bad:
+        return ""
+    return ("The model behind these tests fits poorly (" + POOR_FIT_RULE + "): "
+            + "; ".join(bad) + ". Read the verdict with caution.")
+
+
+def _describe(t: dict) -> str:
+    p = format_p(t["p"])
+    p = f"p {p}" if p.startswith(("<", ">")) else f"p = {p}"
+    est = "" if t["estimate"] is None else f"{t['estimate']:.3f}, "
+    stat = "" if t["statistic"] is None else f"{t['statistic_type']} = {t['statistic']:.3f}, "
+    return f"{t['name']} {est}{stat}{p}"
+
+
+def study_findings(res: StudyResults) -> list:
+    """The study's findings (STUDY.md), each with its tests and the computed verdict."""
+    fmt = res.options.get("formats", {"individual": "individual", "group": "group"})
+    ind, grp = fmt["individual"], fmt["group"]
+    out = []
+
+    def f1():
+        td = res.tables["trait_means"]
+        r = _row(td, factor="c_task")
+        if r is None:
+            raise KeyError("c_task is not in the trait means table")
+        if "rejected" in str(r.get("scalar_model", "")):
+            raise ValueError("the child scalar model across format was rejected and no partial "
+                             "scalar model passed: the latent means are not comparable")
+        t = make_test("latent mean difference of c_task, individual - group", r["pvalue"],
+                      "significant", estimate=r["mean_diff"], statistic=r["z"],
+                      direction="positive")
+        return [t], (f"d = {float(r['d']):.3f} (SE {float(r['d_se']):.3f}); "
+                     f"{r.get('scalar_model', 'scalar')} model, {int(r['n_invariant'])} items "
+                     "with invariant loadings and intercepts")
+
+    out.append(_finding(res, 1, 1, "Children seen individually report higher trait-like task "
+                        "collaboration than children in groups (a latent mean difference under "
+                        "partial scalar invariance)", f1))
+
+    def item_context(outcome, predictors):
+        if "outcome_paths_items" not in res.tables:
+            return ""
+        ip = res.tables["outcome_paths_items"]
+        parts = []
+        for p in predictors:
+            r = _row(ip, lhs=outcome, rhs=p)
+            if r is not None:
+                pv = format_p(r["pvalue"])
+                parts.append(f"{outcome} on {p} std {r['std_all']:.3f} "
+                             f"(p {pv if pv[:1] in '<>' else '= ' + pv})")
+        return ("check, pooled item-level model (not part of the verdict): " + ", ".join(parts)
+                if parts else "")
+
+    def f2():
+        pp = res.tables["outcome_paths"]
+        tests = [_path_test(pp, f"ext_fu on {p} (pooled)", "significant", "negative",
+                            lhs="ext_fu", rhs=p) for p in ("t_bond", "t_task")]
+        return tests, item_context("ext_fu", ("t_bond", "t_task"))
+
+    out.append(_finding(res, 2, 2, "Higher trait therapist-rated bond and task predict fewer "
+                        "externalizing problems at follow-up, independent of format (baseline "
+                        "controlled)", f2))
+
+    def f3():
+        pp = res.tables["outcome_paths"]
+        bf = res.tables["outcome_paths_format"]
+        tests = [_path_test(pp, f"int_fu on {p} (pooled)", "significant", "negative",
+                            lhs="int_fu", rhs=p) for p in ("c_task", "t_task")]
+        tests.append(_path_test(bf, f"int_fu on t_bond ({ind} format)", "significant",
+                                "negative", lhs="int_fu", rhs="t_bond", group=ind))
+        return tests, item_context("int_fu", ("c_task", "t_task"))
+
+    out.append(_finding(res, 3, 2, "Child- and therapist-rated task and therapist-rated bond "
+                        "predict fewer internalizing problems (the bond path in the individual "
+                        "format: in the group format finding 3 reverses it)", f3))
+
+    def f4():
+        lp = res.tables["lcm_paths"]
+        mod = res.tables["lcm_moderation"]
+        m = _row(mod, path="D")
+        if m is None:
+            raise KeyError("no D row in the LCM moderation table")
+        tests = [_path_test(lp, f"int_fu on D ({grp} format)", "significant", "positive",
+                            rhs="D", group=grp),
+                 _path_test(lp, f"int_fu on D ({ind} format)", "not significant", None,
+                            rhs="D", group=ind),
+                 make_test("D effect equal across formats (Wald)", m["pvalue"], "significant",
+                           statistic=m["stat"], statistic_type=f"chi2({int(m['df'])})")]
+        return tests, ""
+
+    out.append(_finding(res, 4, 3, "Therapist-child disagreement on bond (D = therapist - "
+                        "child) predicts more internalizing problems in the group format only "
+                        "(latent congruence model)", f4))
+
+    def f5():
+        surf = res.tables["rsa_surface"]
+        gt = res.tables["rsa_group_tests"]
+        g = _row(gt, parameter="a3")
+        if g is None:
+            raise KeyError("no a3 row in the RSA group tests")
+        tests = [_path_test(surf, f"a3 ({grp} format)", "significant", "positive",
+                            group=grp, parameter="a3"),
+                 _path_test(surf, f"a3 ({ind} format)", "not significant", None,
+                            group=ind, parameter="a3"),
+                 make_test("a3 difference, individual - group (Wald)", g["pvalue"],
+                           "significant", estimate=g.get("diff"), statistic=g["chisq"],
+                           statistic_type=f"chi2({int(g['df'])})", direction="negative")]
+        return tests, ""
+
+    out.append(_finding(res, 5, 3, "Response surface: int_fu rises along the line of "
+                        "incongruence (therapist above child, a3 > 0) in the group format only",
+                        f5))
+    return out
+
+
+__all__ += ["study_findings", "VERDICT_RULE"]

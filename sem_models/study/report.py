@@ -2,174 +2,93 @@
 
 Figures are drawn with matplotlib on :class:`matplotlib.figure.Figure` objects (no pyplot
 state, works headless): the path diagram of the structural model (from ``fit.graph``), the
-response surfaces and contour plots by format, the invariance fit-change chart and the trait
-means by format. The report is one static ``index.html`` next to the PNG files, with every
-table also as ``tables/<name>.csv`` and the findings in ``findings.json``.
+response surfaces and contour plots by format (over the data's convex hull, both formats on
+one outcome scale), the invariance fit-change chart and the trait means by format.  Figures
+are SVG, except the 3-D surfaces (PNG at 200 dpi).  The report is one static ``index.html``
+next to the figures, with every table also as ``tables/<name>.csv`` and the findings (with
+their tests and computed verdicts) in ``findings.json``, which also lists every file written
+(so that a rerun into the same folder removes them first).
+
+Conventions of the report: numbers with 3 decimals, p values as ``.014`` / ``<.001``; format
+differences are individual minus group, rater differences therapist minus child; a model whose
+(robust) CFI is below .90 or RMSEA above .10 is flagged next to its results.
 """
 from __future__ import annotations
 
 import html
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 __all__ = ["plot_path_diagram", "plot_invariance_changes", "plot_trait_means", "make_figures",
-           "write_report", "write_tables"]
+           "write_report", "write_tables", "poor_fit", "POOR_FIT_RULE"]
+
+#: The rule that flags a model's fit as poor (robust versions when the estimator has them).
+POOR_FIT_RULE = "CFI < .90 or RMSEA > .10 (robust versions for robust estimators)"
+FIGURE_DPI = 200
 
 
 # ----------------------------------------------------------------------------- figures
-def plot_path_diagram(fit: Any, title: Optional[str] = None, figsize=(9.0, 6.0)) -> Any:
-    """Path diagram of a fitted model drawn from ``fit.graph`` (networkx DiGraph).
-
-    Columns: indicators of latent variables (left), latent variables, then endogenous
-    variables (right), exogenous observed covariates below them. Regression paths are labelled
-    with standardized estimates (``std_all``), solid when p < .05, red when negative.
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Ellipse, FancyArrowPatch, Rectangle
-
-    g = fit.graph
-    latent = [n for n, a in g.nodes(data=True) if a.get("latent")]
-    indicators = [n for n in g.nodes if any(g.edges[u, n].get("op") == "=~"
-                                            for u in g.predecessors(n))]
-    outcomes = [n for n in g.nodes if n not in latent and n not in indicators
-                and any(g.edges[u, n].get("op") == "~" for u in g.predecessors(n))]
-    covs = [n for n in g.nodes if n not in latent + indicators + outcomes]
-    pos = {}
-
-    def column(nodes, x, top=1.0, bottom=0.0):
-        k = len(nodes)
-        for j, n in enumerate(nodes):
-            pos[n] = (x, top - (j + 0.5) * (top - bottom) / max(k, 1))
-
-    # indicators ordered by their factor
-    ordered = []
-    for f in latent:
-        ordered += [s for s in g.successors(f) if s in indicators and s not in ordered]
-    ordered += [s for s in indicators if s not in ordered]
-    column(ordered, 0.0)
-    column(latent, 0.38)
-    column(outcomes, 0.76, 0.9, 0.1)
-    # covariates right of the outcome(s) they predict
-    free_y = []
-    for c in covs:
-        ys = [pos[v][1] for v in g.successors(c) if v in outcomes]
-        if ys:
-            pos[c] = (1.0, float(np.mean(ys)))
-        else:
-            free_y.append(c)
-    column(free_y, 1.0, 0.2, 0.0)
-    std = None
-    try:
-        s = fit.standardized(se=False)
-        if "group" in s.columns:
-            s = s[s["group"] == s["group"].iloc[0]]
-        std = s
-        est = fit.estimates()
-        if "group" in est.columns:
-            est = est[est["group"] == est["group"].iloc[0]]
-    except Exception:  # noqa: BLE001 - draw without numbers
-        est = None
-    fig = Figure(figsize=figsize)
-    ax = fig.add_axes([0.01, 0.01, 0.98, 0.92 if title else 0.98])
-    ax.set_xlim(-0.12, 1.1)
-    ax.set_ylim(-0.04, 1.04)
-    ax.axis("off")
-    w_obs, h_obs = 0.15, 0.045
-    for n in g.nodes:
-        x, y = pos[n]
-        if n in latent:
-            ax.add_patch(Ellipse((x, y), 0.14, 0.09, facecolor="#dbe9f6", edgecolor="#1f4e79",
-                                 lw=1.4, zorder=3))
-        else:
-            fc = "#fdf0d5" if n in outcomes else ("#eeeeee" if n in covs else "white")
-            ax.add_patch(Rectangle((x - w_obs / 2, y - h_obs / 2), w_obs, h_obs, facecolor=fc,
-                                   edgecolor="#444444", lw=1.0, zorder=3))
-        ax.text(x, y, n, ha="center", va="center", fontsize=7.5, zorder=4)
-
-    def lookup(table, lhs, op, rhs, col):
-        if table is None:
-            return None
-        r = table[(table["lhs"] == lhs) & (table["op"] == op) & (table["rhs"] == rhs)]
-        return None if r.empty else r[col].iloc[0]
-
-    for u, v, a in g.edges(data=True):
-        (x0, y0), (x1, y1) = pos[u], pos[v]
-        op = a.get("op")
-        if op == "=~":
-            ax.add_patch(FancyArrowPatch((x0 - 0.07, y0), (x1 + w_obs / 2, y1),
-                                         arrowstyle="-|>", mutation_scale=8, color="#888888",
-                                         lw=0.6, zorder=2))
-            continue
-        b = lookup(std, v, "~", u, "std_all")
-        p = lookup(est, v, "~", u, "pvalue")
-        sig = p is not None and np.isfinite(p) and p < 0.05
-        colour = "#b22222" if (b is not None and b < 0) else "#1f6f3f"
-        start = (x0 + 0.07, y0) if u in latent else (x0 - w_obs / 2, y0)
-        end = (x1 - w_obs / 2, y1)
-        if u in covs:
-            start, end = (x0 - w_obs / 2, y0), (x1 + w_obs / 2, y1)
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10,
-                                     color=colour, lw=1.8 if sig else 0.8,
-                                     linestyle="-" if sig else "--", zorder=2))
-        if b is not None and u not in covs:
-            t = 0.55
-            ax.text(start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]),
-                    f"{b:.2f}", fontsize=7, color=colour, ha="center", va="center",
-                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8),
-                    zorder=5)
-        elif b is not None:
-            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.015, f"{b:.2f}",
-                    fontsize=7, color=colour, ha="center")
-    ax.text(-0.11, -0.03, "solid: p < .05; red: negative; numbers: standardized (std_all); "
-            "trait covariances and residual covariances not drawn", fontsize=7, color="#555555")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
+def plot_path_diagram(fit: Any, title: Optional[str] = None, figsize=None) -> Any:
+    """Path diagram of a fitted model (:func:`sem_models.diagram.path_diagram`): loadings and
+    regressions labelled with standardized estimates; covariances not drawn."""
+    from ..diagram import path_diagram
+    return path_diagram(fit, title=title, figsize=figsize, covariances=False)
 
 
 def plot_invariance_changes(table: pd.DataFrame, title: str = "Change in fit between "
-                            "invariance levels") -> Any:
+                            "invariance levels", robust: bool = False) -> Any:
     """Bar chart of delta CFI and delta RMSEA per sequence and level with the common cut-offs
     (Cheung & Rensvold 2002: delta CFI <= -.010; Chen 2007: delta RMSEA >= .015).
 
-    ``table`` needs columns ``sequence``, ``level``, ``delta_cfi``, ``delta_rmsea``.
+    ``table`` needs columns ``sequence``, ``level``, ``delta_cfi``, ``delta_rmsea`` (and
+    optionally ``decision``: levels "not tested" are drawn hatched and grey).
     """
     from matplotlib.figure import Figure
 
-    t = table.dropna(subset=["delta_cfi"])
+    t = table.dropna(subset=["delta_cfi"]).reset_index(drop=True)
     labels = [f"{s}\n{lv}" for s, lv in zip(t["sequence"], t["level"])]
     xs = np.arange(len(t))
+    untested = (t["decision"].astype(str).str.startswith("not tested").to_numpy()
+                if "decision" in t.columns else np.zeros(len(t), bool))
     fig = Figure(figsize=(9.0, 4.2))
     axes = fig.subplots(1, 2)
-    for ax, col, cut, name in ((axes[0], "delta_cfi", -0.010, "ΔCFI"),
-                               (axes[1], "delta_rmsea", 0.015, "ΔRMSEA")):
+    kind = " (robust)" if robust else ""
+    for ax, col, cut, name in ((axes[0], "delta_cfi", -0.010, f"ΔCFI{kind}"),
+                               (axes[1], "delta_rmsea", 0.015, f"ΔRMSEA{kind}")):
         vals = t[col].to_numpy(float)
         bad = vals <= cut if col == "delta_cfi" else vals >= cut
-        ax.bar(xs, vals, color=np.where(bad, "#c0504d", "#4f81bd"))
+        colours = np.where(untested, "#bbbbbb", np.where(bad, "#c0504d", "#4f81bd"))
+        bars = ax.bar(xs, vals, color=colours)
+        for b, u in zip(bars, untested):
+            if u:
+                b.set_hatch("//")
         ax.axhline(cut, color="k", ls="--", lw=0.8)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xticks(xs)
         ax.set_xticklabels(labels, fontsize=6.5, rotation=60, ha="right")
-        ax.set_title(f"{name} (cut-off {cut:+.3f})", fontsize=9)
+        ax.set_title(f"{name}, cut-off {cut:+.3f}", fontsize=9)
+    if untested.any():
+        fig.text(0.01, 0.01, "grey, hatched: not tested (previous level failed)", fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def plot_trait_means(table: pd.DataFrame) -> Any:
-    """Forest plot of the latent trait mean differences by format (d with 95% CI)."""
+    """Forest plot of the latent trait mean differences by format (d with 95% CI), individual
+    minus group (the ``mean_diff`` / ``d`` of the table, whose reference is the group
+    format)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.0, 3.0))
     ax = fig.add_subplot()
     t = table.reset_index(drop=True)
     ys = np.arange(len(t))[::-1]
-    sign = np.where(t["ref_group"] == "group", 1.0, -1.0)
-    d = sign * t["d"].to_numpy(float)
+    d = t["d"].to_numpy(float)
     se = t["d_se"].to_numpy(float)
     sig = t["pvalue"].to_numpy(float) < 0.05
     ax.errorbar(d, ys, xerr=1.96 * se, fmt="none", ecolor="#555555", capsize=3)
@@ -177,71 +96,178 @@ def plot_trait_means(table: pd.DataFrame) -> Any:
     ax.axvline(0, color="k", lw=0.6)
     ax.set_yticks(ys)
     ax.set_yticklabels(t["factor"])
-    ax.set_xlabel("latent mean difference, individual - group (d, 95% CI)")
-    ax.set_title("Trait means by format (partial scalar models)", fontsize=10)
+    ax.set_xlabel("latent mean difference, individual - group (d, 95% CI; red: p < .05)")
+    ax.set_title("Trait means by format ((partial) scalar models)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def make_figures(res: Any, out: Path) -> dict:
-    """Draw and save the report's figures; returns {name: file name}."""
-    out = Path(out)
-    figs = {}
-
-    def save(fig, name):
-        fig.savefig(out / name, dpi=110, bbox_inches="tight")
-        figs[name.rsplit(".", 1)[0]] = name
-
-    pooled = res.fits["outcomes_pooled"].fit
-    save(plot_path_diagram(pooled, "Structural model: trait alliance -> follow-up problems "
-                                   "(pooled, standardized)"), "path_diagram.png")
-    rsa = res.fits["rsa"]
+def _surface_figures(res: Any) -> tuple[Any, Any]:
+    """3-D surfaces and contour plots of the two formats, over each format's data hull and on
+    one outcome scale."""
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(11.0, 4.8))
-    for k, g in enumerate(rsa.group_labels):
-        ax = fig.add_subplot(1, len(rsa.group_labels), k + 1, projection="3d")
-        rsa.plot_surface(g, ax=ax, principal_axis=False, labels=("therapist bond",
-                         "child bond", "int_fu"), title=f"{g} format", legend=(k == 0))
-    fig.tight_layout()
-    save(fig, "response_surface.png")
-    fig = Figure(figsize=(10.0, 4.4))
-    for k, g in enumerate(rsa.group_labels):
-        ax = fig.add_subplot(1, len(rsa.group_labels), k + 1)
-        rsa.plot_contour(g, ax=ax, labels=("therapist bond (centred)", "child bond (centred)"),
-                         title=f"{g} format", legend=(k == 0), colorbar=True)
-    fig.tight_layout()
-    save(fig, "response_contour.png")
+
+    from ..discrepancy.plots import surface_zrange
+
+    rsa = res.fits["rsa"]
+    d = rsa.data
+    pts, ranges = {}, {}
+    for g in rsa.group_labels:
+        sub = d[d[rsa.group] == g]
+        pts[g] = sub[[rsa.x, rsa.y]].to_numpy(float)
+        ranges[g] = rsa.ranges(g)
+    zs = [surface_zrange(rsa.b(g), *ranges[g], points=pts[g]) for g in rsa.group_labels]
+    lo, hi = min(z[0] for z in zs), max(z[1] for z in zs)
+    pad = 0.02 * (hi - lo if hi > lo else 1.0)
+    zlim = (lo - pad, hi + pad)
+    fmt = res.options.get("formats", {})
+    role = {str(v): k for k, v in fmt.items()}
+    n = len(rsa.group_labels)
+    order = sorted(rsa.group_labels, key=lambda g: role.get(str(g), str(g)) != "individual")
+    from matplotlib.ticker import MaxNLocator
+    levels = MaxNLocator(nbins=12).tick_values(*zlim)
+    zlim = (min(zlim[0], levels[0]), max(zlim[1], levels[-1]))
+    surf = Figure(figsize=(10.0, 4.9))
+    axes = []
+    for k, g in enumerate(order):
+        ax = surf.add_subplot(1, n, k + 1, projection="3d")
+        rsa.plot_surface(g, ax=ax, principal_axis=False, points=pts[g], zlim=zlim, n_grid=81,
+                         labels=("therapist bond (centred)", "child bond (centred)", "int_fu"),
+                         title=f"{g} format", legend=False)
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_major_locator(MaxNLocator(5))
+        axes.append(ax)
+    h, lab = axes[0].get_legend_handles_labels()
+    surf.legend(h, lab, loc="lower center", ncol=len(lab), fontsize=8, frameon=False)
+    surf.suptitle("Predicted int_fu over the observed bond scores (both formats on one int_fu "
+                  "scale; dots: the data, dashed: their convex hull)", fontsize=10)
+    surf.tight_layout(rect=(0, 0.06, 1, 1))
+    cont = Figure(figsize=(10.0, 5.0))
+    axes = []
+    for k, g in enumerate(order):
+        ax = cont.add_subplot(1, n, k + 1)
+        rsa.plot_contour(g, ax=ax, points=pts[g], zlim=zlim, levels=levels,
+                         labels=("therapist bond (centred)", "child bond (centred)"),
+                         title=f"{g} format", legend=False, colorbar=True, zlabel="int_fu")
+        axes.append(ax)
+    handles: dict = {}
+    for ax in axes:
+        for hd, lb in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lb, hd)
+    cont.legend(list(handles.values()), list(handles), loc="lower center", ncol=3, fontsize=8,
+                frameon=False)
+    cont.tight_layout(rect=(0, 0.1, 1, 1))
+    return surf, cont
+
+
+def make_figures(res: Any, out: Path) -> dict:
+    """Draw and save the report's figures; returns {name: file name}.  A figure that cannot
+    be drawn is recorded in ``res.failed`` ("Figures: name") and the others are still made."""
+    out = Path(out)
+    figs: dict = {}
+
+    def save(name: str, make, ext: str = "svg"):
+        try:
+            fig = make()
+            if isinstance(fig, tuple):
+                for (n, f) in fig:
+                    save(n, lambda f=f: f, "png" if n == "response_surface" else "svg")
+                return
+            fname = f"{name}.{ext}"
+            fig.savefig(out / fname, dpi=FIGURE_DPI, bbox_inches="tight")
+            figs[name] = fname
+            if fname not in res.files:
+                res.files.append(fname)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one figure must not stop the others
+            res.failed[f"Figures: {name}"] = " ".join(f"{type(exc).__name__}: {exc}".split())
+
+    if "outcomes_pooled" in res.fits:
+        save("path_diagram", lambda: plot_path_diagram(
+            res.fits["outcomes_pooled"].fit, "Structural model: trait alliance -> follow-up "
+            "problems (pooled, standardized)"))
+    if "rsa" in res.fits:
+        def surfaces():
+            s, c = _surface_figures(res)
+            return (("response_surface", s), ("response_contour", c))
+        save("response_surfaces", surfaces)
     rows = []
+    robust = False
     for key, name in (("format_invariance", "format"), ("longitudinal", "mid vs end")):
-        t = res.tables[key]
+        t = res.tables.get(key)
+        if t is None:
+            continue
+        robust = robust or "cfi_robust" in t.columns
         for _, r in t.iterrows():
             rows.append({"sequence": f"{r['informant']} {name}", "level": r["level"],
-                         "delta_cfi": r.get("delta_cfi"), "delta_rmsea": r.get("delta_rmsea")})
-    save(plot_invariance_changes(pd.DataFrame(rows)), "invariance_changes.png")
-    save(plot_trait_means(res.tables["trait_means"]), "trait_means.png")
+                         "delta_cfi": r.get("delta_cfi"), "delta_rmsea": r.get("delta_rmsea"),
+                         "decision": r.get("decision", "")})
+    if rows:
+        save("invariance_changes",
+             lambda: plot_invariance_changes(pd.DataFrame(rows), robust=robust))
+    if "trait_means" in res.tables:
+        save("trait_means", lambda: plot_trait_means(res.tables["trait_means"]))
     return figs
 
 
 # ----------------------------------------------------------------------------- HTML
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-       margin: 0 auto; max-width: 1100px; padding: 1.2em 2em; color: #222; line-height: 1.45; }
+       margin: 0 auto; max-width: 1320px; padding: 1.2em 2em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; margin-bottom: 0.1em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
 h3 { font-size: 1.05em; margin-bottom: 0.3em; }
-.meta { color: #666; font-size: 0.9em; }
-table.tbl { border-collapse: collapse; font-size: 0.8em; margin: 0.4em 0 1em 0; }
-table.tbl th, table.tbl td { border-bottom: 1px solid #e3e3e3; padding: 2px 7px; text-align: right; }
-table.tbl th { background: #f3f5f8; } table.tbl td:first-child, table.tbl th:first-child { text-align: left; }
-.findings { border: 1px solid #9bbb59; background: #f6fbef; padding: 0.6em 1em; border-radius: 6px; }
-.findings li { margin: 0.35em 0; } .ok { color: #2e7d32; font-weight: bold; } .no { color: #c62828; font-weight: bold; }
+.meta { color: #555; font-size: 0.9em; }
+.conv { font-size: 0.85em; background: #f7f7f7; border-left: 3px solid #999; padding: 0.4em 0.8em; }
+.tblwrap { overflow-x: auto; max-width: 100%; }
+table.tbl { border-collapse: collapse; font-size: 0.78em; margin: 0.4em 0 1em 0;
+            font-variant-numeric: tabular-nums; }
+table.tbl th, table.tbl td { border-bottom: 1px solid #e3e3e3; padding: 2px 6px; text-align: right;
+                             white-space: nowrap; }
+table.tbl th { background: #f3f5f8; font-weight: 600; white-space: normal; max-width: 7em;
+               vertical-align: bottom; }
+table.tbl td.txt, table.tbl th.txt { text-align: left; }
+tr.poor td { background: #fff4e5; }
+.findings { border: 1px solid #b9c7d6; background: #f8fafc; padding: 0.4em 1em; border-radius: 6px; }
+.finding { margin: 0.7em 0 1em 0; }
+.verdict { display: inline-block; font-weight: bold; padding: 0 0.45em; border-radius: 4px;
+           color: white; font-size: 0.85em; }
+.v-supported { background: #2e7d32; } .v-partly { background: #b26a00; }
+.v-not { background: #c62828; } .v-untested { background: #777; }
+.met { color: #2e7d32; font-weight: bold; } .unmet { color: #c62828; font-weight: bold; }
+.rule { font-size: 0.85em; color: #444; }
+.ctx { font-size: 0.8em; color: #555; }
+.fail { color: #b71c1c; background: #fdecea; padding: 0.3em 0.6em; border-radius: 4px; }
+.warn { color: #7a4a00; background: #fff4e5; padding: 0.3em 0.6em; border-radius: 4px;
+        font-size: 0.85em; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.3em 0; }
 .glance { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; align-items: center; }
 .glance img { width: 100%; margin: 0; }
 .note { font-size: 0.8em; color: #7a5b00; } pre { font-size: 0.75em; background: #f7f7f7; padding: 0.6em; overflow-x: auto; }
 """
 
+_TEXT_COLUMNS = {"informant", "occasion", "subscale", "model", "level", "decision", "freed",
+                 "lhs", "op", "rhs", "group", "label", "factor", "construct", "ref_factor",
+                 "ref_group", "difference", "compared_with", "partial", "outcome", "predictor",
+                 "parameter", "path", "format", "requirement", "step", "fit", "test",
+                 "expected", "direction", "met", "difference_test", "lr_test", "scalar_model",
+                 "decision_chen2007", "predictor_type", "warning", "seconds_label"}
 
-def _fmt(v: Any) -> str:
+
+def _is_p(col: str) -> bool:
+    c = str(col)
+    return c == "p" or "pvalue" in c or c.endswith("_p")
+
+
+_COUNT_COLUMNS = {"n", "df", "npar", "items", "step", "n_freed", "n_invariant", "delta_df",
+                  "wald_df", "lr_df", "n_valid", "partial_freed", "df_diff", "n_items"}
+
+
+def _fmt(v: Any, is_p: bool = False, count: bool = False) -> str:
+    from .findings import format_p
+
+    if v is None:
+        return ""
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (int, np.integer)):
@@ -249,35 +275,89 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         if not math.isfinite(v):
             return ""
-        if abs(v) < 1e-9:
-            return "0"
-        if float(v).is_integer() and abs(v) < 1e7:
+        if is_p:
+            return format_p(v)
+        if count and float(v).is_integer() and abs(v) < 1e9:
             return str(int(v))
-        if v != 0 and abs(v) < 0.001:
-            return f"{v:.1e}"
-        return f"{v:.3f}"
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
+        return "0.000" if abs(v) < 0.0005 else f"{v:.3f}"
     return html.escape(str(v))
 
 
-def _table(df: pd.DataFrame, columns: Optional[list] = None) -> str:
+def _table(df: Optional[pd.DataFrame], columns: Optional[list] = None,
+           rename: Optional[dict] = None, poor: Optional[list] = None) -> str:
+    """An HTML table: 3 decimals, p values as ``.014`` / ``<.001``; ``poor``: row flags."""
     if df is None or len(df) == 0:
         return "<p><em>(empty)</em></p>"
+    df = df.reset_index(drop=True)
     if columns is not None:
         df = df[[c for c in columns if c in df.columns]]
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rename = rename or {}
+    cols = list(df.columns)
+    # exact (CSV) column names; <wbr> lets long names wrap after an underscore
+    head = "".join(f"<th class='{'txt' if c in _TEXT_COLUMNS else 'num'}'>"
+                   + html.escape(str(rename.get(c, c))).replace("_", "_<wbr>") + "</th>"
+                   for c in cols)
     body = []
-    pcols = [("pvalue" in str(c)) for c in df.columns]
-    for _, r in df.iterrows():
-        cells = []
-        for v, is_p in zip(r.to_list(), pcols):
-            if is_p and isinstance(v, (float, np.floating)) and math.isfinite(v) and v < 0.001:
-                cells.append("&lt;.001")
-            else:
-                cells.append(_fmt(v))
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f'<table class="tbl"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    flags = poor if poor is not None else [False] * len(df)
+    for k, (_, r) in enumerate(df.iterrows()):
+        cells = "".join(f"<td class='{'txt' if c in _TEXT_COLUMNS else 'num'}'>"
+                        f"{_fmt(v, _is_p(c), c in _COUNT_COLUMNS)}</td>"
+                        for c, v in zip(cols, r.to_list()))
+        cls = " class='poor'" if flags[k] else ""
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return (f'<div class="tblwrap"><table class="tbl"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def poor_fit(row: Any) -> str:
+    """``""`` or why the fit of a model (a row with cfi / rmsea, robust versions preferred) is
+    poor by :data:`POOR_FIT_RULE`."""
+    def get(k):
+        for c in (f"{k}_robust", k):
+            v = row.get(c) if hasattr(row, "get") else None
+            if v is not None and isinstance(v, (int, float, np.floating)) and math.isfinite(v):
+                return float(v), c
+        return None, k
+
+    why = []
+    cfi, cn = get("cfi")
+    rmsea, rn = get("rmsea")
+    if cfi is not None and cfi < 0.90:
+        why.append(f"{cn} {cfi:.3f} < .90")
+    if rmsea is not None and rmsea > 0.10:
+        why.append(f"{rn} {rmsea:.3f} > .10")
+    return "; ".join(why)
+
+
+_FIT_COLUMNS = ["n", "chisq", "df", "pvalue", "cfi", "tli", "rmsea", "srmr"]
+# robust estimators: lavaan's chisq next to chisq_scaled, the scaled p and the robust indices
+# (the standard CFI / TLI / RMSEA and p are in the CSV tables)
+_FIT_COLUMNS_ROBUST = ["n", "chisq", "chisq_scaled", "df", "pvalue_scaled", "cfi_robust",
+                       "tli_robust", "rmsea_robust", "srmr"]
+
+
+def _fit_table(df: Optional[pd.DataFrame], labels: list, what: str,
+               extra: Optional[list] = None, rename: Optional[dict] = None,
+               drop: Sequence[str] = ()) -> str:
+    """A table of fitted models with a ``fit`` column and, below it, the poorly fitting
+    models named in the text."""
+    if df is None or len(df) == 0:
+        return "<p><em>(empty)</em></p>"
+    df = df.reset_index(drop=True).copy()
+    flags = [poor_fit(r) for _, r in df.iterrows()]
+    df["fit"] = ["poor" if f else "" for f in flags]
+    fitcols = _FIT_COLUMNS_ROBUST if "chisq_scaled" in df.columns else _FIT_COLUMNS
+    cols = labels + [c for c in fitcols if c in df.columns and c not in drop] + (extra or []) \
+        + ["fit"]
+    out = _table(df, cols, rename=rename, poor=[bool(f) for f in flags])
+    bad = [(" ".join(str(df.loc[k, c]) for c in labels if c in df.columns), f)
+           for k, f in enumerate(flags) if f]
+    if bad:
+        out += ("<p class='warn'><b>Poor fit</b> (" + POOR_FIT_RULE + ") of " + what + ": "
+                + "; ".join(f"{html.escape(n)} ({html.escape(f)})" for n, f in bad)
+                + ". Estimates from these models are reported but should be read with "
+                "caution.</p>")
+    return out
 
 
 def _img(res: Any, name: str, alt: str) -> str:
@@ -285,8 +365,98 @@ def _img(res: Any, name: str, alt: str) -> str:
     return f'<img src="{f}" alt="{html.escape(alt)}">' if f else ""
 
 
+def _step_status(res: Any, key: str) -> str:
+    """A failure / not-run notice for the report section of step ``key`` (or "")."""
+    title = getattr(res, "steps", {}).get(key)
+    if title is None:
+        return ""
+    if title in res.failed:
+        return (f"<p class='fail'>step {html.escape(title)} failed: "
+                f"{html.escape(res.failed[title])}</p>")
+    if title not in res.timings and res.interrupted is not None:
+        return f"<p class='fail'>step {html.escape(title)} was not run: the run was interrupted.</p>"
+    return ""
+
+
+def _verdict_class(v: str) -> str:
+    from .findings import VERDICTS
+    classes = dict(zip(VERDICTS, ("v-supported", "v-partly", "v-not", "v-untested")))
+    return classes.get(v, "")
+
+
+def _findings_html(res: Any) -> list:
+    from .findings import VERDICT_RULE, format_p
+
+    parts = ["<h2>Findings</h2>", f"<p class='rule'><b>Verdict rule.</b> "
+             f"{html.escape(VERDICT_RULE)}</p>", "<div class='findings'>"]
+    if not res.findings:
+        parts.append("<p><em>The findings were not checked"
+                     + (" (the run was interrupted)" if res.interrupted else "") + ".</em></p>")
+    for f in res.findings:
+        v = f["verdict"]
+        parts.append(f"<div class='finding'><span class='verdict {_verdict_class(v)}'>"
+                     f"{html.escape(v)}</span> <b>Finding {f['id']}.</b> "
+                     f"{html.escape(f['finding'])}")
+        if f.get("tests"):
+            rows = []
+            for t in f["tests"]:
+                p = format_p(t.get("p"))
+                exp = t["expect"] + (f", {t['direction']}" if t.get("direction") and
+                                     t["expect"] == "significant" else "")
+                met = "<span class='met'>met</span>" if t["met"] else \
+                    "<span class='unmet'>not met</span>"
+                stat = "" if t.get("statistic") is None else \
+                    f"{html.escape(str(t.get('statistic_type') or ''))} = {t['statistic']:.3f}"
+                est = "" if t.get("estimate") is None else f"{t['estimate']:.3f}"
+                rows.append(f"<tr><td class='txt'>{html.escape(t['name'])}</td><td>{est}</td>"
+                            f"<td>{stat}</td><td>{p}</td><td class='txt'>{html.escape(exp)}</td>"
+                            f"<td class='txt'>{met}</td></tr>")
+            parts.append("<div class='tblwrap'><table class='tbl'><thead><tr>"
+                         "<th class='txt'>test</th><th>estimate</th><th>statistic</th><th>p</th>"
+                         "<th class='txt'>expected</th><th class='txt'>result</th></tr></thead>"
+                         f"<tbody>{''.join(rows)}</tbody></table></div>")
+        elif f.get("reason"):
+            parts.append(f"<p class='fail'>{html.escape(f['reason'])}</p>")
+        if f.get("context"):
+            parts.append(f"<div class='ctx'>{html.escape(f['context'])}</div>")
+        if f.get("fit_warning"):
+            parts.append(f"<p class='warn'>{html.escape(f['fit_warning'])}</p>")
+        parts.append("</div>")
+    parts.append("</div>")
+    return parts
+
+
+def _robust_rename(df: Optional[pd.DataFrame]) -> dict:
+    """Display names of the change columns: robust versions say so."""
+    if df is None or "cfi_robust" not in df.columns:
+        return {}
+    return {"delta_cfi": "delta_cfi (robust)", "delta_tli": "delta_tli (robust)",
+            "delta_rmsea": "delta_rmsea (robust)"}
+
+
+def _difference_tests(df: Optional[pd.DataFrame], col: str = "difference_test") -> str:
+    if df is None or col not in df.columns:
+        return ""
+    names = sorted({str(v) for v in df[col].dropna() if str(v) and str(v) != "nan"})
+    return ", ".join(names)
+
+
+def _invariance_table(df: Optional[pd.DataFrame], extra: Optional[list] = None) -> str:
+    if df is None:
+        return ""
+    df = df.copy()
+    if "partial_freed" in df.columns:
+        df["partial"] = [f"{int(n)} freed: {d}" if pd.notna(n) else ""
+                         for n, d in zip(df["partial_freed"], df["partial_decision"])]
+    cols = ["delta_chisq", "delta_df", "delta_pvalue", "delta_cfi", "delta_rmsea",
+            "delta_srmr", "compared_with", "decision", "partial"] + (extra or [])
+    return _fit_table(df, ["informant", "level"], "these invariance models", extra=cols,
+                      rename=_robust_rename(df), drop=("tli", "tli_robust"))
+
+
 def write_report(res: Any, out: Path) -> Path:
-    """Write ``index.html`` into ``out``; returns its path."""
+    """Write ``index.html`` into ``out`` (and the tables and findings.json); returns its
+    path.  Sections whose step failed say so ("step X failed: message")."""
     import datetime
 
     from .. import __version__
@@ -295,22 +465,38 @@ def write_report(res: Any, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     T = res.tables
     o = res.options
+    fmt = o.get("formats", {"individual": "individual", "group": "group"})
+    robust = str(o.get("estimator", "")).upper() in ("MLR", "MLM", "MLMV", "MLMVS")
+    cluster = o.get("cluster")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>sem-models study report</title><style>{_CSS}</style></head><body>",
              "<h1>Therapeutic alliance study: sem-models report</h1>",
              f"<p class='meta'>sem-models {__version__} &middot; "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC &middot; "
-             f"estimator {o['estimator']}, missing = {o['missing']}, cluster-robust SEs by "
-             f"{o['cluster']} &middot; run time {res.timings.get('total', 0):.1f} s. "
-             "Data: the bundled <b>simulated</b> alliance study unless another file was "
-             "given (see data/README.md).</p>"]
-    parts.append("<h2>Findings</h2><div class='findings'><ul>")
-    for f in res.findings:
-        mark = "<span class='ok'>&#10003; shown</span>" if f["shown"] else \
-            "<span class='no'>&#10007; not shown</span>"
-        parts.append(f"<li>{mark} <b>Finding {f['id']}.</b> {html.escape(f['finding'])}<br>"
-                     f"<small>{html.escape(f['evidence'])}</small></li>")
-    parts.append("</ul></div>")
+             f"estimator {html.escape(str(o['estimator']))}, missing = "
+             f"{html.escape(str(o['missing']))}"
+             + (f", cluster-robust SEs by {html.escape(str(cluster))}" if cluster else "")
+             + f" &middot; run time {res.timings.get('total', 0):.1f} s<br>"
+             f"Data: {html.escape(str(o.get('data', '')))}; format column "
+             f"<code>{html.escape(str(o.get('group_column', 'format')))}</code>: individual = "
+             f"<code>{html.escape(str(fmt['individual']))}</code>, group = "
+             f"<code>{html.escape(str(fmt['group']))}</code>.</p>",
+             "<p class='conv'><b>Conventions.</b> Numbers have 3 decimals; p values are shown "
+             "as .014 or &lt;.001. Format differences are <b>individual minus group</b> "
+             "throughout (trait means, surface-parameter differences); rater differences are "
+             "<b>therapist minus child</b> (D of the latent congruence model). For the robust "
+             "estimator the tables show lavaan's <code>chisq</code> and its "
+             "<code>chisq_scaled</code> side by side, with the robust CFI, TLI and RMSEA; "
+             "models whose fit is poor (" + POOR_FIT_RULE + ") are flagged next to their "
+             "results.</p>"]
+    if res.interrupted:
+        parts.append(f"<p class='fail'><b>The run was interrupted</b> during step "
+                     f"{html.escape(res.interrupted)}: this report holds what was finished.</p>")
+    if res.failed:
+        parts.append("<div class='fail'><b>Steps that failed</b> (the other steps ran):<ul>"
+                     + "".join(f"<li>step {html.escape(k)} failed: {html.escape(v)}</li>"
+                               for k, v in res.failed.items()) + "</ul></div>")
+    parts += _findings_html(res)
     glance = [(n, a) for n, a in (("path_diagram", "path diagram"),
                                   ("response_surface", "response surfaces by format"),
                                   ("trait_means", "trait means by format"),
@@ -326,89 +512,138 @@ def write_report(res: Any, out: Path) -> Path:
                  "<p>Items reverse-scored (2, 4, 6). One model per informant x occasion with "
                  "correlated bond and task factors (child: also with a wording factor for the "
                  "negatively worded items). Omega as semTools::compRelSEM; alpha on observed "
-                 "items.</p>")
-    parts.append(_table(T["reliability"]))
-    parts.append(_table(T["measurement"]))
+                 "items.</p>" + _step_status(res, "reliability"))
+    if "reliability" in T:
+        parts.append(_table(T["reliability"]))
+    if "measurement" in T:
+        parts.append(_fit_table(T["measurement"], ["informant", "occasion", "model"],
+                                "these measurement models"))
 
     parts.append("<h2>2. Measurement invariance</h2>"
-                 "<h3>Longitudinal (mid vs end) per informant, Chen (2007) rules</h3>")
-    cols = ["informant", "level", "chisq", "df", "cfi", "rmsea", "srmr", "delta_chisq",
-            "delta_df", "delta_pvalue", "delta_cfi", "delta_rmsea", "delta_srmr", "decision"]
-    parts.append(_table(T["longitudinal"], cols))
-    parts.append("<h3>Across format (trait models), chi-square difference decisions "
-                 "(Satorra-Bentler scaled) and Chen (2007)</h3>")
-    parts.append(_table(T["format_invariance"], cols + ["decision_chen2007"]))
+                 "<p>Each level is compared with the last model that passed; when a level "
+                 "fails, constraints are freed one at a time by the largest score test "
+                 "(partial invariance) and the next level is fitted on top of the partial model "
+                 "that passed (<code>compared_with</code>), or reported as <i>not tested: "
+                 "previous level failed</i>.</p>")
+    parts.append("<h3>Longitudinal (mid vs end) per informant, Chen (2007) rules</h3>"
+                 + _step_status(res, "longitudinal"))
+    if "longitudinal" in T:
+        tests = _difference_tests(T["longitudinal"])
+        if tests:
+            parts.append(f"<p class='rule'>delta_chisq: {html.escape(tests)} test.</p>")
+        parts.append(_invariance_table(T["longitudinal"]))
+    parts.append("<h3>Across format (trait models): decisions by the chi-square difference "
+                 "test (alpha = .05), Chen (2007) for comparison</h3>"
+                 + _step_status(res, "format"))
+    if "format_invariance" in T:
+        tests = _difference_tests(T["format_invariance"])
+        if tests:
+            parts.append(f"<p class='rule'>delta_chisq: {html.escape(tests)} test.</p>")
+        parts.append(_invariance_table(T["format_invariance"], ["decision_chen2007"]))
     parts.append(_img(res, "invariance_changes", "invariance fit changes"))
-    parts.append("<h3>Partial invariance: constraints freed one at a time by the largest score "
-                 "test</h3>")
-    parts.append(_table(T["partial_invariance"],
-                        ["informant", "level", "step", "freed", "score_X2", "score_pvalue",
-                         "chisq", "df", "cfi", "delta_chisq", "delta_pvalue", "decision"]))
-    parts.append("<h3>Trait means by format (reference: first group; d = mean difference / "
-                 "pooled latent SD)</h3>")
-    parts.append(_table(T["trait_means"], ["informant", "factor", "group", "ref_group",
-                                           "n_invariant", "mean_diff", "mean_diff_se", "z",
-                                           "pvalue", "d", "d_se", "var_ratio"]))
+    if "partial_invariance" in T:
+        parts.append("<h3>Partial invariance: constraints freed one at a time by the largest "
+                     "score test</h3>")
+        parts.append(_table(T["partial_invariance"],
+                            ["informant", "level", "step", "freed", "score_X2", "score_pvalue",
+                             "chisq", "chisq_scaled", "df", "cfi_robust", "delta_chisq",
+                             "delta_pvalue", "delta_cfi", "decision"],
+                            rename=_robust_rename(T["partial_invariance"])))
+    if "trait_means" in T:
+        parts.append("<h3>Trait means by format: individual - group (d = mean difference / "
+                     "pooled latent SD), in the (partial) scalar models</h3>")
+        parts.append(_table(T["trait_means"], ["informant", "factor", "difference",
+                                               "scalar_model", "n_invariant", "mean_diff",
+                                               "mean_diff_se", "z", "pvalue", "d", "d_se",
+                                               "var_ratio"]))
     parts.append(_img(res, "trait_means", "trait means by format"))
 
     parts.append("<h2>3. Outcome models</h2><p>Follow-up externalizing (ext_fu) and "
                  "internalizing (int_fu) problems on the four trait factors, baseline "
                  "controlled; trait factors measured by the mid and end scale means (latent "
-                 "state-trait parcels); FIML, MLR, cluster-robust standard errors by school "
-                 "(only 20 clusters: treat them with caution).</p>")
+                 "state-trait parcels); FIML, " + html.escape(str(o["estimator"]))
+                 + (f", cluster-robust standard errors by {html.escape(str(cluster))} (few "
+                    "clusters: treat them with caution)" if cluster else "") + ".</p>"
+                 + _step_status(res, "outcomes"))
     parts.append(_img(res, "path_diagram", "path diagram"))
     pcols = ["lhs", "rhs", "group", "est", "se", "z", "pvalue", "ci_lower", "ci_upper",
              "std_all"]
-    parts.append("<h3>Pooled</h3>" + _table(T["outcome_paths"], pcols))
-    parts.append("<h3>By format</h3><p>Paths free in each format; parcel residual variances "
-                 "and trait (co)variances equal across the (randomized) formats.</p>"
-                 + _table(T["outcome_paths_format"], pcols))
-    parts.append("<h3>Format moderation of each path (Wald; all paths jointly also by the "
-                 "scaled likelihood-ratio test)</h3><p class='note'>With cluster-robust "
-                 "standard errors from 10 schools per format and more free parameters than "
-                 "clusters, the robust covariance matrix is rank deficient: joint Wald tests "
-                 "are then too liberal; prefer the likelihood-ratio test.</p>"
-                 + _table(T["outcome_moderation"]))
-    parts.append(_table(T["outcome_fit"]))
-    if "outcome_paths_items" in T:
+    if "outcome_fit" in T:
+        parts.append(_fit_table(T["outcome_fit"], ["model"], "these outcome models"))
+    if "outcome_paths" in T:
+        parts.append("<h3>Pooled</h3>" + _table(T["outcome_paths"], pcols))
+    if "outcome_paths_format" in T:
+        parts.append("<h3>By format</h3><p>Paths free in each format; parcel residual variances "
+                     "and trait (co)variances equal across the (randomized) formats.</p>"
+                     + _table(T["outcome_paths_format"], pcols))
+    if "outcome_moderation" in T:
+        lr = _difference_tests(T["outcome_moderation"], "lr_test")
+        parts.append("<h3>Format moderation of each path (Wald); all paths jointly also by "
+                     f"the {html.escape(lr or 'likelihood-ratio')} test</h3>"
+                     "<p class='note'>With cluster-robust standard errors from few clusters "
+                     "and more free parameters than clusters, the robust covariance matrix is "
+                     "rank deficient: joint Wald tests are then too liberal; prefer the "
+                     "likelihood-ratio test.</p>"
+                     + _table(T["outcome_moderation"]))
+    if "outcome_paths_items" in T or _step_status(res, "items"):
         parts.append("<h3>Check: pooled item-level model (48 items, wording factors for the "
-                     "child items)</h3>"
-                     + _table(T["outcome_paths_items"], pcols))
+                     "child items)</h3>" + _step_status(res, "items"))
+        if "outcome_paths_items" in T:
+            parts.append(_table(T["outcome_paths_items"], pcols))
 
     parts.append("<h2>4. Discrepancy: response surface analysis</h2><p>int_fu on therapist "
                  "(X) and child (Y) trait bond scale means, centred at their pooled mean, "
                  "int_pre controlled, by format. a1/a2: slope/curvature along the line of "
                  "congruence; a3/a4 along the line of incongruence (a3 &gt; 0: more problems "
-                 "when the therapist rates the bond higher than the child); a5 asymmetry.</p>")
+                 "when the therapist rates the bond higher than the child); a5 asymmetry. The "
+                 "surfaces are drawn over each format's observed scores (their convex hull; "
+                 "dots: the data), both formats on one int_fu scale.</p>"
+                 + _step_status(res, "rsa"))
     parts.append(_img(res, "response_surface", "response surfaces"))
     parts.append(_img(res, "response_contour", "contour plots"))
     scols = ["group", "parameter", "est", "se", "z", "pvalue", "ci_lower", "ci_upper"]
-    parts.append("<h3>Surface parameters</h3>" + _table(T["rsa_surface"], scols))
-    parts.append("<h3>Group differences (Wald)</h3>" + _table(T["rsa_group_tests"]))
+    if "rsa_surface" in T:
+        parts.append("<h3>Surface parameters</h3>" + _table(T["rsa_surface"], scols))
+    if "rsa_group_tests" in T:
+        parts.append("<h3>Format differences of the surface parameters (Wald; diff = "
+                     "individual - group)</h3>" + _table(T["rsa_group_tests"]))
     if "rsa_bootstrap" in T:
         parts.append(f"<h3>Bootstrap percentile intervals ({o['bootstrap']} replicates, "
                      "OLS on observed scores)</h3>" + _table(T["rsa_bootstrap"]))
-    parts.append("<h3>Stationary point and principal axes (delta method)</h3>"
-                 + _table(T["rsa_stationary"], scols))
-    parts.append("<h3>Congruence conditions (problem outcome: minimum at congruence)</h3>"
-                 + _table(T["rsa_congruence"]))
-    parts.append("<h3>Models (chi-square difference vs full, AICc)</h3>"
-                 + _table(T["rsa_models"]))
-    parts.append("<h3>Enough discrepancy? Shares of zY - zX below -.5, within, above .5</h3>"
-                 + _table(T["rsa_discrepancy"]))
+    if "rsa_stationary" in T:
+        parts.append("<h3>Stationary point and principal axes (delta method)</h3>"
+                     + _table(T["rsa_stationary"], scols))
+    if "rsa_congruence" in T:
+        parts.append("<h3>Congruence conditions (problem outcome: minimum at congruence)</h3>"
+                     + _table(T["rsa_congruence"]))
+    if "rsa_models" in T:
+        test = ("Satorra-Bentler 2001 scaled difference" if robust
+                else "likelihood-ratio (chi-square difference)")
+        parts.append(f"<h3>Models: AICc, and the {test} test against the full model "
+                     "(chisq_diff)</h3>" + _table(T["rsa_models"]))
+    if "rsa_discrepancy" in T:
+        parts.append("<h3>Enough discrepancy? Shares of cases whose z-scored bond ratings "
+                     "differ by more than .5 SD (therapist higher / child higher)</h3>"
+                     + _table(T["rsa_discrepancy"]))
 
     parts.append("<h2>5. Latent congruence model (bond, items of both occasions)</h2><p>"
                  "Therapist = M + D/2, child = M - D/2 with loadings and intercepts equal "
                  "across raters (Cheung 2009; same-item residuals correlated over time); "
-                 "int_fu on the latent mean M and difference D, int_pre controlled; "
-                 f"missing = {res.text.get('lcm_missing', o['missing'])}.</p>")
-    parts.append(_table(T["lcm_paths"], pcols[:-1]))
-    parts.append("<h3>Equal paths across format (Wald)</h3>" + _table(T["lcm_moderation"]))
-    parts.append(_table(T["lcm_latent"], ["lhs", "op", "rhs", "group", "est", "se", "pvalue"]))
-    parts.append(_table(T["lcm_fit"]))
+                 "int_fu on the latent mean M and difference D (therapist - child), int_pre "
+                 f"controlled; missing = {html.escape(str(res.text.get('lcm_missing', o['missing'])))}"
+                 ".</p>" + _step_status(res, "lcm"))
+    if "lcm_fit" in T:
+        parts.append(_fit_table(T["lcm_fit"], ["model"], "the latent congruence model"))
+    if "lcm_paths" in T:
+        parts.append(_table(T["lcm_paths"], pcols[:-1]))
+    if "lcm_moderation" in T:
+        parts.append("<h3>Equal paths across format (Wald)</h3>" + _table(T["lcm_moderation"]))
+    if "lcm_latent" in T:
+        parts.append(_table(T["lcm_latent"], ["lhs", "op", "rhs", "group", "est", "se",
+                                              "pvalue"]))
 
     parts.append("<h2>Run</h2>")
-    tim = pd.DataFrame([{"step": k, "seconds": v} for k, v in res.timings.items()])
+    tim = pd.DataFrame([{"step": k, "seconds": float(v)} for k, v in res.timings.items()])
     parts.append(_table(tim))
     if res.notes:
         parts.append("<h3>Warnings</h3><ul>")
@@ -422,18 +657,36 @@ def write_report(res: Any, out: Path) -> Path:
     parts.append("</body></html>")
     path = out / "index.html"
     path.write_text("\n".join(parts), encoding="utf-8")
+    if "index.html" not in res.files:
+        res.files.append("index.html")
     write_tables(res, out)
     return path
 
 
 def write_tables(res: Any, out: Path) -> None:
-    """Every table as ``tables/<name>.csv`` and the findings as ``findings.json``."""
+    """Every table as ``tables/<name>.csv`` and ``findings.json`` (findings with their tests
+    and verdicts, failed steps, timings, options and the list of files written)."""
     import json
+
+    from .. import __version__
+    from .findings import VERDICT_RULE
+    from .pipeline import GENERATOR
 
     tdir = Path(out) / "tables"
     tdir.mkdir(parents=True, exist_ok=True)
     for name, tab in res.tables.items():
         tab.to_csv(tdir / f"{name}.csv", index=False)
-    (Path(out) / "findings.json").write_text(
-        json.dumps({"findings": res.findings, "timings": res.timings, "options": res.options},
-                   indent=1, default=str), encoding="utf-8")
+        rel = f"tables/{name}.csv"
+        if rel not in res.files:
+            res.files.append(rel)
+    if "findings.json" not in res.files:
+        res.files.append("findings.json")
+    doc = {"generator": GENERATOR, "version": __version__,
+           "complete": res.report is not None and res.interrupted is None,
+           "interrupted": res.interrupted,
+           "failed_steps": [{"step": k, "message": v} for k, v in res.failed.items()],
+           "verdict_rule": VERDICT_RULE, "findings": res.findings, "timings": res.timings,
+           "options": res.options, "files": list(res.files)}
+    tmp = Path(out) / "findings.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+    tmp.replace(Path(out) / "findings.json")

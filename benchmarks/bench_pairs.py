@@ -1,0 +1,335 @@
+"""Like-for-like pairs against lavaan 0.6-14 in one run (issue 18), each next to its floor.
+
+Run:  python benchmarks/bench_pairs.py [--rounds 7] [--rounds-alliance 3] [--rounds-large 1]
+                                        [--skip-large] [--only NAME ...]
+
+Pairs (ours | lavaan, both computing standard errors):
+
+* ``fit+est``  fit + ``estimates()``            | ``cfa()`` / ``sem()`` (computes the SEs)
+* ``fit+fm``   fit + ``estimates()`` + ``measures()`` | the same call + ``fitMeasures()``
+
+for
+
+* ``HS39 CFA``       the 3-factor CFA of HolzingerSwineford1939 (complete data, ML);
+* ``HS39 FIML``      the same with ~14% MCAR holes (tests/reference/data/hs_mcar.csv,
+  76 missing-data patterns), ``missing="ml"``;
+* ``alliance ML``    an alliance-size FIML trait model: ``simulate_alliance(seed=1)`` (N = 360)
+  without single-item holes (the MAR block missingness of the child / therapist end-of-
+  treatment items and of the follow-up outcomes: 7 patterns), items 1-4 of both informants x
+  occasions x subscales reverse-scored, ``trait_model`` + outcome regressions
+  (``outcome_syntax``): 36 variables, 146 parameters, ``sem(missing="ml", fixed_x=False)``;
+* ``alliance MLR+cl`` the same with ``estimator="MLR", cluster="school"`` (20 schools);
+* ``FIML p=120``     a simulated 5-factor CFA, 24 indicators each, N = 10,000, 20 patterns
+  (40% incomplete rows): fit + estimates only (lavaan's ``fitMeasures()`` on it takes far
+  longer than the run's budget: its FIML-corrected indices invert 7,380 x 7,380 matrices);
+* ``FIML N=1e6``     the 30-variable version with a million rows: ours only (time and peak
+  memory against the size of the data).
+
+The packages are timed in alternating blocks in one persistent R session (timings on a shared
+machine drift by 20-40% within minutes): per round a block of our runs, then a block of
+lavaan's.  One lavaan run times both members of a pair (laps after ``cfa()``/``sem()`` and
+after ``fitMeasures()``).  Printed per pair: the medians over rounds of the mean time per run,
+the median and the worst (smallest) round's ratio lavaan / ours, our peak memory (tracemalloc:
+Python and numpy allocations) and lavaan's (R ``gc()`` max used above the memory in use before
+the run), and the arithmetic floor of the task:
+
+    floor = flops / (this machine's single-threaded GEMM rate, measured at start-up)
+
+with a flop model of the dense algebra the task cannot avoid (per missing-data pattern k with
+p_k observed variables, q free parameters, ``it`` the optimizer's iterations, dim the number
+of h1 moments): one FIML evaluation ``E = sum_k 4/3 p_k^3`` (Cholesky + triangular solve of
+the pattern's covariance), one information or Hessian ``I = sum_k 2 q^2 p_k`` (each of its
+q^2 entries needs at least one inner product over the observed variables of each pattern),
+the fit ``it (E + I)``, the standard
+errors ``I + q^3 / 3``, and with fit measures under FIML the h1 information
+``sum_k 2 dim p_k^2`` and its Cholesky factor and inverse ``dim^3``.  Also printed for the
+FIML cases: our time per FIML evaluation (``loss.value``) against its floor ``E`` (the gap is
+call overhead).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from timing import RLapSession, block_mean, gemm_gflops, peak_memory  # noqa: E402
+
+import sem_models as sm  # noqa: E402
+
+HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
+MCAR = ROOT / "tests" / "reference" / "data" / "hs_mcar.csv"
+
+
+# ------------------------------------------------------------------------------ the cases
+def alliance_case():
+    """(syntax, data) of the alliance-size FIML trait model (see the module docstring)."""
+    from measurement import Design, reverse_score, trait_model
+    from sem_models.datasets import ALLIANCE_TRUTH, simulate_alliance
+    from sem_models.study.outcomes import outcome_syntax
+
+    truth = copy.deepcopy(ALLIANCE_TRUTH)
+    truth["missingness"]["item"]["rate"] = 0.0
+    design = Design(informants=["c", "t"], occasions=["mid", "end"],
+                    dimensions=["bond", "task"], items=[1, 2, 3, 4],
+                    pattern="{informant}_{occasion}_{dimension}{item}", reverse=[2, 4])
+    df = reverse_score(simulate_alliance(seed=1, truth=truth), design)
+    syntax = outcome_syntax(trait_model(design), {"ext_fu": ["ext_pre"], "int_fu": ["int_pre"]},
+                            ["t_bond", "t_task", "c_bond", "c_task"])
+    columns = design.columns() + ["ext_pre", "int_pre", "ext_fu", "int_fu", "school"]
+    return syntax, df[columns]
+
+
+def simulate_cfa(rows: int, factors: int = 5, per: int = 6, n_patterns: int = 20,
+                 seed: int = 1) -> tuple[str, pd.DataFrame]:
+    """``factors`` x ``per`` indicators, factor correlations 0.3, loadings 0.5-0.9;
+    ``n_patterns`` missing-data patterns: complete rows (60%) and patterns with 1-6 variables
+    missing."""
+    rng = np.random.default_rng(seed)
+    p = factors * per
+    phi = np.full((factors, factors), 0.3) + 0.7 * np.eye(factors)
+    lam = np.zeros((p, factors))
+    for f in range(factors):
+        lam[f * per:(f + 1) * per, f] = rng.uniform(0.5, 0.9, per)
+    theta = 1 - (lam ** 2).sum(axis=1) * 0.9
+    eta = rng.multivariate_normal(np.zeros(factors), phi, size=rows)
+    X = eta @ lam.T + rng.normal(size=(rows, p)) * np.sqrt(theta) + rng.uniform(0, 3, p)
+    patterns = [np.zeros(p, bool)]
+    while len(patterns) < n_patterns:
+        pat = np.zeros(p, bool)
+        pat[rng.choice(p, size=rng.integers(1, 7), replace=False)] = True
+        if not any((pat == q).all() for q in patterns):
+            patterns.append(pat)
+    probs = np.r_[0.6, np.full(n_patterns - 1, 0.4 / (n_patterns - 1))]
+    X[np.array(patterns)[rng.choice(n_patterns, size=rows, p=probs)]] = np.nan
+    names = [f"y{i + 1}" for i in range(p)]
+    model = "\n".join(f"f{f + 1} =~ " + " + ".join(names[f * per:(f + 1) * per])
+                      for f in range(factors))
+    return model, pd.DataFrame(X, columns=names)
+
+
+# ---------------------------------------------------------------------------- flop model
+def flop_model(fit) -> dict:
+    """Flops of the dense algebra a task cannot avoid (module docstring)."""
+    q = fit.problem.pmap.n_z
+    it = max(int(fit.result.iterations), 1)
+    E = I = h1 = 0.0
+    dim = 0
+    for loss in fit.problem.losses:
+        if hasattr(loss, "patterns"):
+            pk = loss.patterns.n_observed.astype(float)
+            dim = loss.coords.dim
+        else:
+            pk = np.array([float(loss.p)])
+            dim = loss.p * (loss.p + 1) // 2 + (loss.p if loss.meanstructure else 0)
+        E += float(np.sum(4.0 / 3.0 * pk ** 3))
+        I += float(np.sum(2.0 * q * q * pk))
+        h1 += float(np.sum(2.0 * dim * pk ** 2)) + dim ** 3
+    fiml = fit.options.get("missing") == "fiml"
+    fit_est = it * (E + I) + I + q ** 3 / 3.0
+    return {"eval": E, "fit+est": fit_est, "fit+fm": fit_est + (h1 if fiml else 0.0)}
+
+
+# ----------------------------------------------------------------------------- R tasks
+R_SETUP = r"""
+suppressMessages(library(lavaan))
+HS <- HolzingerSwineford1939
+m_hs <- 'visual =~ x1 + x2 + x3
+textual =~ x4 + x5 + x6
+speed =~ x7 + x8 + x9'
+mcar <- read.csv("%(mcar)s")
+al <- read.csv("%(al_data)s")
+m_al <- paste(readLines("%(al_model)s"), collapse = "\n")
+big <- if (file.exists("%(big_data)s")) read.csv("%(big_data)s") else NULL
+m_big <- if (file.exists("%(big_model)s")) paste(readLines("%(big_model)s"), collapse = "\n")
+pair <- function(fit_call) function() {
+  f <- fit_call(); t1 <- lap_clock(); fitMeasures(f); t1 }
+list(
+  "hs_cfa" = pair(function() cfa(m_hs, HS)),
+  "hs_fiml" = pair(function() cfa(m_hs, mcar, missing = "ml")),
+  "al_ml" = pair(function() sem(m_al, al, missing = "ml", fixed.x = FALSE)),
+  "al_mlr" = pair(function() sem(m_al, al, missing = "ml", fixed.x = FALSE,
+                                 estimator = "MLR", cluster = "school")),
+  "big" = function() cfa(m_big, big, missing = "ml")
+)
+"""
+
+
+class Case:
+    """One benchmark case: our runs and lavaan's task name."""
+
+    def __init__(self, name, r_task, fit, block, rounds, pairs=("fit+est", "fit+fm"),
+                 lavaan=True):
+        self.name, self.r_task, self.fit, self.block, self.rounds = name, r_task, fit, block, rounds
+        self.pairs = pairs
+        self.lavaan = lavaan
+
+    def ours(self, pair):
+        def run():
+            f = self.fit()
+            f.estimates()
+            if pair == "fit+fm":
+                f.measures()
+        return run
+
+
+def quiet(func):
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return func()
+    return run
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="rounds for the HS39 cases")
+    parser.add_argument("--rounds-alliance", type=int, default=3)
+    parser.add_argument("--rounds-large", type=int, default=1,
+                        help="rounds for FIML p=120 (one lavaan run takes one to two minutes)")
+    parser.add_argument("--skip-large", action="store_true", help="skip p=120 and N=1e6")
+    parser.add_argument("--only", nargs="*", help="case names to run (default: all)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+
+    rate = gemm_gflops()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_pairs_"))
+    from sem_models.datasets import load
+    hs = load("HolzingerSwineford1939")
+    mcar = pd.read_csv(MCAR)
+    al_model, al_data = alliance_case()
+    (tmp / "alliance.lav").write_text(al_model + "\n")
+    al_data.to_csv(tmp / "alliance.csv", index=False)
+    big_model, big_data = simulate_cfa(10_000, factors=5, per=24)
+    if not args.skip_large:
+        (tmp / "big.lav").write_text(big_model + "\n")
+        big_data.to_csv(tmp / "big.csv", index=False)
+
+    cases = [
+        Case("HS39 CFA", "hs_cfa", lambda: sm.cfa(HS_MODEL, hs), 10, args.rounds),
+        Case("HS39 FIML", "hs_fiml", lambda: sm.cfa(HS_MODEL, mcar, missing="ml"), 3, args.rounds),
+        Case("alliance ML", "al_ml", quiet(lambda: sm.sem(al_model, al_data, missing="ml",
+                                                  fixed_x=False)), 1, args.rounds_alliance),
+        Case("alliance MLR+cl", "al_mlr", quiet(lambda: sm.sem(al_model, al_data, missing="ml",
+                                                      fixed_x=False, estimator="MLR",
+                                                      cluster="school")),
+             1, args.rounds_alliance),
+    ]
+    if not args.skip_large:
+        cases.append(Case("FIML p=120", "big", lambda: sm.cfa(big_model, big_data, missing="ml"), 1,
+                          args.rounds_large, pairs=("fit+est",)))
+    if args.only:
+        cases = [c for c in cases if c.name in args.only]
+
+    session = None
+    if shutil.which("Rscript"):
+        session = RLapSession(R_SETUP % {
+            "mcar": MCAR.as_posix(), "al_data": (tmp / "alliance.csv").as_posix(),
+            "al_model": (tmp / "alliance.lav").as_posix(),
+            "big_data": (tmp / "big.csv").as_posix(), "big_model": (tmp / "big.lav").as_posix()})
+    else:
+        print("Rscript not found: lavaan skipped")
+
+    rows = []
+    try:
+        for case in cases:
+            ours = {pair: case.ours(pair) for pair in case.pairs}
+            for func in ours.values():
+                func()  # warm-up: imports, caches
+            times = {pair: [] for pair in case.pairs}
+            theirs = {pair: [] for pair in case.pairs}
+            lav_mb = np.nan
+            use_r = session is not None and case.lavaan
+            for _ in range(case.rounds):
+                for pair, func in ours.items():
+                    times[pair].append(block_mean(func, case.block))
+                if use_r:
+                    laps = session.block_laps(case.r_task, case.block)
+                    for pair, t in zip(case.pairs, laps if len(case.pairs) > 1 else laps[-1:]):
+                        theirs[pair].append(t)
+            if use_r:
+                lav_mb = session.peak_mb(case.r_task)
+            fit = case.fit()
+            flops = flop_model(fit)
+            for pair, func in ours.items():
+                mem = peak_memory(func)[1]
+                med = statistics.median(times[pair])
+                row = {"case": case.name, "pair": pair, "ours_ms": med * 1e3, "ours_mb": mem,
+                       "floor_ms": flops[pair] / rate / 1e6, "rounds": case.rounds}
+                if theirs[pair]:
+                    ratios = [t / o for t, o in zip(theirs[pair], times[pair])]
+                    row.update(lavaan_ms=statistics.median(theirs[pair]) * 1e3,
+                               ratio=statistics.median(ratios), worst=min(ratios),
+                               lavaan_mb=lav_mb)
+                rows.append(row)
+            loss = fit.problem.losses[0]
+            if hasattr(loss, "patterns"):
+                mom = fit.problem.model.moments(fit.values, 0)
+
+                def evaluation():  # one FIML evaluation (the cache of inverses cleared)
+                    loss.patterns.__dict__.pop("_last_inverse", None)
+                    return loss.value(mom)
+                per_eval = min(block_mean(evaluation, 20) for _ in range(3))
+                rows.append({"case": case.name, "pair": "1 FIML eval", "ours_ms": per_eval * 1e3,
+                             "floor_ms": flops["eval"] / rate / 1e6, "rounds": 3})
+    finally:
+        if session is not None:
+            session.close()
+
+    large = None
+    if not args.skip_large and (not args.only or "FIML N=1e6" in args.only):
+        model, data = simulate_cfa(1_000_000, factors=5, per=6)
+        size_mb = data.memory_usage(index=False).sum() / 2 ** 20
+        sm.cfa(model, data.iloc[:2000], missing="ml")  # warm-up
+        runs = []
+        for _ in range(3):
+            holder = {}
+
+            def run():
+                f = sm.cfa(model, data, missing="ml")
+                f.estimates()
+                holder["fit"] = f
+            start = time.perf_counter()
+            run()
+            runs.append(time.perf_counter() - start)
+        fit_only = min(block_mean(lambda: sm.cfa(model, data, missing="ml"), 1) for _ in range(3))
+        _, mem = peak_memory(lambda: sm.cfa(model, data, missing="ml").estimates())
+        flops = flop_model(holder["fit"])
+        large = {"fit": fit_only, "fit_est": statistics.median(runs), "mem": mem,
+                 "data_mb": size_mb, "floor": flops["fit+est"] / rate / 1e6,
+                 "converged": holder["fit"].converged}
+
+    print(f"single-threaded GEMM: {rate:.1f} GFlop/s (the floors' rate); "
+          f"run time {time.perf_counter() - started:.0f} s")
+    head = (f"{'case':<17}{'pair':<12}{'ours ms':>10}{'lavaan ms':>11}{'x lavaan':>9}"
+            f"{'worst':>7}{'our MB':>8}{'lav MB':>8}{'floor ms':>10}{'x floor':>9}{'rounds':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        lav = r.get("lavaan_ms")
+        print(f"{r['case']:<17}{r['pair']:<12}{r['ours_ms']:10.2f}"
+              + (f"{lav:11.1f}{r['ratio']:9.1f}{r['worst']:7.1f}" if lav else f"{'':>27}")
+              + (f"{r['ours_mb']:8.1f}" if 'ours_mb' in r else f"{'':>8}")
+              + (f"{r['lavaan_mb']:8.1f}" if lav and np.isfinite(r['lavaan_mb']) else f"{'':>8}")
+              + f"{r['floor_ms']:10.3f}{r['ours_ms'] / r['floor_ms']:9.0f}{r['rounds']:7d}")
+    if large is not None:
+        print(f"\nFIML N=1e6, p=30 (ours only): fit {large['fit']:.2f} s, fit + estimates "
+              f"{large['fit_est']:.2f} s (median of 3; goal < 1 s), peak memory "
+              f"{large['mem']:.0f} MB = {large['mem'] / large['data_mb']:.2f} x the data "
+              f"({large['data_mb']:.0f} MB; goal < 2 x); floor {large['floor']:.1f} ms "
+              f"of arithmetic plus one pass over the data; converged: {large['converged']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,718 @@
+"""Two-level structural equation models (lavaan's ``level:`` syntax with ``cluster=``).
+
+:func:`fit_twolevel` is what :func:`sem_models.sem` runs when the model has ``level:``
+blocks; it returns a :class:`TwoLevelSEMFit`.  The pipeline is the one of one-level models:
+
+    level blocks (:mod:`.model.levels`) -> parameter table with block / level columns
+    -> one RAM model per block -> :class:`~.estimation.twolevel_loss.TwoLevelLoss` per group
+    -> the unchanged optimizer -> :class:`TwoLevelSEMFit`
+
+The saturated (h1) two-level model is fitted first (Fisher scoring, or EM with missing values;
+:mod:`.estimation.twolevel_fit`): it gives the chi-square's reference log-likelihood, the
+fixed.x values of the covariates of each level and the start values.  Rows need not be sorted
+by cluster.  Estimators: ``"ML"`` and ``"MLR"`` (cluster-robust SEs, Yuan-Bentler test), with
+``missing="fiml"`` (alias ``"ml"``) full-information ML (Rosseel 2021).  Several groups
+(``group=``) fit the same two-level model in each group, with ``group_equal`` /
+``group_partial`` constraints across groups and labels across groups and levels.
+
+Not (yet) available for two-level fits: modification indices, factor scores, the path
+diagram, the LISREL-matrix keys of ``inspect``, MLM and the WLS family, random slopes, three
+or more levels.
+"""
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from .errors import ModelError
+from .estimation.data import DataError, prepare_data
+from .estimation.optimizer import ConvergenceWarning, Problem, optimize
+from .estimation.threads import single_threaded_blas
+from .estimation.twolevel import TwoLevelData, fit_baseline, fit_h1, loglik_x
+from .estimation.twolevel_loss import TwoLevelLoss, TwoLevelModel
+from .inference.distributions import chi2_sf
+from .model.constraints import build_parameter_map
+from .model.levels import (BlockView, build_twolevel_partable, parse_twolevel,
+                           union_variables)
+from .model.partable import model_variables
+from .model.start import adjust_intercept_starts, start_values
+from .results import SEMFit
+
+__all__ = ["fit_twolevel", "TwoLevelSEMFit", "LEVEL_LABELS"]
+
+#: names of the levels in results (``implied()``, ``inspect("h1")``, ``estimates()``)
+LEVEL_LABELS = {1: "within", 2: "between"}
+
+TWOLEVEL_ESTIMATORS = ("ML", "MLR")
+
+
+def _twolevel_options(estimator: str, se, test, information) -> dict:
+    """lavaan 0.6-14's defaults for two-level models: ML ``se="standard"``, MLR
+    ``se="robust.huber.white"`` with ``test="yuan.bentler.mplus"``; observed information."""
+    if estimator not in TWOLEVEL_ESTIMATORS:
+        raise ModelError(f"estimator={estimator!r} is not available for two-level models; "
+                         f"choose from {TWOLEVEL_ESTIMATORS}")
+    d_se, d_test = (("standard", "standard") if estimator == "ML"
+                    else ("robust.huber.white", "yuan.bentler.mplus"))
+    se = d_se if se is None else se
+    test = d_test if test is None else test
+    information = "observed" if information is None else information
+    if se not in ("standard", "robust.huber.white", "none"):
+        raise ModelError(f"se={se!r} is not available for two-level models; choose "
+                         "'standard', 'robust.huber.white' or 'none'")
+    tests = [test] if isinstance(test, str) else list(test)
+    for t in tests:
+        if t not in ("standard", "yuan.bentler.mplus", "none"):
+            raise ModelError(f"test={t!r} is not available for two-level models; choose "
+                             "'standard' or 'yuan.bentler.mplus'")
+    if information not in ("observed", "expected"):
+        raise ModelError("information must be 'observed' or 'expected'")
+    return {"se": se, "test": test, "information": information,
+            "observed_information": ("hessian", "hessian"), "h1_information": "structured"}
+
+
+def fit_twolevel(model: str, data: pd.DataFrame, *, group=None, group_equal=(),
+                 group_partial=(), std_lv=False, meanstructure="default", fixed_x=True,
+                 orthogonal=False, estimator="ML", missing="listwise", cluster=None,
+                 group_labels=None, level=0.95, max_iter=500, se=None, test=None,
+                 information=None, start=None) -> "TwoLevelSEMFit":
+    """Fit a two-level model (syntax with ``level: 1`` / ``level: 2`` blocks); the options
+    are those of :func:`sem_models.sem` (``meanstructure`` is always on)."""
+    estimator = str(estimator).upper()
+    inference = _twolevel_options(estimator, se, test, information)
+    if isinstance(group_equal, str):
+        group_equal = [group_equal]
+    if isinstance(group_partial, str):
+        group_partial = [group_partial]
+    missing = {"ml": "fiml", "fiml": "fiml", "listwise": "listwise", "default": "listwise"}.get(
+        missing, missing)
+    syntax = parse_twolevel(model)
+    if cluster is None:
+        raise ModelError("the model has 'level:' blocks (a two-level model) but no cluster= "
+                         "variable: give the column that identifies the clusters, e.g. "
+                         "sem(model, data, cluster='school')")
+    v1 = model_variables(syntax.levels[1].statements)
+    v2 = model_variables(syntax.levels[2].statements)
+    union = union_variables(v1, v2)
+    where: dict = {}
+    for lv in (1, 2):
+        for st in syntax.levels[lv].statements:
+            for name in (st.lhs, st.rhs):
+                where.setdefault(name, (st.line, st.col))
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if cluster not in data.columns:
+        raise DataError(f"the cluster column {cluster!r} is not in the data")
+    obs = prepare_data(data, union.ov, group=group, missing=missing, cluster=cluster,
+                       where=where, group_labels=group_labels)
+    n_groups = len(obs.groups)
+    tl = build_twolevel_partable(syntax, n_groups, std_lv=std_lv, fixed_x=fixed_x,
+                                 orthogonal=orthogonal, group_equal=group_equal,
+                                 group_partial=group_partial)
+    table = tl.table
+    datasets = []
+    for gd in obs.groups:
+        try:
+            datasets.append(TwoLevelData(gd.X, gd.cluster, names=union.ov, within=tl.within,
+                                         between=tl.between))
+        except DataError as exc:
+            where_g = f" (group {gd.label!r})" if n_groups > 1 else ""
+            raise DataError(f"{exc}{where_g}") from None
+        d = datasets[-1]
+        if d.nclusters < 2:
+            raise DataError(f"only {d.nclusters} cluster in {cluster!r}"
+                            + (f" in group {gd.label!r}" if n_groups > 1 else "")
+                            + ": a two-level model needs several clusters")
+    exo = [(list(v1.ov_x) if fixed_x else [], list(v2.ov_x) if fixed_x else [])
+           for _ in datasets]
+    h1 = []
+    for d in datasets:
+        h = fit_h1(d)
+        if not h.converged:
+            warnings.warn("the saturated two-level model did not converge; the chi-square "
+                          "test and the fixed.x values may be off", ConvergenceWarning,
+                          stacklevel=3)
+        h1.append(h)
+    model_ = TwoLevelModel(table, union, n_groups, datasets)
+    # start values from the saturated moments, block by block (fixed.x rows: h1 values)
+    ov_index = {v: k for k, v in enumerate(union.ov)}
+    P = len(union.ov)
+    covs, means = [], []
+    for d, h in zip(datasets, h1):
+        for names, cov, mean in ((d.level1_names, h.moments.sigma_w, h.moments.mu_w),
+                                 (d.level2_names, h.moments.sigma_b, h.moments.mu_b)):
+            idx = np.array([ov_index[v] for v in names], int)
+            S, m = np.zeros((P, P)), np.zeros(P)
+            S[np.ix_(idx, idx)] = cov
+            m[idx] = mean
+            covs.append(S)
+            means.append(m)
+    view = BlockView(table)
+    values = start_values(view, union, covs, means)
+    values = adjust_intercept_starts(values, view, model_.ram, means)
+    if start is not None:
+        previous = np.asarray(getattr(start, "values", start), float)
+        if previous.shape != values.shape:
+            raise ValueError(f"start= has {previous.size} values but the parameter table of "
+                             f"this model has {values.size} rows: fit the same model")
+        free = table["free"] > 0
+        values[free] = previous[free]
+    pmap = build_parameter_map(table)
+    n_moments = sum(_h1_count(d, x1, x2) for d, (x1, x2) in zip(datasets, exo))
+    if pmap.n_z > n_moments:
+        raise DataError(
+            f"the model has {pmap.n_z} free parameters but the two-level data provide only "
+            f"{n_moments} moments (within and between): the model is not identified "
+            "(negative degrees of freedom); add constraints or fix parameters")
+    losses = [TwoLevelLoss(d, h.moments) for d, h in zip(datasets, h1)]
+    problem = Problem(model_, losses, pmap, values)
+    z0 = pmap.z_from_free(values[pmap.free_rows])
+    result = optimize(problem, z0, max_iter=max_iter)
+    if not result.converged:
+        warnings.warn(
+            f"the optimizer did not converge ({result.message}; largest gradient "
+            f"{result.max_gradient:.2e} after {result.iterations} iterations). The estimates are "
+            "not trustworthy: check the model, or give start values with start().",
+            ConvergenceWarning, stacklevel=3)
+    options = dict(group=group, group_equal=list(group_equal), group_partial=list(group_partial),
+                   std_lv=std_lv, meanstructure=True, fixed_x=fixed_x, orthogonal=orthogonal,
+                   estimator=estimator, missing=missing, cluster=cluster, level=level,
+                   **inference)
+    fit = TwoLevelSEMFit(model, table, union, model_, obs, problem, result, None, options)
+    fit._setup(tl, datasets, h1, exo)
+    fit._warn_heywood()
+    return fit
+
+
+def _single_level_loglik(X: np.ndarray) -> float:
+    """Saturated normal log-likelihood of iid rows at the ML estimates (complete rows)."""
+    n, p = X.shape
+    centred = X - X.mean(axis=0)
+    S = centred.T @ centred / n
+    return float(-0.5 * n * (p * np.log(2 * np.pi) + np.linalg.slogdet(S)[1] + p))
+
+
+def _loglik_x(d: TwoLevelData, names: list) -> float:
+    """Saturated two-level log-likelihood of the covariates (lavaan's ``loglik.x``).  Without
+    a covariate at both levels the within-only rows and the between-only cluster values are
+    independent iid samples: closed forms; otherwise the saturated two-level fit
+    (:func:`~sem_models.estimation.twolevel_fit.loglik_x`)."""
+    if not names:
+        return 0.0
+    idx = [d.names.index(v) for v in names]
+    kinds = set(d.kind[idx])
+    if "both" in kinds or np.isnan(d.X[:, idx]).any():
+        return loglik_x(d, names)
+    out = 0.0
+    w = [k for k in idx if d.kind[k] == "within"]
+    b = [k for k in idx if d.kind[k] == "between"]
+    if w:
+        out += _single_level_loglik(d.X[:, w])
+    if b:
+        out += _single_level_loglik(d.ybar[:, b])
+    return out
+
+
+def _h1_count(d: TwoLevelData, x1, x2) -> int:
+    """Free moments of the saturated model without the fixed.x blocks."""
+    from .inference.twolevel import h1_free_mask
+    return int(h1_free_mask(d, x1, x2).sum())
+
+
+class _LevelProxy:
+    """What :func:`sem_models.inference.standardized.standardize_values` reads, for one
+    level: the block RAM model, the level's variables and the table seen per block."""
+
+    def __init__(self, fit: "TwoLevelSEMFit", level: int):
+        self.model = fit.model.ram
+        self.variables = fit.level_variables[level]
+        frame = fit._partable.copy()
+        frame["group"] = frame["block"]
+        self._partable = frame
+
+
+class TwoLevelSEMFit(SEMFit):
+    """A fitted two-level model: :class:`~sem_models.results.SEMFit` with the two-level
+    pieces (see :func:`fit_twolevel`).
+
+    Differences: ``estimates()`` and ``standardized()`` have a ``level`` column (1 = within,
+    2 = between); ``implied()``, ``sample_moments()`` and ``residuals()`` give one
+    ``{"cov", "mean"}`` per level (``"within"``, ``"between"``; keyed by group label first with
+    several groups); ``measures()`` has ``srmr``, ``srmr_within`` and ``srmr_between``;
+    ``inspect`` knows ``"icc"``, ``"h1"`` (= ``"sampstat"``), ``"implied"``,
+    ``"nclusters"``, ``"cluster.size"``.  Attributes: ``datasets`` (one
+    :class:`~sem_models.estimation.twolevel.TwoLevelData` per group), ``level_variables``,
+    ``kind`` (within / between / both per observed variable), ``nclusters``.
+    """
+
+    def _setup(self, tl, datasets, h1, exo):
+        self.twolevel_table = tl
+        self.level_variables = tl.variables
+        self.kind = dict(tl.kind)
+        self.datasets = datasets
+        self._h1 = h1
+        self._exo_names = exo
+
+    # ---------------------------------------------------------------------------- basics
+    @property
+    def nclusters(self) -> list[int]:
+        return [d.nclusters for d in self.datasets]
+
+    def _warn_heywood(self) -> None:
+        pt = self._table
+        values = self.values
+        var = (pt["op"] == "~~") & (pt["lhs"] == pt["rhs"]) & (pt["group"] > 0) & (values < 0)
+        rows = np.flatnonzero(var)
+        if not len(rows):
+            return
+        from .api import HeywoodWarning
+        where = [f"{pt['lhs'][r]} (level {pt['level'][r]}"
+                 + (f", group {self.group_labels[pt['group'][r] - 1]!r}"
+                    if self.n_groups > 1 else "") + f": {values[r]:.3g})" for r in rows]
+        warnings.warn(
+            f"Heywood case: negative variance estimate(s) for {', '.join(where)}. Between-level "
+            "variances near zero are common with few clusters or small between-level "
+            "variation; consider fixing them to 0 or simplifying the between model.",
+            HeywoodWarning, stacklevel=3)
+
+    def _param_names(self) -> list[str]:
+        """lavaan's names: ``lhs op rhs`` (or the label), ``.g2`` in later groups, ``.l2`` at
+        level 2 (``fb=~y2.l2``, ``fb=~y2.g2.l2``)."""
+        pt = self._table
+        names = []
+        for r in self.problem.pmap.free_rows:
+            lab = pt["label"][r]
+            if lab and not lab.startswith("."):
+                names.append(lab)
+                continue
+            name = f"{pt['lhs'][r]}{pt['op'][r]}{pt['rhs'][r]}"
+            if pt["group"][r] > 1:
+                name += f".g{pt['group'][r]}"
+            if pt["level"][r] > 1:
+                name += f".l{pt['level'][r]}"
+            names.append(name)
+        return names
+
+    # ---------------------------------------------------------------------------- inference
+    @cached_property
+    def _hessian_z(self) -> np.ndarray:
+        from .inference.twolevel import objective_hessian
+        return objective_hessian(self.problem, self.result.z)
+
+    @cached_property
+    def _scores_z(self) -> list:
+        from .inference.twolevel import cluster_scores_z
+        return cluster_scores_z(self.problem, self.values)
+
+    @cached_property
+    def _vcov_free(self) -> np.ndarray:
+        """Observed (default) or expected information inverse; MLR: the cluster-robust
+        sandwich (:mod:`sem_models.inference.twolevel`)."""
+        from .inference.wald import constrained_inverse
+        names = self._param_names()
+        se = self.options.get("se", "standard")
+        T = self.problem.pmap.T
+        if se == "none":
+            return np.full((T.shape[0], T.shape[0]), np.nan)
+        info = self._hessian_z if self.options.get("information") == "observed" \
+            else self._info_z
+        active = self.result.active
+        keep = ~active if active is not None and active.any() else np.ones(info.shape[0], bool)
+        info = info[np.ix_(keep, keep)]
+        T = T[:, keep]
+        if se == "standard":
+            return constrained_inverse(info, T, float(self.ntotal), names)
+        # robust.huber.white: A^-1 B A^-1 in z, A the total information
+        bread = constrained_inverse(info, np.eye(info.shape[0]), float(self.ntotal),
+                                    names)
+        S = np.vstack(self._scores_z)[:, keep]
+        Vz = bread @ (S.T @ S) @ bread
+        return T @ Vz @ T.T
+
+    # ---------------------------------------------------------------------------- tables
+    def estimates(self, level: Optional[float] = None, rsquare: bool = False) -> pd.DataFrame:
+        """Parameter estimates with a ``level`` column (1 within, 2 between; None for
+        defined parameters); otherwise as :meth:`SEMFit.estimates`."""
+        if rsquare:
+            table = self.estimates(level)
+            return pd.concat([table, self._rsquare_rows()[list(table.columns)]],
+                             ignore_index=True)
+        table = super().estimates(level)
+        op = self._table["op"]
+        keep = ~((op == "==") | (op == "<") | (op == ">"))
+        lev = [int(v) if v > 0 else None for v in self._table["level"][keep].tolist()]
+        table.insert(list(table.columns).index("rhs") + 1
+                     + (1 if "group" in table.columns else 0), "level", lev)
+        return table
+
+    @cached_property
+    def _rsquare(self) -> list:
+        """R-squared per block (group 1 within, group 1 between, ...)."""
+        std_all = self._standardized_values("all")
+        pt = self._table
+        op, lhs, rhs, block = pt["op"], pt["lhs"], pt["rhs"], pt["block"]
+        out = []
+        for b in range(1, 2 * self.n_groups + 1):
+            inb = block == b
+            endo = list(set(rhs[inb & (op == "=~")]) | set(lhs[inb & (op == "~")]))
+            rows = np.flatnonzero(inb & (op == "~~") & (lhs == rhs) & np.isin(lhs, endo))
+            r2 = 1.0 - std_all[rows]
+            r2[r2 > 1.0] = np.nan
+            out.append(pd.Series(r2, index=list(lhs[rows]), name="r2", dtype=float))
+        return out
+
+    def _rsquare_rows(self) -> pd.DataFrame:
+        frames = []
+        for b, series in enumerate(self._rsquare):
+            g, lev = b // 2, b % 2 + 1
+            names = list(series.index)
+            frame = pd.DataFrame({"lhs": names, "op": "r2", "rhs": names})
+            if self.n_groups > 1:
+                frame["group"] = self.group_labels[g]
+            frame["level"] = lev
+            frame["label"] = ""
+            frame["est"] = series.to_numpy()
+            frames.append(frame)
+        out = pd.concat(frames, ignore_index=True)
+        for col in ("se", "z", "pvalue", "ci_lower", "ci_upper"):
+            out[col] = np.nan
+        return out
+
+    def _standardized_values(self, kind: str, values: Optional[np.ndarray] = None) -> np.ndarray:
+        """std_lv / std_all / std_nox of every row, each level standardized by its own
+        implied variances (lavaan's per-block standardization)."""
+        from .inference.standardized import standardize_values
+        values = self.values if values is None else values
+        out = values.copy()
+        level = self._table["level"]
+        for lev in (1, 2):
+            proxy = self.__dict__.setdefault(f"_proxy{lev}", _LevelProxy(self, lev))
+            std = standardize_values(proxy, values, kind)
+            out[level == lev] = std[level == lev]
+        defined = np.flatnonzero(self._table["op"] == ":=")
+        if len(defined):
+            from .model.constraints import defined_values
+            pt = self._partable
+            env = defined_values(pt, out)
+            for r in defined:
+                out[r] = env[pt["lhs"].iat[r]]
+        return out
+
+    @single_threaded_blas
+    def standardized(self, se: bool = True) -> pd.DataFrame:
+        """Standardized solution per level: std_lv, std_all, std_nox (and se_std_all by the
+        delta method), each level scaled by its own model-implied variances."""
+        from .model.constraints import numerical_jacobian
+        table = self.estimates()
+        op = self._table["op"]
+        keep = ~((op == "==") | (op == "<") | (op == ">"))
+        for kind in ("lv", "all", "nox"):
+            table[f"std_{kind}"] = self._standardized_values(kind)[keep]
+        if se:
+            rows = self.problem.pmap.free_rows
+            base = self.values.copy()
+
+            def func(theta_free):
+                vals = base.copy()
+                vals[rows] = theta_free
+                return self._standardized_values("all", vals)[keep]
+
+            jac = numerical_jacobian(func, base[rows])
+            cov = jac @ self._vcov_free @ jac.T
+            se_all = np.sqrt(np.clip(np.diag(cov), 0, None))
+            se_all[np.abs(se_all) < 1e-10] = 0.0
+            table["se_std_all"] = se_all
+        return table
+
+    # ---------------------------------------------------------------------------- moments
+    def _level_frames(self, moments: list) -> dict:
+        """Per group {"within": {"cov", "mean"}, "between": {...}} in lavaan's variable order
+        of each level; one group: the inner dict."""
+        out = {}
+        for g, (d, m) in enumerate(zip(self.datasets, moments)):
+            item = {}
+            for lev, names, cov, mean in ((1, d.level1_names, m.sigma_w, m.mu_w),
+                                          (2, d.level2_names, m.sigma_b, m.mu_b)):
+                order = [v for v in self.level_variables[lev].ov if v in names]
+                idx = [names.index(v) for v in order]
+                item[LEVEL_LABELS[lev]] = {
+                    "cov": pd.DataFrame(cov[np.ix_(idx, idx)], index=order, columns=order),
+                    "mean": pd.Series(mean[idx], index=order)}
+            out[self.group_labels[g] if self.n_groups > 1 else g] = item
+        return out if self.n_groups > 1 else out[0]
+
+    @cached_property
+    def _level_implied(self) -> list:
+        return [m.tl for m in self._moments]
+
+    def implied(self) -> dict:
+        """Model-implied within and between moments (``{"within": {"cov", "mean"},
+        "between": {...}}``; keyed by group label first with several groups).  The within
+        means of variables at both levels are 0 unless the model gives them a within part
+        (e.g. through covariates with non-zero means): their means live at level 2."""
+        return self._level_frames(self._level_implied)
+
+    def sample_moments(self) -> dict:
+        """The saturated two-level model's within and between moments (lavaan's ``h1`` /
+        ``sampstat`` for two-level data: ML estimates, not raw sample moments)."""
+        return self._level_frames([h.moments for h in self._h1])
+
+    @property
+    def sample_moments_arrays(self):  # one-level layout: not meaningful here
+        raise ModelError("two-level fits have within and between moments: use "
+                         "sample_moments() or inspect('h1')")
+
+    def residuals(self) -> dict:
+        """Saturated minus model-implied moments, per level."""
+        s, i = self.sample_moments(), self.implied()
+
+        def diff(a, b):
+            return {lev: {k: a[lev][k] - b[lev][k] for k in ("cov", "mean")} for lev in a}
+
+        if self.n_groups == 1:
+            return diff(s, i)
+        return {k: diff(s[k], i[k]) for k in s}
+
+    def icc(self) -> pd.Series | pd.DataFrame:
+        """Intraclass correlations of the level-1 variables from the saturated model:
+        ``sigma_B / (sigma_W + sigma_B)`` (0 for within-only variables), lavaan's
+        ``lavInspect(fit, "icc")``; several groups: one column per group."""
+        cols = []
+        for d, h in zip(self.datasets, self._h1):
+            m = h.moments
+            vb = np.zeros(d.p1)
+            pos2 = {c: k for k, c in enumerate(d.level2)}
+            for a, c in enumerate(d.level1):
+                if c in pos2:
+                    vb[a] = m.sigma_b[pos2[c], pos2[c]]
+            vw = np.diag(m.sigma_w)
+            order = [v for v in self.level_variables[1].ov if v in d.level1_names]
+            idx = [d.level1_names.index(v) for v in order]
+            cols.append(pd.Series((vb / (vw + vb))[idx], index=order, name="icc"))
+        if self.n_groups == 1:
+            return cols[0]
+        return pd.DataFrame(dict(zip(self.group_labels, cols)))
+
+    def factor_scores(self):
+        raise ModelError("factor scores are not available for two-level models yet")
+
+    def modindices(self, *args, **kwargs):
+        raise ModelError("modification indices are not available for two-level models yet")
+
+    def plot(self, **options):
+        raise ModelError("path diagrams are not available for two-level models yet")
+
+    # ---------------------------------------------------------------------------- tests
+    @cached_property
+    def _logliks(self) -> dict:
+        """Joint log-likelihoods per group of the model, h1 and loglik_x (fixed.x)."""
+        ll = [loss.loglik(mom) for loss, mom in zip(self.problem.losses, self._moments)]
+        h1 = [h.loglik for h in self._h1]
+        lx = [_loglik_x(d, self._exo_all(x1, x2)) for d, (x1, x2) in
+              zip(self.datasets, self._exo_names)]
+        return {"model": ll, "h1": h1, "x": lx}
+
+    def _exo_all(self, x1, x2) -> list:
+        """The covariates of the whole model: exogenous at every level they appear at (as
+        lavaan's ``loglik.x``: a variable that is a level-1 covariate but an outcome at level 2
+        is not one)."""
+        lev = self.level_variables
+        return [v for v in self.variables.ov
+                if (v in x1 or v not in lev[1].ov) and (v in x2 or v not in lev[2].ov)
+                and (v in x1 or v in x2)]
+
+    def _loglik(self) -> dict:
+        """lavaan's logl and unrestricted_logl: with fixed.x the joint log-likelihood minus
+        the saturated two-level log-likelihood of the covariates (``loglik.x``)."""
+        L = self._logliks
+        return {"logl": float(sum(a - x for a, x in zip(L["model"], L["x"]))),
+                "unrestricted_logl": float(sum(a - x for a, x in zip(L["h1"], L["x"])))}
+
+    def _n_moments(self) -> int:
+        return sum(_h1_count(d, x1, x2) for d, (x1, x2) in zip(self.datasets, self._exo_names))
+
+    def _standard_test(self) -> dict:
+        L = self._logliks
+        chisq = float(2 * sum(h - m for h, m in zip(L["h1"], L["model"])))
+        chisq = max(chisq, 0.0) if chisq > -1e-6 else chisq
+        df = self._n_moments() - self.npar
+        # lavaan's fmin: sum_g (N_g / N) * (-(logL_g + c_g) / N)
+        N = float(self.ntotal)
+        fmin = sum((loss.nobs / N) * (-(ll + loss.log2pi_const) / N)
+                   for loss, ll in zip(self.problem.losses, L["model"]))
+        return {"npar": self.npar, "fmin": float(fmin), "chisq": chisq, "df": df,
+                "pvalue": float(chi2_sf(chisq, df)) if df > 0 else np.nan}
+
+    def _scaled(self) -> bool:
+        from .inference.options import scaled_test_name
+        return scaled_test_name(self) is not None
+
+    @cached_property
+    def _h0_trace(self) -> float:
+        """tr(A0^-1 B0) of the model (observed information, cluster scores)."""
+        A = self._hessian_z * self.ntotal if self.options.get("information") == "observed" \
+            else self._info_z * self.ntotal
+        S = np.vstack(self._scores_z)
+        return float(np.trace(np.linalg.solve(A, S.T @ S)))
+
+    @cached_property
+    def _h1_trace(self) -> tuple[float, int]:
+        """tr(A1^-1 B1) of the saturated model at its estimates (lavaan 0.6-14 evaluates the
+        two-level h1 information at the saturated moments) and its number of moments."""
+        from .inference.twolevel import yb_traces_h1
+        return yb_traces_h1(self, [h.moments for h in self._h1],
+                            self.options.get("information", "observed"))
+
+    def _test_statistics(self) -> dict:
+        if "_tests" in self.__dict__:
+            return dict(self.__dict__["_tests"])
+        out = self._standard_test()
+        if self._scaled():
+            tr1, n1 = self._h1_trace
+            tr0 = self._h0_trace
+            df = out["df"]
+            c = (tr1 - tr0) / df if df > 0 else np.nan
+            scaled = out["chisq"] / c if df > 0 and np.isfinite(c) else out["chisq"]
+            out.update({"chisq_scaled": scaled, "df_scaled": df,
+                        "pvalue_scaled": float(chi2_sf(scaled, df)) if df > 0 else np.nan,
+                        "chisq_scaling_factor": c, "trace_ugamma": tr1 - tr0,
+                        "scaling_factor_h1": tr1 / n1 if n1 else np.nan,
+                        "scaling_factor_h0": tr0 / self.npar if self.npar else np.nan})
+        self.__dict__["_tests"] = out
+        return dict(out)
+
+    @cached_property
+    def _baseline_fits(self) -> list:
+        return [fit_baseline(d, exo_within=x1, exo_between=x2, h1=h.moments)
+                for d, h, (x1, x2) in zip(self.datasets, self._h1, self._exo_names)]
+
+    def _baseline_df(self) -> int:
+        return self._n_moments() - sum(b.npar() for b in self._baseline_fits)
+
+    def _baseline_statistics(self) -> dict:
+        """lavaan's two-level independence model: diagonal within and between covariance
+        matrices with free means; the fixed.x blocks at their saturated values
+        (:func:`~sem_models.estimation.twolevel_fit.fit_baseline`)."""
+        if "_baseline" in self.__dict__:
+            return dict(self.__dict__["_baseline"])
+        chisq = float(2 * sum(h.loglik - b.loglik for h, b in zip(self._h1,
+                                                                   self._baseline_fits)))
+        df = self._baseline_df()
+        out = {"chisq": chisq, "df": df, "pvalue": float(chi2_sf(chisq, df))}
+        if self._scaled():
+            from .inference.twolevel import h1_free_mask, moment_model_trace
+            info = self.options.get("information", "observed")
+            tr1, _ = self._h1_trace
+            tr0 = sum(moment_model_trace(d, b.moments, b.free & h1_free_mask(d, x1, x2), info)
+                      for d, b, (x1, x2) in zip(self.datasets, self._baseline_fits,
+                                                self._exo_names))
+            c = (tr1 - tr0) / df
+            out.update({"chisq_scaled": chisq / c, "chisq_scaling_factor": c,
+                        "pvalue_scaled": float(chi2_sf(chisq / c, df))})
+        self.__dict__["_baseline"] = out
+        return dict(out)
+
+    def _robust_pieces(self) -> dict:
+        stats = self._test_statistics()
+        base = self._baseline_statistics()
+        nan = np.nan
+        return {"X2": stats["chisq"], "df": stats["df"],
+                "c": stats.get("chisq_scaling_factor", nan),
+                "X2_scaled": stats.get("chisq_scaled", nan), "X2_null": base["chisq"],
+                "df_null": base["df"], "c_null": base.get("chisq_scaling_factor", nan)}
+
+    def _robust_incremental(self) -> dict:
+        if not self._scaled():
+            return {k: np.nan for k in ("cfi_robust", "tli_robust", "nnfi_robust",
+                                        "rni_robust")}
+        return super()._robust_incremental()
+
+    def _robust_rmsea(self, c=None) -> dict:
+        if not self._scaled():
+            return {k: np.nan for k in ("rmsea_robust", "rmsea_ci_lower_robust",
+                                        "rmsea_ci_upper_robust", "rmsea_pvalue_robust",
+                                        "rmsea_notclose_pvalue_robust")}
+        return super()._robust_rmsea(c)
+
+    def _residual_measures(self) -> dict:
+        """SRMR per level (lavaan's ``srmr_within``, ``srmr_between``; ``srmr`` their sum):
+        the root mean square of the correlation residuals of the level's covariances and of
+        its standardized mean residuals (saturated vs implied moments), weighted by
+        ``N_g / N`` over groups."""
+        from .inference.twolevel import level_srmr
+        w = b = 0.0
+        for g, (d, h, m) in enumerate(zip(self.datasets, self._h1, self._level_implied)):
+            sw, sb = level_srmr(d, h.moments, m)
+            w += self.problem.weights[g] * sw
+            b += self.problem.weights[g] * sb
+        return {"srmr": w + b, "srmr_within": w, "srmr_between": b}
+
+    # ---------------------------------------------------------------------------- inspect
+    _TWOLEVEL_KEYS = {"icc": "icc", "h1": "h1", "sampstat": "h1", "sample.statistics": "h1",
+                      "obs": "h1", "implied": "implied", "fitted": "implied",
+                      "nclusters": "nclusters", "cluster.size": "cluster.size",
+                      "cluster.sizes": "cluster.size", "nlevels": "nlevels"}
+
+    def inspect(self, what: str = "free"):
+        """lavaan's ``lavInspect`` for two-level fits: ``"icc"``, ``"h1"`` / ``"sampstat"``
+        (saturated within and between moments), ``"implied"``, ``"nclusters"``,
+        ``"cluster.size"`` (a Series per group: cluster label -> size), ``"nlevels"`` and the
+        scalar / parameter keys of :meth:`SEMFit.inspect` (``nobs``, ``ntotal``,
+        ``converged``, ``iterations``, ``npar``, ``coef``, ``vcov``, ``fit``, ``r2``,
+        ``information``).  The LISREL-matrix keys (``est``, ``std``, ``free``, ...) are not
+        available: use :meth:`estimates` / :meth:`standardized`."""
+        if not isinstance(what, str):
+            raise ValueError(f"inspect() takes a key (a string), not {type(what).__name__}")
+        k = what.strip().lower().replace("_", ".").replace("-", ".")
+        key = self._TWOLEVEL_KEYS.get(k)
+        if key == "icc":
+            return self.icc()
+        if key == "h1":
+            return self.sample_moments()
+        if key == "implied":
+            return self.implied()
+        if key == "nclusters":
+            return self.nclusters[0] if self.n_groups == 1 else \
+                pd.Series(self.nclusters, index=self.group_labels, name="nclusters")
+        if key == "nlevels":
+            return 2
+        if key == "cluster.size":
+            out = [pd.Series(d.cluster_size, index=list(d.cluster_labels), name="size")
+                   for d in self.datasets]
+            return out[0] if self.n_groups == 1 else dict(zip(self.group_labels, out))
+        if k in ("r2", "rsquare", "r.squared"):
+            out = {}
+            for b, s in enumerate(self._rsquare):
+                g, lev = b // 2, LEVEL_LABELS[b % 2 + 1]
+                out[(self.group_labels[g], lev) if self.n_groups > 1 else lev] = s.copy()
+            return out
+        if k.startswith("information"):
+            kind = self.options.get("information", "observed") if k == "information" \
+                else k.split(".")[1]
+            info = self._hessian_z if kind == "observed" else self._info_z
+            names = [f"z{j + 1}" for j in range(info.shape[0])] \
+                if not self.problem.pmap.is_identity else self._param_names()
+            return pd.DataFrame(info, index=names, columns=names)
+        canonical = self.INSPECT_KEYS.get(k)
+        if canonical in ("free", "partable", "start", "est", "se", "std", "std.lv", "std.nox",
+                         "cov.lv", "cor.lv"):
+            raise ModelError(f"inspect({what!r}) (a LISREL matrix) is not available for "
+                             "two-level models; use estimates() or standardized()")
+        return super().inspect(what)
+
+    def summary(self, standardized: bool = True, fit_measures: bool = True,
+                rsquare: bool = True) -> str:
+        """A lavaan-like text summary with one block per level (and group)."""
+        from .inference.twolevel import twolevel_summary
+        return twolevel_summary(self, standardized=standardized, fit_measures=fit_measures)
+
+    def __repr__(self) -> str:
+        m = self._test_statistics()
+        status = "converged" if self.converged else "NOT converged"
+        return (f"<TwoLevelSEMFit {self.options.get('estimator', 'ML')} {status}: "
+                f"N={self.ntotal}, clusters={sum(self.nclusters)}, groups={self.n_groups}, "
+                f"npar={m['npar']}, chisq={m['chisq']:.3f}, df={m['df']}>")
