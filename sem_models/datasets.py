@@ -50,6 +50,8 @@ _DATASETS = {
     "HolzingerSwineford1939": "HolzingerSwineford1939.csv",
     "PoliticalDemocracy": "PoliticalDemocracy.csv",
     "alliance": "alliance.csv",
+    "Demo.twolevel": "Demo.twolevel.csv",
+    "Demo.growth": "Demo.growth.csv",
 }
 
 
@@ -69,8 +71,9 @@ def _data_file(filename: str):
 def load(name: str) -> pd.DataFrame:
     """Load a bundled dataset as a new DataFrame (a fresh copy on every call).
 
-    ``name`` is one of ``"HolzingerSwineford1939"``, ``"PoliticalDemocracy"`` (both as in
-    lavaan; ``school`` of HolzingerSwineford1939 is a string column) or ``"alliance"`` (the
+    ``name`` is one of ``"HolzingerSwineford1939"``, ``"PoliticalDemocracy"``,
+    ``"Demo.twolevel"``, ``"Demo.growth"`` (all as in lavaan; ``school`` of
+    HolzingerSwineford1939 is a string column) or ``"alliance"`` (the
     simulated alliance study, made by :func:`simulate_alliance` with seed
     :data:`ALLIANCE_SEED`). Raises ``ValueError`` for an unknown name.
     """

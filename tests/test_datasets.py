@@ -31,6 +31,11 @@ def test_load_bundled_datasets():
     assert list(pdm.columns) == [f"y{k}" for k in range(1, 9)] + ["x1", "x2", "x3"]
     al = ds.load("alliance")
     assert al.shape == (360, 59)
+    two = ds.load("Demo.twolevel")
+    assert two.shape == (2500, 12) and two["cluster"].nunique() == 200
+    growth = ds.load("Demo.growth")
+    assert growth.shape == (400, 10)
+    assert list(growth.columns[:4]) == ["t1", "t2", "t3", "t4"]
 
 
 def test_load_returns_a_fresh_frame():
@@ -47,7 +52,8 @@ def test_load_unknown_name_lists_available():
     msg = str(err.value)
     for name in ("HolzingerSwineford1939", "PoliticalDemocracy", "alliance"):
         assert name in msg
-    assert ds.available() == ["HolzingerSwineford1939", "PoliticalDemocracy", "alliance"]
+    assert ds.available() == ["HolzingerSwineford1939", "PoliticalDemocracy", "alliance",
+                             "Demo.twolevel", "Demo.growth"]
 
 
 def test_bundled_alliance_is_the_documented_call():
