@@ -1,0 +1,36 @@
+"""Resampling: bootstrap of fitted models, Monte Carlo power, data simulation.
+
+:func:`run_replications` (:mod:`.executor`) runs seeded, batched replications in this process,
+in local processes or on a dask cluster with identical results; :func:`bootstrap`
+(:mod:`.boot`) refits a model on ordinary, Bollen-Stine, parametric or cluster bootstrap
+samples; :func:`power` and :func:`simulate_data` (:mod:`.simulate`) simulate from a population
+model written in lavaan syntax.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> defining submodule (no public name is a submodule's name, see sem_models)
+
+_PUBLIC = {
+    "run_replications": "executor", "replication_rng": "executor",
+    "CheckpointError": "executor",
+    "bootstrap": "boot", "BootstrapResult": "boot", "bca_interval": "boot",
+    "power": "simulate", "simulate_data": "simulate", "population_moments": "simulate",
+    "analytic_power": "simulate",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

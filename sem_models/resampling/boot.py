@@ -1,0 +1,681 @@
+"""Bootstrap of a fitted model: ordinary, Bollen-Stine, parametric and cluster resampling.
+
+:func:`bootstrap` refits the model (:func:`sem_models.sem`, warm-started from the original
+estimates) on ``R`` bootstrap samples drawn within groups, as lavaan's ``bootstrapLavaan``:
+
+* ``"ordinary"``: rows resampled with replacement within each group (Efron & Tibshirani 1993,
+  ch. 6); with ``cluster`` whole clusters are resampled within each group (Davison & Hinkley
+  1997, sec. 3.8, the first stage of their two-stage scheme);
+* ``"bollen_stine"``: the same on data transformed so that the model holds exactly
+  (Bollen & Stine 1992, eq. 9): ``Z = (Y - 1 ybar') S^-1/2 Sigma^1/2 + 1 mu'`` per group, with
+  ``S`` the sample covariance (divisor N), ``Sigma``, ``mu`` the fitted moments (``mu = 0``
+  without a mean structure, as lavaan); the bootstrap p-value of the chi-square test is the share of
+  bootstrap statistics at least as large as the observed one;
+* ``"parametric"``: samples of the same sizes from N(mu, Sigma) with the fitted moments.
+
+Intervals (:meth:`BootstrapResult.estimates`): percentile, normal (bias-corrected, as lavaan's
+``"norm"``), basic, and BCa with the jackknife acceleration (Efron 1987, eqs. 6.6-6.8;
+Efron & Tibshirani 1993, eqs. 14.9-14.15), leaving out one case (one cluster with
+``cluster``) at a time.  Quantiles use the normal-scale interpolation of the order statistics
+of Davison & Hinkley (1997, eq. 5.8), as R's ``boot`` and lavaan.
+
+References: Bollen, K. A., & Stine, R. A. (1992). Bootstrapping goodness-of-fit measures in
+structural equation models. Sociological Methods & Research 21, 205-229.  Davison, A. C., &
+Hinkley, D. V. (1997). Bootstrap methods and their application. Cambridge UP.  Efron, B.
+(1987). Better bootstrap confidence intervals. JASA 82, 171-185.  Efron, B., & Tibshirani,
+R. J. (1993). An introduction to the bootstrap. Chapman & Hall.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import warnings
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from .executor import run_replications
+
+__all__ = ["bootstrap", "BootstrapResult", "bca_interval", "percentile_interval",
+           "BOOTSTRAP_KINDS", "CI_METHODS"]
+
+BOOTSTRAP_KINDS = ("ordinary", "bollen_stine", "parametric")
+CI_METHODS = ("percentile", "bca", "bca_simple", "normal", "basic")
+
+
+# ------------------------------------------------------------------------------ intervals
+def _norm_ppf(p):
+    from scipy.special import ndtri
+    return ndtri(p)
+
+
+def _norm_cdf(x):
+    from scipy.special import ndtr
+    return ndtr(x)
+
+
+def _quantiles(sorted_draws: np.ndarray, probs: np.ndarray, interpolation: str) -> np.ndarray:
+    """Quantiles of sorted draws: ``"normal"`` interpolates the order statistics on the normal
+    scale (Davison & Hinkley 1997, eq. 5.8: ``t_(k)`` with ``k = (B + 1) p``, interpolated
+    between neighbours when not an integer, the extremes outside ``1 .. B``); ``"linear"``
+    is numpy's default (R's type 7)."""
+    probs = np.asarray(probs, float)
+    B = len(sorted_draws)
+    if B == 0:
+        return np.full(probs.shape, np.nan)
+    if interpolation == "linear":
+        return np.quantile(sorted_draws, probs)
+    if interpolation != "normal":
+        raise ValueError(f"interpolation must be 'normal' or 'linear', not {interpolation!r}")
+    out = np.full(probs.shape, np.nan)
+    with np.errstate(invalid="ignore"):
+        rank = (B + 1) * probs
+    finite = np.isfinite(rank)
+    k = np.where(finite, np.floor(rank + 1e-10), 0).astype(int)
+    exact = finite & (np.abs(rank - np.round(rank)) < 1e-10) & (k >= 1) & (k <= B)
+    out[exact] = sorted_draws[k[exact] - 1]
+    low = finite & ~exact & (k <= 0)
+    high = finite & ~exact & (k >= B)
+    out[low] = sorted_draws[0]
+    out[high] = sorted_draws[-1]
+    mid = finite & ~exact & ~low & ~high
+    if mid.any():
+        km = k[mid]
+        q, q1, q2 = (_norm_ppf(probs[mid]), _norm_ppf(km / (B + 1)),
+                     _norm_ppf((km + 1) / (B + 1)))
+        t1, t2 = sorted_draws[km - 1], sorted_draws[km]
+        out[mid] = t1 + (q - q1) / (q2 - q1) * (t2 - t1)
+    return out
+
+
+def percentile_interval(draws: np.ndarray, level: float = 0.95, *,
+                        interpolation: str = "normal") -> tuple[float, float]:
+    """Percentile interval (Efron & Tibshirani 1993, eq. 13.5) of one statistic's draws."""
+    draws = np.sort(np.asarray(draws, float)[np.isfinite(draws)])
+    alpha = (1 - level) / 2
+    lo, hi = _quantiles(draws, np.array([alpha, 1 - alpha]), interpolation)
+    return float(lo), float(hi)
+
+
+def acceleration(jackknife: np.ndarray) -> float:
+    """Jackknife estimate of the BCa acceleration (Efron 1987, eq. 6.6; Efron & Tibshirani
+    1993, eq. 14.15): ``sum d^3 / (6 (sum d^2)^1.5)`` with ``d = mean(theta_(.)) - theta_(i)``."""
+    jack = np.asarray(jackknife, float)
+    jack = jack[np.isfinite(jack)]
+    d = jack.mean() - jack if len(jack) else jack
+    denom = 6.0 * np.sum(d ** 2) ** 1.5
+    return float(np.sum(d ** 3) / denom) if denom > 0 else 0.0
+
+
+def bca_interval(draws: np.ndarray, estimate: float, jackknife: Optional[np.ndarray],
+                 level: float = 0.95, *, interpolation: str = "normal") -> tuple[float, float]:
+    """Bias-corrected and accelerated interval of one statistic (Efron 1987; Efron &
+    Tibshirani 1993, eqs. 14.9-14.10).
+
+    ``z0 = Phi^-1(share of draws below the estimate)`` (ties count one half), ``a`` from the
+    jackknife values (:func:`acceleration`; ``jackknife=None``: ``a = 0``, the bias-corrected
+    percentile interval, lavaan's ``"bca.simple"``), and the interval is the pair of draw
+    quantiles at ``Phi(z0 + (z0 + z_alpha) / (1 - a (z0 + z_alpha)))`` for ``alpha`` and
+    ``1 - alpha``.  NaN when every draw lies on one side of the estimate.
+    """
+    draws = np.sort(np.asarray(draws, float)[np.isfinite(draws)])
+    if len(draws) == 0 or not np.isfinite(estimate):
+        return np.nan, np.nan
+    below = np.count_nonzero(draws < estimate) + 0.5 * np.count_nonzero(draws == estimate)
+    with np.errstate(divide="ignore"):
+        z0 = _norm_ppf(below / len(draws))
+    if not np.isfinite(z0):
+        return np.nan, np.nan
+    a = acceleration(jackknife) if jackknife is not None else 0.0
+    alpha = (1 - level) / 2
+    z = _norm_ppf(np.array([alpha, 1 - alpha]))
+    probs = _norm_cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
+    lo, hi = _quantiles(draws, probs, interpolation)
+    return float(lo), float(hi)
+
+
+# ------------------------------------------------------------------------------ refits
+def _sqrtm_sym(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """Symmetric (inverse) square root by the eigendecomposition."""
+    vals, vecs = np.linalg.eigh(matrix)
+    if np.any(vals <= 0):
+        raise np.linalg.LinAlgError("matrix is not positive definite")
+    power = -0.5 if inverse else 0.5
+    return (vecs * vals ** power) @ vecs.T
+
+
+def bollen_stine_transform(X: np.ndarray, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Bollen & Stine (1992, eq. 9): data whose sample covariance (divisor N) is ``sigma`` and
+    whose means are ``mu``: ``(X - xbar) S^-1/2 sigma^1/2 + mu``."""
+    mean = X.mean(axis=0)
+    centred = X - mean
+    S = centred.T @ centred / X.shape[0]
+    return centred @ _sqrtm_sym(S, inverse=True) @ _sqrtm_sym(sigma) + mu
+
+
+def _accepts_start() -> bool:
+    from ..api import fit_model
+    return "start" in inspect.signature(fit_model).parameters
+
+
+#: options that change standard errors and tests but not the estimates (left out of refits)
+_INFERENCE_ONLY = {"se", "test", "information", "observed_information", "h1_information",
+                   "level", "cluster", "group", "group_labels", "start"}
+#: estimators whose point estimates are the ML estimates
+_ML_FAMILY = {"ML", "MLM", "MLR", "MLMV", "MLMVS", "MLF"}
+
+
+def _refit_options(fit) -> dict:
+    """The fit's options that determine the estimates, as keywords of
+    :func:`sem_models.sem` (robust ML variants refit as plain ML: same estimates)."""
+    from ..api import fit_model
+    accepted = inspect.signature(fit_model).parameters
+    opts = {key: value for key, value in fit.options.items()
+            if key in accepted and key not in _INFERENCE_ONLY}
+    if str(opts.get("estimator", "ML")).upper() in _ML_FAMILY:
+        opts["estimator"] = "ML"
+    return opts
+
+
+def _check_resamplable(fit) -> None:
+    import re
+    if re.search(r"(^|[\n;])\s*level\s*:", fit.model_syntax):
+        raise ValueError("the bootstrap of multilevel models (level: blocks) is not supported "
+                         "yet; bootstrap a single-level model with cluster= instead")
+    if any(getattr(g, "X", None) is None for g in fit.data.groups):
+        raise ValueError("the bootstrap needs the raw data: this model was fitted to sample "
+                         "moments")
+
+
+class _Refit:
+    """Refits one model on new data and extracts the drawn quantities (picklable: it holds
+    the syntax, options and arrays, never the fitted object)."""
+
+    def __init__(self, fit, Xs: list[np.ndarray]):
+        table = fit.partable
+        self.syntax = fit.model_syntax
+        self.options = _refit_options(fit)
+        self.group = fit.options.get("group")
+        self.group_labels = list(fit.group_labels)
+        self.ov = list(fit.data.ov_names)
+        self.Xs = Xs
+        self.start = np.asarray(fit.values, float).copy()
+        op = table["op"].to_numpy()
+        free = table["free"].to_numpy() > 0
+        self.rows = np.flatnonzero(free)  # drawn rows: free parameters, then := rows
+        self.defined = [(str(lhs), str(rhs)) for lhs, rhs in
+                        zip(table["lhs"][op == ":="], table["rhs"][op == ":="])]
+        group = table["group"].to_numpy()
+        labels = table["label"].astype(str).to_numpy()
+        plabels = table["plabel"].astype(str).to_numpy() if "plabel" in table else labels
+        env_rows: dict[str, int] = {}
+        for r in np.flatnonzero(group > 0):
+            env_rows[plabels[r]] = int(r)
+            if labels[r] and labels[r] not in env_rows:
+                env_rows[labels[r]] = int(r)
+        self.env_rows = env_rows
+        self.names = param_names(table)
+        self.use_start = _accepts_start()
+        self._compiled = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_compiled"] = None  # compiled expressions are rebuilt where they are used
+        return state
+
+    def _expressions(self):
+        if self._compiled is None:
+            from ..model.syntax import compile_expression
+            self._compiled = [(name, compile_expression(text)) for name, text in self.defined]
+        return self._compiled
+
+    def frame(self, Xs: list[np.ndarray]) -> pd.DataFrame:
+        data = pd.DataFrame(np.vstack(Xs), columns=self.ov)
+        if self.group is not None:
+            data[self.group] = np.repeat(np.array(self.group_labels, dtype=object),
+                                         [len(X) for X in Xs])
+        return data
+
+    def fit(self, Xs: list[np.ndarray]):
+        from ..api import sem
+        data = self.frame(Xs)
+        kwargs = dict(self.options, group=self.group,
+                      group_labels=self.group_labels if self.group is not None else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.use_start:
+                try:
+                    return sem(self.syntax, data, start=self.start, **kwargs)
+                except (FloatingPointError, np.linalg.LinAlgError):
+                    pass  # the original estimates do not suit this sample: start afresh
+            return sem(self.syntax, data, **kwargs)
+
+    def defined_at(self, free_values: np.ndarray,
+                   base: Optional[np.ndarray] = None) -> np.ndarray:
+        """The ``:=`` quantities at given values of the free parameters (the other rows from
+        ``base``, default the original estimates)."""
+        values = (self.start if base is None else np.asarray(base, float)).copy()
+        values[self.rows] = free_values
+        env = {name: values[r] for name, r in self.env_rows.items()}
+        out = []
+        for name, expr in self._expressions():
+            try:
+                env[name] = float(expr.evaluate(env))
+            except (ZeroDivisionError, OverflowError, ValueError):
+                env[name] = np.nan
+            out.append(env[name])
+        return np.array(out)
+
+    def extract(self, refit) -> dict:
+        values = np.asarray(refit.values, float)
+        out = dict(zip(self.names[:len(self.rows)], values[self.rows].tolist()))
+        if self.defined:
+            env = {name: values[r] for name, r in self.env_rows.items()}
+            for name, expr in self._expressions():
+                try:
+                    env[name] = float(expr.evaluate(env))
+                except (ZeroDivisionError, OverflowError, ValueError):
+                    env[name] = np.nan
+                out[name] = env[name]
+        out["chisq"] = _chisq(refit)
+        out["converged"] = bool(refit.converged)
+        return out
+
+
+def _chisq(refit) -> float:
+    stats = getattr(refit, "_test_statistics", None)
+    if stats is not None:
+        return float(stats()["chisq"])
+    return float(refit.measures()["chisq"])  # pragma: no cover - older results classes
+
+
+def param_names(table: pd.DataFrame) -> list[str]:
+    """Names of the drawn quantities: ``lhs op rhs`` of the free rows (``.gK`` for group K > 1,
+    as lavaan's ``coef()``), then the ``:=`` names."""
+    op = table["op"].to_numpy()
+    free = table["free"].to_numpy() > 0
+    names = []
+    for lhs, o, rhs, g in zip(table["lhs"][free], op[free], table["rhs"][free],
+                              table["group"][free]):
+        name = f"{lhs}{o}{rhs}"
+        names.append(name if int(g) <= 1 else f"{name}.g{int(g)}")
+    names += [str(lhs) for lhs in table["lhs"][op == ":="]]
+    return names
+
+
+class _Sampler:
+    """Draws one bootstrap sample (per group) from the generator."""
+
+    def __init__(self, kind: str, Xs: list[np.ndarray], clusters: Optional[list],
+                 moments: Optional[list]):
+        self.kind = kind
+        self.Xs = Xs
+        self.units = [None if c is None else _cluster_units(c) for c in clusters] \
+            if clusters is not None else [None] * len(Xs)
+        self.moments = moments
+
+    def indices(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Row positions (within each group) of one nonparametric bootstrap sample: n_g draws
+        with replacement, or whole clusters (as many as the group has) with replacement."""
+        out = []
+        for g, X in enumerate(self.Xs):
+            if self.units[g] is None:
+                out.append(rng.integers(0, X.shape[0], X.shape[0]))
+            else:
+                order, starts, counts = self.units[g]
+                picked = rng.integers(0, len(starts), len(starts))
+                out.append(order[_expand(starts[picked], counts[picked])])
+        return out
+
+    def __call__(self, rng: np.random.Generator) -> list[np.ndarray]:
+        if self.kind == "parametric":
+            return [mean + rng.standard_normal((X.shape[0], len(mean))) @ chol.T
+                    for X, (mean, chol) in zip(self.Xs, self.moments)]
+        return [X[idx] for X, idx in zip(self.Xs, self.indices(rng))]
+
+
+def _cluster_units(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows sorted by cluster, each cluster's first position and size."""
+    _, codes = np.unique(ids, return_inverse=True)
+    codes = codes.ravel()
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return order, starts, counts
+
+
+def _expand(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated ranges ``starts[i] .. starts[i] + counts[i] - 1`` (no Python loop)."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, int)
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return offsets + np.arange(total)
+
+
+class _BootTask:
+    """One bootstrap replication: draw a sample, refit, extract."""
+
+    def __init__(self, refit: _Refit, sampler: _Sampler):
+        self.refit = refit
+        self.sampler = sampler
+
+    def __call__(self, rng: np.random.Generator, r: int) -> dict:
+        return self.refit.extract(self.refit.fit(self.sampler(rng)))
+
+
+class _JackknifeTask:
+    """Replication r of the jackknife: the fit without unit r (a case, or a cluster)."""
+
+    def __init__(self, refit: _Refit, units: list[tuple[int, np.ndarray]]):
+        self.refit = refit
+        self.units = units  # (group, rows of the unit)
+
+    def __call__(self, rng: np.random.Generator, r: int) -> dict:
+        g, rows = self.units[r]
+        Xs = list(self.refit.Xs)
+        Xs[g] = np.delete(Xs[g], rows, axis=0)
+        return self.refit.extract(self.refit.fit(Xs))
+
+
+# ------------------------------------------------------------------------------ the result
+class BootstrapResult:
+    """Bootstrap draws of a fitted model and the intervals and tests built from them.
+
+    Attributes: ``draws`` (one row per replicate: the free parameters and ``:=`` quantities,
+    ``chisq``, ``converged``, ``error``), ``kind``, ``R``, ``seed``, ``fit``, ``n_valid``.
+    """
+
+    def __init__(self, fit, draws: pd.DataFrame, kind: str, seed: int, names: list[str],
+                 refit: _Refit, jack_units: list, executor, progress: bool):
+        self.fit = fit
+        self.draws = draws
+        self.kind = kind
+        self.R = len(draws)
+        self.seed = seed
+        self.names = names
+        self._refit = refit
+        self._jack_units = jack_units
+        self._executor = executor
+        self._progress = progress
+        self._jackknife: Optional[pd.DataFrame] = None
+
+    @classmethod
+    def from_draws(cls, fit, draws: pd.DataFrame, kind: str = "ordinary", *,
+                   cluster=None, data: Optional[pd.DataFrame] = None, executor=None,
+                   progress: bool = True) -> "BootstrapResult":
+        """Summaries of draws made elsewhere (e.g. read back from a checkpoint folder): one row
+        per replicate with the columns of :attr:`draws` (``chisq`` may be absent unless
+        ``kind="bollen_stine"``; ``converged`` and ``error`` default to True / None)."""
+        if kind not in BOOTSTRAP_KINDS:
+            raise ValueError(f"kind must be one of {BOOTSTRAP_KINDS}, not {kind!r}")
+        original = [np.asarray(g.X, float) for g in fit.data.groups]
+        refit = _Refit(fit, original)
+        missing = [name for name in refit.names if name not in draws.columns]
+        if missing:
+            raise ValueError(f"draws lack the column(s) {missing}")
+        draws = draws.copy()
+        if "converged" not in draws.columns:
+            draws["converged"] = True
+        if "error" not in draws.columns:
+            draws["error"] = None
+        if "chisq" not in draws.columns:
+            draws["chisq"] = np.nan
+        clusters = _cluster_ids(fit, cluster, data)
+        return cls(fit, draws, kind, draws.attrs.get("seed"), refit.names, refit,
+                   _jackknife_units(original, clusters), executor, progress)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Replicates that ran without error and converged (those used for inference)."""
+        conv = self.draws["converged"].to_numpy(object)
+        known = pd.notna(conv)
+        ok = np.zeros(len(conv), bool)
+        ok[known] = conv[known].astype(bool)
+        return ok & self.draws["error"].isna().to_numpy()
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.valid.sum())
+
+    def _matrix(self) -> np.ndarray:
+        return self.draws.loc[self.valid, self.names].to_numpy(float)
+
+    @property
+    def bollen_stine_pvalue(self) -> float:
+        """Share of bootstrap chi-squares at least as large as the observed one (Bollen & Stine
+        1992), over converged replicates; only for ``kind="bollen_stine"``."""
+        if self.kind != "bollen_stine":
+            raise ValueError(f"the Bollen-Stine p-value needs kind='bollen_stine' (this "
+                             f"bootstrap is {self.kind!r})")
+        observed = float(self.fit.measures()["chisq"])
+        stats = self.draws.loc[self.valid, "chisq"].to_numpy(float)
+        stats = stats[np.isfinite(stats)]
+        return float(np.mean(stats >= observed)) if len(stats) else np.nan
+
+    def jackknife(self, executor=None) -> pd.DataFrame:
+        """Leave-one-out refits (cases, or clusters) for the BCa acceleration (cached)."""
+        if self._jackknife is None:
+            task = _JackknifeTask(self._refit, self._jack_units)
+            self._jackknife = run_replications(
+                task, len(self._jack_units), seed=0,
+                executor=executor if executor is not None else self._executor,
+                progress=self._progress, desc="jackknife")
+        return self._jackknife
+
+    def vcov(self) -> pd.DataFrame:
+        """Bootstrap covariance matrix of the drawn quantities (converged replicates)."""
+        return pd.DataFrame(np.cov(self._matrix(), rowvar=False, ddof=1), index=self.names,
+                            columns=self.names)
+
+    def estimates(self, ci: str = "percentile", level: Optional[float] = None, *,
+                  interpolation: str = "normal") -> pd.DataFrame:
+        """Like ``fit.estimates()`` with bootstrap SEs (SD of the draws, divisor B - 1), z and
+        p from them, and bootstrap intervals: ``ci`` is ``"percentile"``, ``"bca"`` (runs
+        the jackknife once), ``"bca_simple"`` (no acceleration, lavaan's ``"bca.simple"``),
+        ``"normal"`` (``est - bias +- z se`` with bias = mean of the draws minus the estimate;
+        for ``:=`` rows the quantity at the mean of the drawn free parameters minus the
+        estimate, as lavaan's ``"norm"``) or ``"basic"`` (``2 est - percentile bounds``).
+        Fixed rows: SE 0 and the interval collapsed to the estimate, as
+        ``fit.estimates()``."""
+        if ci not in CI_METHODS:
+            raise ValueError(f"ci must be one of {CI_METHODS}, not {ci!r}")
+        level = self.fit.options.get("level", 0.95) if level is None else float(level)
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, not {level}")
+        table = self.fit.estimates(level=level)
+        pt = self.fit.partable
+        keep = ~pt["op"].isin(["==", "<", ">"]).to_numpy()
+        rows = np.flatnonzero(keep)  # estimates() row i <- parameter-table row rows[i]
+        position = {int(r): i for i, r in enumerate(rows)}
+        free = np.flatnonzero(pt["free"].to_numpy() > 0)
+        defined = np.flatnonzero(pt["op"].to_numpy() == ":=")
+        targets = [position[int(r)] for r in np.concatenate([free, defined])]
+        draws = self._matrix()
+        jack = None
+        if ci == "bca":
+            jk = self.jackknife()
+            conv = jk["converged"].to_numpy(object)
+            ok = jk["error"].isna().to_numpy() & pd.notna(conv)
+            ok[ok] = conv[ok].astype(bool)
+            jack = jk.loc[ok, self.names].to_numpy(float)
+        est = table["est"].to_numpy(float).copy()
+        se = table["se"].to_numpy(float).copy()
+        lower = table["ci_lower"].to_numpy(float).copy()
+        upper = table["ci_upper"].to_numpy(float).copy()
+        crit = _norm_ppf(0.5 + level / 2)
+        n_free = len(self._refit.rows)
+        if ci == "normal":
+            mean_free = np.nanmean(draws[:, :n_free], axis=0) if len(draws) else \
+                np.full(n_free, np.nan)
+            centre_defined = self._refit.defined_at(mean_free)
+        for j, i in enumerate(targets):
+            col = draws[:, j]
+            col = col[np.isfinite(col)]
+            if len(col) < 2:
+                se[i] = lower[i] = upper[i] = np.nan
+                continue
+            se[i] = np.std(col, ddof=1)
+            if ci == "percentile":
+                lower[i], upper[i] = percentile_interval(col, level, interpolation=interpolation)
+            elif ci == "basic":
+                lo, hi = percentile_interval(col, level, interpolation=interpolation)
+                lower[i], upper[i] = 2 * est[i] - hi, 2 * est[i] - lo
+            elif ci == "normal":
+                boot_mean = col.mean() if j < n_free else centre_defined[j - n_free]
+                centre = est[i] - (boot_mean - est[i])
+                lower[i], upper[i] = centre - crit * se[i], centre + crit * se[i]
+            else:
+                lower[i], upper[i] = bca_interval(
+                    col, est[i], jack[:, j] if jack is not None else None, level,
+                    interpolation=interpolation)
+        out = table.copy()
+        out["se"] = se
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = est / se
+        drawn = np.zeros(len(out), bool)
+        drawn[targets] = True
+        out["z"] = np.where(drawn, z, out["z"].to_numpy(float))
+        out["pvalue"] = np.where(drawn, 2 * _norm_cdf(-np.abs(z)), out["pvalue"].to_numpy(float))
+        out["ci_lower"] = lower
+        out["ci_upper"] = upper
+        out.attrs.update({"ci": ci, "level": level, "R": self.R, "n_valid": self.n_valid,
+                          "kind": self.kind})
+        return out
+
+    def __repr__(self) -> str:
+        return (f"<BootstrapResult {self.kind}: R={self.R}, converged={self.n_valid}, "
+                f"seed={self.seed}>")
+
+
+# ------------------------------------------------------------------------------ entry point
+def _cluster_ids(fit, cluster, data) -> Optional[list[np.ndarray]]:
+    groups = fit.data.groups
+    if cluster is False:
+        return None
+    if cluster is None:
+        if fit.options.get("cluster") is None:
+            return None
+        return [np.asarray(g.cluster) for g in groups]
+    if isinstance(cluster, str):
+        if cluster == fit.options.get("cluster"):
+            return [np.asarray(g.cluster) for g in groups]
+        if data is None:
+            raise ValueError(f"cluster={cluster!r} is not the fit's cluster variable: pass the "
+                             "data the model was fitted to as data= to read that column")
+        if cluster not in data.columns:
+            from ..estimation.data import DataError
+            raise DataError(f"cluster column {cluster!r} is not in the data")
+        ids = data[cluster].to_numpy()
+    else:
+        ids = np.asarray(cluster)
+    n_rows = fit.data.n_rows_input
+    if len(ids) != n_rows:
+        raise ValueError(f"cluster has {len(ids)} values but the fitted data have {n_rows} "
+                         "rows")
+    out = [ids[np.asarray(g.row_index)] for g in groups]
+    for g, ids_g in zip(groups, out):
+        if pd.isna(ids_g).any():
+            from ..estimation.data import DataError
+            raise DataError(f"cluster has missing values among the analysed rows of group "
+                            f"{g.label!r}")
+    return out
+
+
+def _jackknife_units(Xs: list[np.ndarray], clusters: Optional[list]) -> list:
+    units = []
+    for g, X in enumerate(Xs):
+        if clusters is None:
+            units.extend((g, np.array([i])) for i in range(X.shape[0]))
+        else:
+            order, starts, counts = _cluster_units(clusters[g])
+            units.extend((g, order[s:s + c]) for s, c in zip(starts, counts))
+    return units
+
+
+def _fingerprint(fit, kind, clusters, Xs) -> str:
+    h = hashlib.sha256()
+    h.update(repr((fit.model_syntax, sorted(_refit_options(fit).items()),
+                   fit.options.get("group"), [str(lab) for lab in fit.group_labels],
+                   kind)).encode())
+    for X in Xs:
+        h.update(np.ascontiguousarray(X).tobytes())
+    for c in clusters or []:
+        h.update(pd.factorize(c)[0].tobytes())
+    return f"bootstrap-{kind}-{h.hexdigest()[:16]}"
+
+
+def bootstrap(fit, R: int = 1000, kind: str = "ordinary", *, seed=None,
+              cluster: Union[None, bool, str, Sequence] = None,
+              data: Optional[pd.DataFrame] = None, executor=None,
+              batch_size: Optional[int] = None, progress: bool = True,
+              checkpoint=None) -> BootstrapResult:
+    """Bootstrap a fitted model (lavaan's ``bootstrapLavaan``; see the module docstring).
+
+    Parameters
+    ----------
+    fit
+        A :class:`~sem_models.results.SEMFit`.
+    R
+        Number of bootstrap replicates.
+    kind
+        ``"ordinary"``, ``"bollen_stine"`` (complete data only) or ``"parametric"``.
+    seed
+        Root seed (replicate r uses ``SeedSequence(entropy=seed, spawn_key=(r,))``, so the
+        draws do not depend on ``executor`` or ``batch_size``).
+    cluster
+        ``None``: the fit's ``cluster`` variable if it has one (whole clusters are resampled
+        within groups), else cases; ``False``: cases; a column name (of ``data`` unless it is the
+        fit's cluster variable) or one cluster id per row of the fitted data.
+    executor, batch_size, progress, checkpoint
+        As :func:`~sem_models.resampling.run_replications`.
+
+    Each replicate is refitted with :func:`sem_models.sem` (same syntax and options, ML point
+    estimates, started from the original estimates); failed or non-converged replicates stay
+    in ``draws`` and are left out of the summaries.
+    """
+    if kind not in BOOTSTRAP_KINDS:
+        raise ValueError(f"kind must be one of {BOOTSTRAP_KINDS}, not {kind!r}")
+    R = int(R)
+    if R < 1:
+        raise ValueError(f"R must be a positive number of replicates, not {R}")
+    _check_resamplable(fit)
+    Xs = [np.asarray(g.X, float) for g in fit.data.groups]
+    clusters = _cluster_ids(fit, cluster, data)
+    if clusters is not None and kind == "parametric":
+        raise ValueError("cluster= resamples observed clusters; it cannot be combined with "
+                         "kind='parametric'")
+    missing = any(np.isnan(X).any() for X in Xs)
+    implied = fit.implied()
+    keys = list(implied)
+    moments = [(implied[k]["mean"].to_numpy(float), implied[k]["cov"].to_numpy(float))
+               for k in keys]
+    if kind == "bollen_stine":
+        if missing:
+            raise ValueError("the Bollen-Stine bootstrap needs complete data (lavaan's "
+                             "restriction); use kind='ordinary' or 'parametric' with missing "
+                             "values")
+        # without a mean structure the transformed data are centred (as lavaan's)
+        Xs = [bollen_stine_transform(X, cov, mean if fit.model.meanstructure else 0.0 * mean)
+              for X, (mean, cov) in zip(Xs, moments)]
+    refit = _Refit(fit, Xs)
+    chol = None
+    if kind == "parametric":
+        chol = [(mean, np.linalg.cholesky(cov)) for mean, cov in moments]
+    sampler = _Sampler(kind, Xs, clusters, chol)
+    task = _BootTask(refit, sampler)
+    draws = run_replications(task, R, seed=seed, executor=executor, batch_size=batch_size,
+                             progress=progress, checkpoint=checkpoint,
+                             fingerprint=_fingerprint(fit, kind, clusters, Xs),
+                             desc=f"bootstrap ({kind})")
+    # the jackknife (BCa) leaves out the original cases or clusters, never transformed ones
+    original = [np.asarray(g.X, float) for g in fit.data.groups]
+    jack_refit = _Refit(fit, original)
+    result = BootstrapResult(fit, draws, kind, draws.attrs["seed"], refit.names, jack_refit,
+                             _jackknife_units(original, clusters), executor, progress)
+    n_bad = R - result.n_valid
+    if n_bad:
+        warnings.warn(f"{n_bad} of {R} bootstrap replicates failed or did not converge; they "
+                      "are left out of the bootstrap summaries", RuntimeWarning, stacklevel=2)
+    return result
