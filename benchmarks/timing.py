@@ -98,19 +98,16 @@ cat("ready\n"); flush(stdout())
 while (length(line <- readLines(con, n = 1)) > 0) {
   parts <- strsplit(line, " ")[[1]]
   f <- tasks[[parts[2]]]; n <- as.integer(parts[3])
-  if (parts[1] == "time") {
-    total <- NULL
-    for (i in seq_len(n)) {
-      start <- lap_clock(); laps <- f(); end <- lap_clock()
-      laps <- if (!is.numeric(laps)) end - start else c(laps - start, end - start)
-      total <- if (is.null(total)) laps else total + laps
-    }
-    cat(paste(sprintf("%%.9f", total / n), collapse = " "), "\n"); flush(stdout())
-  } else {  # "mem": peak R memory (MB) of one run above the memory in use before it
-    invisible(gc(reset = TRUE)); before <- sum(gc()[, 2]); invisible(gc(reset = TRUE))
-    f(); peak <- sum(gc()[, 6])
-    cat(sprintf("%%.3f\n", peak - before)); flush(stdout())
+  total <- NULL
+  # peak R memory (MB) of the block above the memory in use before it (gc()'s "max used")
+  invisible(gc(reset = TRUE)); before <- sum(gc()[, 2]); invisible(gc(reset = TRUE))
+  for (i in seq_len(n)) {
+    start <- lap_clock(); laps <- f(); end <- lap_clock()
+    laps <- if (!is.numeric(laps)) end - start else c(laps - start, end - start)
+    total <- if (is.null(total)) laps else total + laps
   }
+  peak <- sum(gc()[, 6]) - before
+  cat(paste(sprintf("%%.9f", c(total / n, peak)), collapse = " "), "\n"); flush(stdout())
 }
 """
 
@@ -121,8 +118,8 @@ class RLapSession(RSession):
     A task is an R function; when it returns ``lap_clock()`` values taken after intermediate
     steps (e.g. after ``sem()`` and before ``fitMeasures()``), :meth:`block_laps` returns the
     mean time from the start to each lap and to the end, so that one run of lavaan times both
-    the fit and the fit with its fit measures.  :meth:`peak_mb` reports R's peak memory of one
-    run (``gc()``'s "max used", above the memory in use before it)."""
+    the fit and the fit with its fit measures.  ``last_peak_mb`` is R's peak memory during the
+    last block (``gc()``'s "max used", above the memory in use before it)."""
 
     def __init__(self, setup: str):  # noqa: D107 - same as RSession with the lap server
         import subprocess
@@ -147,15 +144,16 @@ class RLapSession(RSession):
             raise RuntimeError(f"R task {line!r} failed: {self._proc.stderr.read()[-800:]}")
         return out
 
+    last_peak_mb = float("nan")
+
     def block_laps(self, task: str, n: int) -> list[float]:
         """Mean seconds from the start of the task to each of its laps and to its end."""
-        return [float(x) for x in self._ask(f"time {task} {n}").split()]
+        values = [float(x) for x in self._ask(f"time {task} {n}").split()]
+        self.last_peak_mb = values[-1]
+        return values[:-1]
 
     def block_mean(self, task: str, n: int) -> float:
         return self.block_laps(task, n)[-1]
-
-    def peak_mb(self, task: str) -> float:
-        return float(self._ask(f"mem {task} 1"))
 
 
 def gemm_gflops(size: int = 384, repeat: int = 7) -> float:

@@ -10,7 +10,8 @@ cut-offs:
   loadings are non-invariant when ``delta_cfi <= -.010`` supplemented by ``delta_rmsea >= .015``
   or ``delta_srmr >= .030``; intercepts and residual variances when ``delta_cfi <= -.010``
   supplemented by ``delta_rmsea >= .015`` or ``delta_srmr >= .010``.  Chen did not study the
-  structural steps (latent variances, covariances, means); the intercept criteria are used there.
+  structural steps (latent variances, covariances, means) nor the thresholds of ordinal items
+  (location parameters like intercepts); the intercept criteria are used there.
 * ``chisq_difference``: the (scaled, Satorra & Bentler 2001) chi-square difference test at
   alpha = .05 (``delta_pvalue < .05``).
 
@@ -39,6 +40,7 @@ NOT_TESTED = "not tested: previous level failed"
 
 # which criterion a level is judged by (Chen 2007 distinguishes loadings from the rest)
 LEVEL_KIND = {
+    "thresholds": "thresholds",
     "metric": "loadings",
     "scalar": "intercepts",
     "strict": "residuals",
@@ -127,7 +129,9 @@ class RuleSet:
 
     def criterion(self, level: str) -> Optional[Criterion]:
         kind = LEVEL_KIND.get(level, "structural")
-        for key in (level, kind, "intercepts" if kind == "structural" else None, "default"):
+        # thresholds are location parameters: judged as intercepts unless a rule names them
+        for key in (level, kind, "intercepts" if kind in ("structural", "thresholds") else None,
+                    "default"):
             if key is not None and key in self.criteria:
                 return self.criteria[key]
         return None

@@ -20,13 +20,14 @@ The expected parameter change of releasing all constraints is ``s' I^+``.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
 import scipy.stats
 
+from sem_models.estimation.threads import single_threaded_blas
 from sem_models.model.constraints import defined_values, numerical_jacobian
 from sem_models.model.syntax import compile_expression
 
@@ -154,33 +155,132 @@ def constraint_system(fit) -> tuple[np.ndarray, pd.DataFrame]:
     return _matrix(free_rows, pairs, user_rows), pd.DataFrame(records + user_records)
 
 
-def release_tests(fit, candidates: Sequence[Sequence[int]]) -> pd.DataFrame:
+def _score_information_mask(fit, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                              np.ndarray]:
+    """Per-case score and expected information (as :func:`_score_information`) for the
+    parameter-table rows selected by ``mask``: the free rows and fixed rows taken as free at
+    their fixed values (the parameters a release would add).  Returns ``(s, info, rows)``."""
+    problem, model = fit.problem, fit.model
+    rows_all = np.flatnonzero(mask)
+    pos_of = np.full(len(mask), -1)
+    pos_of[rows_all] = np.arange(len(rows_all))
+    n = len(rows_all)
+    grad = np.zeros(n)
+    info = np.zeros((n, n))
+    moments = fit._moments
+    for g, loss in enumerate(problem.losses):
+        cells = model.free_rows(g, mask)
+        rows, d_cov, d_mean = model.jacobian(moments[g], cells)
+        gr, inf = loss.derivatives(moments[g], d_cov, d_mean)
+        pos = pos_of[np.asarray(rows, int)]
+        np.add.at(grad, pos, problem.weights[g] * gr)
+        info[np.ix_(pos, pos)] += problem.weights[g] * inf
+    return -grad, info, rows_all
+
+
+@single_threaded_blas
+def release_tests(fit, candidates: Sequence[Sequence[int]],
+                  df: Optional[Sequence[int]] = None,
+                  free: Optional[Sequence[Sequence[int]]] = None) -> pd.DataFrame:
     """Score tests of releasing *sets* of parameters: each candidate is a list of
-    parameter-table rows that share a label and would get a new label of their own (so they
-    stay equal among themselves, e.g. one group's intercept at every occasion).  One df each;
-    a single row is lavaan's univariate test of that row's constraint.
+    parameter-table rows; the rows sharing a label get a new label of their own (so they
+    stay equal among themselves, e.g. one group's intercept at every occasion), rows with
+    different labels are released together (e.g. all thresholds of an ordinal item in one
+    group).  A single row is lavaan's univariate test of that row's constraint.
+
+    ``free``: per candidate, fixed rows the release makes free parameters (an ordinal item's
+    intercept fixed to 0 in every group under Wu & Estabrook's scalar model is freed in the
+    released group); they enter the score test as parameters fixed at their values in the
+    fitted model (lavaan's ``lavTestScore(add=)``).
+
+    ``df``: the degrees of freedom of each release (``None`` entries: computed); by default
+    the number of directions the
+    release adds to the model, ``rank(I | R1) - rank(I | R)`` (the rank of the information
+    restricted to the null space of the constraints): the number of labels released, unless
+    the released parameters trade against parameters that are already free (an ordinal
+    item's thresholds against its free intercept and scale: Wu & Estabrook 2016).  The
+    statistic is Satorra's (1989) score test of the model with the candidate's constraints
+    released and every other parameter as it is (identification constraints the release
+    re-imposes are left free: the released parameters span their directions); the bordered
+    information is solved by the Moore-Penrose inverse when it is singular, as lavaan's
+    ``lavTestScore``.
 
     Returns a DataFrame with ``rows`` (the candidate), ``X2``, ``df``, ``pvalue``.
     """
     _check(fit)
     pt = fit._partable
     free_rows = np.asarray(fit.problem.pmap.free_rows)
+    free = [list(map(int, f)) for f in free] if free is not None else [[] for _ in candidates]
+    extra = sorted({r for f in free for r in f} - set(free_rows.tolist()))
+    if extra:
+        mask = np.zeros(len(pt), bool)
+        mask[free_rows] = True
+        mask[extra] = True
+        s, info, rows_all = _score_information_mask(fit, mask)
+    else:
+        s, info = _score_information(fit)
+        rows_all = free_rows
     base = pt["label"].to_numpy().astype(object)
+    for r in extra:  # an added parameter is tied to nothing
+        base[r] = ""
     user_rows, _ = _user_constraints(fit)
-    s, info = _score_information(fit)
+    if extra and user_rows:
+        pos = {int(r): k for k, r in enumerate(rows_all)}
+        padded = []
+        for row in user_rows:
+            full = np.zeros(len(rows_all))
+            full[[pos[int(r)] for r in free_rows]] = row
+            padded.append(full)
+        user_rows = padded
+    position = {int(r): k for k, r in enumerate(rows_all)}
+
+    def fixings(rows) -> list:
+        out = []
+        for r in rows:
+            e = np.zeros(len(rows_all))
+            e[position[r]] = 1.0
+            out.append(e)
+        return out
+
     N = float(fit.ntotal)
     out = []
+    rank0 = None
+    dfs = [None] * len(candidates) if df is None else list(df)
+    if any(d is None for d in dfs):
+        rank0 = _restricted_rank(info, _matrix(rows_all, _label_constraints(rows_all, base),
+                                               user_rows + fixings(extra)))
     for k, rows in enumerate(candidates):
         rows = [int(r) for r in rows]
         labels = base.copy()
-        if len({labels[r] for r in rows}) != 1 or not labels[rows[0]]:
-            raise ValueError("a release candidate must be rows sharing one label")
-        labels[rows] = f"{labels[rows[0]]}#release{k}"
-        R1 = _matrix(free_rows, _label_constraints(free_rows, labels), user_rows)
+        names = list(dict.fromkeys(labels[r] for r in rows if labels[r]))
+        if not names and not free[k]:
+            raise ValueError("a release candidate must be rows with labels (equality "
+                             "constraints) or rows to free")
+        for j, name in enumerate(names):
+            sel = [r for r in rows if labels[r] == name]
+            labels[sel] = f"{name}#release{k}.{j}"
+        kept = [r for r in extra if r not in set(free[k])]
+        R1 = _matrix(rows_all, _label_constraints(rows_all, labels), user_rows + fixings(kept))
         stat = N * _quadratic(info, R1, s)
-        out.append({"rows": rows, "X2": stat, "df": 1,
-                    "pvalue": float(scipy.stats.chi2.sf(stat, 1))})
+        d = _restricted_rank(info, R1) - rank0 if dfs[k] is None else int(dfs[k])
+        out.append({"rows": rows, "X2": stat, "df": d,
+                    "pvalue": float(scipy.stats.chi2.sf(stat, d)) if d > 0 else np.nan})
     return pd.DataFrame(out, columns=["rows", "X2", "df", "pvalue"])
+
+
+def _restricted_rank(info: np.ndarray, R: np.ndarray) -> int:
+    """Rank of the information restricted to the null space of the constraints ``R``: the
+    number of identified free directions of the constrained model."""
+    if R.shape[0]:
+        basis = scipy.linalg.null_space(R)
+        M = basis.T @ info @ basis
+    else:
+        M = info
+    if M.size == 0:
+        return 0
+    ev = np.linalg.eigvalsh((M + M.T) / 2)
+    top = float(np.max(np.abs(ev)))
+    return int(np.sum(ev > 1e-9 * top)) if top > 0 else 0
 
 
 def _quadratic(info: np.ndarray, R1: np.ndarray, s: np.ndarray) -> float:
@@ -202,6 +302,7 @@ def _check(fit) -> None:
                          "('<', '>'), as in lavaan's lavTestScore")
 
 
+@single_threaded_blas
 def score_test_total(fit) -> pd.Series:
     """Multivariate score test of all equality constraints (lavTestScore's ``$test``)."""
     _check(fit)
@@ -214,6 +315,7 @@ def score_test_total(fit) -> pd.Series:
     return pd.Series({"X2": stat, "df": df, "pvalue": float(scipy.stats.chi2.sf(stat, df))})
 
 
+@single_threaded_blas
 def score_tests(fit, cumulative: bool = False, epc: bool = False,
                 sort: bool = True) -> pd.DataFrame:
     """Univariate score tests of every equality constraint of ``fit`` (lavTestScore ``$uni``).
@@ -281,6 +383,7 @@ def score_tests(fit, cumulative: bool = False, epc: bool = False,
     return table
 
 
+@single_threaded_blas
 def expected_parameter_changes(fit) -> pd.DataFrame:
     """Expected change of every free parameter when all equality constraints are released
     (lavTestScore(epc = TRUE)'s ``epc`` and ``epv = est + epc``)."""

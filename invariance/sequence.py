@@ -32,6 +32,7 @@ in ``difference_test`` (Satorra & Bentler 2001).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence, Union
 
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 import sem_models as sm
+from sem_models.estimation.threads import single_threaded_blas
 
 from .effects import dmacs as _dmacs
 from .effects import latent_differences as _latent_differences
@@ -49,10 +51,18 @@ from .spec import (LEVEL_KEYWORDS, InvarianceError, MeasurementSpec, RowKey,
 
 __all__ = ["sequence", "longitudinal", "InvarianceSequence", "fit_level"]
 
-ROBUST = ("MLM", "MLR", "MLMV", "MLMVS")
+ROBUST = ("MLM", "MLR", "MLMV", "MLMVS", "WLSMV", "WLSM", "ULSMV", "ULSM")
 DEFAULT_LEVELS = ("configural", "metric", "scalar", "strict")
 _RESERVED = ("group_equal", "group_partial", "std_lv", "meanstructure", "group_labels")
 _INDEX_COLUMNS = ["npar", "chisq", "df", "pvalue", "cfi", "tli", "rmsea", "srmr", "aic", "bic"]
+#: columns of an ordinal sequence's table (lavaan's names; ``*_robust`` are lavaan's catML
+#: indices, NaN once thresholds are constrained; ``*_robust_wls`` are defined at every step,
+#: see :mod:`invariance.ordinal`)
+_ORDINAL_COLUMNS = ["npar", "chisq", "df", "pvalue", "chisq_scaled", "df_scaled",
+                    "pvalue_scaled", "cfi", "tli", "rmsea", "cfi_scaled", "tli_scaled",
+                    "rmsea_scaled", "cfi_robust", "tli_robust", "rmsea_robust",
+                    "cfi_robust_wls", "tli_robust_wls", "rmsea_robust_wls", "srmr"]
+FIT_INDEX_FAMILIES = ("robust", "robust_wls", "scaled", "standard")
 
 
 def _group_labels(data: pd.DataFrame, group: Optional[str], given) -> Optional[list]:
@@ -99,9 +109,10 @@ def _check_data(spec: MeasurementSpec, data: pd.DataFrame, group: Optional[str],
                 f"indicator(s) {never} have no observed value{where}, so factor(s) "
                 f"{sorted(fac)} would not have the same indicators in every group; invariance "
                 "needs the same indicators everywhere (drop the item or the group)")
-        n = len(block) if missing in ("fiml", "ml") else int(block.all(axis=1).sum())
+        avail = missing in ("fiml", "ml", "pairwise")
+        n = len(block) if avail else int(block.all(axis=1).sum())
         if n < p + 1:
-            what = "cases" if missing in ("fiml", "ml") else "complete cases"
+            what = "cases" if avail else "complete cases"
             raise InvarianceError(
                 f"group {lab!r} has only {n} {what} for {p} indicators; each group needs at "
                 f"least {p + 1} to estimate its own (configural) model" if lab is not None else
@@ -115,10 +126,21 @@ _DIFFERENCE_TESTS = {"standard": "likelihood ratio (chi-square difference)",
                      "satorra.2000": "Satorra 2000 scaled difference"}
 
 
+def _is_ordinal(fit) -> bool:
+    return bool(fit.options.get("ordered"))
+
+
 def _measures(fit) -> dict:
     """Fit indices for the table under lavaan's names: the standard ones, and for robust
-    estimators also ``chisq_scaled``, ``pvalue_scaled`` and the robust CFI, TLI, RMSEA."""
+    estimators also ``chisq_scaled``, ``pvalue_scaled`` and the robust CFI, TLI, RMSEA.
+    Ordinal fits: :data:`_ORDINAL_COLUMNS` (scaled, lavaan's robust and the robust indices of
+    the (D)WLS statistic, :func:`invariance.ordinal.robust_wls_measures`)."""
     m = fit.measures()
+    if _is_ordinal(fit):
+        from .ordinal import robust_wls_measures
+        out = {k: float(m[k]) if k in m.index else np.nan for k in _ORDINAL_COLUMNS}
+        out.update(robust_wls_measures(fit))
+        return out
     out = {k: float(m[k]) if k in m.index else np.nan for k in _INDEX_COLUMNS}
     est = str(fit.options.get("estimator", "ML")).upper()
     if est in ROBUST and "chisq_scaled" in m.index:
@@ -134,13 +156,28 @@ def _measures(fit) -> dict:
     return out
 
 
-def _index(m: Mapping, k: str) -> float:
-    """The robust version of index ``k`` when there is one, else the standard one."""
-    v = m.get(f"{k}_robust", np.nan)
-    return float(v) if v is not None and np.isfinite(v) else float(m[k])
+def _index(m: Mapping, k: str, family: str = "robust") -> float:
+    """Index ``k`` (cfi, tli, rmsea) of the family used for the decisions: ``"robust"`` (the
+    robust version when there is one, else the standard one; continuous data),
+    ``"robust_wls"`` (ordinal data: the robust indices of the (D)WLS statistic),
+    ``"scaled"`` or ``"standard"``."""
+    def get(name):
+        v = m.get(name, np.nan)
+        return float(v) if v is not None and np.isfinite(v) else np.nan
+
+    if family == "robust_wls":
+        return get(f"{k}_robust_wls")
+    if family == "scaled":
+        return get(f"{k}_scaled")
+    if family == "standard":
+        return get(k)
+    v = get(f"{k}_robust")
+    if np.isfinite(v) or "cfi_robust_wls" in m:  # ordinal: no fallback to the standard one
+        return v
+    return get(k)
 
 
-def _changes(prev, cur, prev_m: dict, cur_m: dict) -> dict:
+def _changes(prev, cur, prev_m: dict, cur_m: dict, family: str = "robust") -> dict:
     out = {}
     try:
         lrt = sm.compare(prev, cur)
@@ -153,15 +190,20 @@ def _changes(prev, cur, prev_m: dict, cur_m: dict) -> dict:
         out.update(delta_chisq=np.nan, delta_df=cur_m["df"] - prev_m["df"],
                    delta_pvalue=np.nan, difference_test="", note=str(exc))
     for k in ("cfi", "tli", "rmsea"):
-        out[f"delta_{k}"] = _index(cur_m, k) - _index(prev_m, k)
+        out[f"delta_{k}"] = _index(cur_m, k, family) - _index(prev_m, k, family)
     out["delta_srmr"] = cur_m["srmr"] - prev_m["srmr"]
     return out
 
 
 def fit_level(spec: MeasurementSpec, data: pd.DataFrame, *, group=None, group_labels=None,
               group_eq=(), long_eq=(), released: Sequence[RowKey] = (), **fit_options):
-    """Fit one level: write its syntax and fit it with :func:`sem_models.sem`."""
+    """Fit one level: write its syntax and fit it with :func:`sem_models.sem` (ordered
+    indicators: WLSMV unless ``estimator=`` says otherwise, with the spec's
+    parameterization)."""
     syntax = spec.syntax(group_eq, long_eq, released)
+    if spec.ordered:
+        fit_options = dict(fit_options, ordered=list(spec.ordered),
+                           parameterization=spec.parameterization)
     fit = sm.sem(syntax, data, group=group, group_labels=group_labels, meanstructure=True,
                  std_lv=False, **fit_options)
     return syntax, fit
@@ -195,7 +237,15 @@ class InvarianceSequence:
     released: dict = field(default_factory=dict)
     partial_levels: tuple = ()
     partial_options: dict = field(default_factory=dict)
+    index_family: str = "robust"
+    categories: Optional[pd.DataFrame] = None
+    collapsed: dict = field(default_factory=dict)
     _fitted_with: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def ordinal(self) -> bool:
+        """Whether the sequence has ordered indicators."""
+        return bool(self.spec.ordered)
 
     # ---------------------------------------------------------------- fitting
     def keywords(self, level: str) -> tuple[frozenset, frozenset]:
@@ -210,6 +260,7 @@ class InvarianceSequence:
         return fit_level(self.spec, self.data, group=self.group, group_labels=self.group_labels,
                          group_eq=geq, long_eq=leq, released=released, **self.fit_options)
 
+    @single_threaded_blas
     def _run(self) -> None:
         """Fit the levels in order; a level is judged against the last model that passed.
 
@@ -238,7 +289,7 @@ class InvarianceSequence:
             if k == 0:
                 row["decision"] = ""
             else:
-                ch = _changes(base_fit, fit, base_m, m)
+                ch = _changes(base_fit, fit, base_m, m, self.index_family)
                 row.update(ch)
                 row["compared_with"] = base_name
                 if failed:
@@ -262,7 +313,9 @@ class InvarianceSequence:
             rows.append(row)
             base_fit, base_m, base_name = nxt_fit, nxt_m, nxt_name
         robust = any("chisq_scaled" in r for r in rows)
-        cols = (_INDEX_COLUMNS + (_ROBUST_COLUMNS if robust else [])
+        first = _ORDINAL_COLUMNS if self.ordinal else \
+            _INDEX_COLUMNS + (_ROBUST_COLUMNS if robust else [])
+        cols = (first
                 + ["delta_chisq", "delta_df", "delta_pvalue", "difference_test", "delta_cfi",
                    "delta_tli", "delta_rmsea", "delta_srmr", "compared_with", "decision",
                    "partial_freed", "partial_decision", "converged"])
@@ -271,6 +324,7 @@ class InvarianceSequence:
             if c not in table.columns:
                 table[c] = np.nan
         self.table = table[cols]
+        self.table.attrs["fit_index"] = self.index_family
 
     def decide(self, rules: Union[str, RuleSet, Mapping, Callable]) -> pd.Series:
         """The decision column under another rule set (the fits are reused).
@@ -309,6 +363,112 @@ class InvarianceSequence:
         other.table["decision"] = self.decide(other.rules).to_numpy()
         return other
 
+    # ---------------------------------------------------------------- identification
+    def _level_rows(self, level: str) -> list:
+        geq, leq = self.keywords(level)
+        return self.spec.rows(geq, leq, self._fitted_with.get(level, []))
+
+    def identification_detail(self) -> pd.DataFrame:
+        """Every parameter whose fixed / free status a level changes for identification, one
+        row per parameter and group: ``level``, ``lhs``, ``op``, ``rhs``, ``kind``, ``group``,
+        ``change`` (``"freed"`` / ``"fixed"``; the first level: ``"fixed"`` for the
+        identification constraints of the configural model) and ``value`` (the fixed value)."""
+        recs = []
+        prev = None
+        kinds = ("thresholds", "intercepts", "scales", "residuals", "means", "lv.variances",
+                 "loadings")
+        for level in self.levels:
+            rows = self._level_rows(level)
+            before = {(r.lhs, r.op, r.rhs): r for r in prev} if prev is not None else {}
+            for r in rows:
+                if r.kind not in kinds:
+                    continue
+                old = before.get((r.lhs, r.op, r.rhs))
+                for g in range(self.spec.n_groups):
+                    free = r.is_free(g)
+                    if old is None:
+                        if free or prev is not None:
+                            continue
+                        if r.kind in ("loadings",) and not self.spec.is_marker(r.lhs, r.op,
+                                                                                 r.rhs):
+                            continue
+                        change = "fixed"
+                    elif old.is_free(g) == free:
+                        continue
+                    else:
+                        change = "freed" if free else "fixed"
+                    recs.append({"level": level, "lhs": r.lhs, "op": r.op, "rhs": r.rhs,
+                                 "kind": r.kind, "group": self._glabel(g), "change": change,
+                                 "value": np.nan if free else float(r.fixed[g])})
+            prev = rows
+        return pd.DataFrame(recs, columns=["level", "lhs", "op", "rhs", "kind", "group",
+                                           "change", "value"])
+
+    def _glabel(self, g: int):
+        return self.group_labels[g] if self.group_labels is not None else None
+
+    @property
+    def identification(self) -> pd.DataFrame:
+        """What each level constrained and what it freed or fixed for identification
+        (semTools' ``measEq.syntax`` conventions; Wu & Estabrook 2016 for ordinal items).
+
+        One row per level: ``constrained`` (the equality keywords the level adds, with those
+        implied for ordinal items), ``equalities`` (equality constraints in the model),
+        ``npar``, ``freed`` and ``fixed`` (parameters whose status the level changes for
+        identification, by kind and group; for the first level, its identification
+        constraints), ``released`` (parameters kept free by an earlier partial search) and
+        ``id_cat`` / ``parameterization`` for ordinal sequences.  The parameter by parameter
+        list is :meth:`identification_detail`.
+        """
+        detail = self.identification_detail()
+        names = {"intercepts": "intercepts", "scales": "scale factors",
+                 "residuals": "residual variances", "means": "latent means",
+                 "lv.variances": "latent variances", "thresholds": "thresholds",
+                 "loadings": "marker loadings"}
+
+        def text(sub: pd.DataFrame) -> str:
+            parts = []
+            for (kind, grp, val), part in sub.groupby(["kind", "group", "value"], sort=False,
+                                                      dropna=False):
+                items = list(dict.fromkeys(
+                    f"{a}|{c}" if o == "|" else a for a, o, c in
+                    zip(part["lhs"], part["op"], part["rhs"])))
+                what = ", ".join(items) if len(items) <= 4 else \
+                    f"{items[0]}, ..., {items[-1]} ({len(items)})"
+                where = "" if grp is None or (isinstance(grp, float) and np.isnan(grp)) \
+                    else f" [{grp}]"
+                value = "" if pd.isna(val) else f" = {val:g}"
+                parts.append(f"{names.get(kind, kind)}{value}: {what}{where}")
+            return "; ".join(parts)
+
+        recs = []
+        prev_kw: set = set()
+        for level in self.levels:
+            geq, leq = self.keywords(level)
+            kw = self.spec.effective_keywords(set(geq) | set(leq))
+            rows = self._level_rows(level)
+            eq = 0
+            labels: dict = {}
+            for r in rows:
+                for g in range(self.spec.n_groups):
+                    if r.is_free(g) and r.labels[g]:
+                        labels[r.labels[g]] = labels.get(r.labels[g], 0) + 1
+            eq = sum(n - 1 for n in labels.values())
+            d = detail[detail["level"] == level]
+            rel = self._fitted_with.get(level, [])
+            rec = {"level": level,
+                   "constrained": ", ".join(sorted(kw - prev_kw)),
+                   "equalities": eq, "npar": self.spec.n_free(rows),
+                   "freed": text(d[d["change"] == "freed"]),
+                   "fixed": text(d[d["change"] == "fixed"]),
+                   "released": "; ".join(self._describe(g) for g in rel)}
+            if self.ordinal:
+                rec.update(id_cat=self.spec.id_cat,
+                           parameterization=self.spec.parameterization)
+            recs.append(rec)
+            prev_kw = kw
+        return pd.DataFrame(recs).set_index("level")
+
     # ---------------------------------------------------------------- reporting
     def summary(self) -> str:
         """The invariance table as text, with the rule set and the partial-invariance steps."""
@@ -326,16 +486,29 @@ class InvarianceSequence:
         if "occasions" not in self.vary and self.fixed_long_eq:
             lines.append("  held equal across occasions: "
                          + ", ".join(sorted(self.fixed_long_eq)))
-        est = self.fit_options.get("estimator", "ML")
-        miss = self.fit_options.get("missing", "listwise")
+        first = self.fits[self.levels[0]]
+        est = first.options.get("estimator", self.fit_options.get("estimator", "ML"))
+        miss = first.options.get("missing", self.fit_options.get("missing", "listwise"))
         lines.append(f"  estimator {est}, missing = {miss}, identification "
                      f"{self.spec.identification}")
+        if self.ordinal:
+            lines.append(f"  ordered items: {len(self.spec.ordered)}; parameterization "
+                         f"{self.spec.parameterization}; id_cat {self.spec.id_cat}")
+            if self.collapsed:
+                from .ordinal import mapping_summary
+                lines.append(f"  categories collapsed: {mapping_summary(self.collapsed)}")
         t = self.table
         robust = "chisq_scaled" in t.columns
         tests = sorted({str(v) for v in t["difference_test"].dropna() if str(v)})
+        fam = self.index_family
         if robust:
+            which = {"robust": "robust versions", "scaled": "scaled versions",
+                     "standard": "standard versions",
+                     "robust_wls": "robust versions of the (D)WLS statistic (*_robust_wls; "
+                                   "lavaan's catML robust indices are undefined once "
+                                   "thresholds are constrained)"}[fam]
             lines.append("  chisq: standard statistic; scaled: its scaled version (p for the "
-                         "scaled statistic); CFI, RMSEA and their changes: robust versions")
+                         f"scaled statistic); CFI, RMSEA and their changes: {which}")
         if tests:
             lines.append(f"  difference tests: {', '.join(tests)}")
         lines.append("")
@@ -361,7 +534,8 @@ class InvarianceSequence:
                 f"{level:<15}{f(r['npar'], '5.0f')}{f(r['chisq'], '10.3f')}"
                 + (f"{f(r['chisq_scaled'], '10.3f')}" if robust else "")
                 + f"{f(r['df'], '5.0f')}"
-                f"{f(p, '7.3f')}{f(_index(r, 'cfi'), '7.3f')}{f(_index(r, 'rmsea'), '7.3f')}"
+                f"{f(p, '7.3f')}{f(_index(r, 'cfi', fam), '7.3f')}"
+                f"{f(_index(r, 'rmsea', fam), '7.3f')}"
                 f"{f(r['srmr'], '7.3f')} {f(r['delta_chisq'], '8.3f'):>8}"
                 f"{f(r['delta_df'], '4.0f'):>4}{f(r['delta_pvalue'], '7.3f'):>7}"
                 f"{f(r['delta_cfi'], '8.3f'):>8}{f(r['delta_rmsea'], '8.3f'):>8}"
@@ -399,6 +573,12 @@ class InvarianceSequence:
             lhs, op, rhs, _ = key
             return f"{lhs}~1" if op == "~1" else f"{lhs}{op}{rhs}"
 
+        thr = [k for k in group if k[1] == "|"]
+        if thr and len(thr) == len(group) and len({(k[0], k[3]) for k in thr}) == 1:
+            lhs, _, _, g = thr[0]
+            ts = ", ".join(k[2] for k in thr)
+            where = "" if self.group_labels is None else f" [{self.group_labels[g - 1]}]"
+            return f"{lhs}|{ts}{where}"
         if self.group_labels is None:
             return ", ".join(name(k) for k in group)
         groups = {k[3] for k in group}
@@ -414,61 +594,113 @@ class InvarianceSequence:
         it = spec.item_factor(lhs, op, rhs)
         return cell[it[0]][1] if it is not None else 1
 
-    def _candidates(self, fit, kinds: frozenset, released: list,
-                    protect_marker: bool) -> list[tuple[list[int], tuple]]:
-        """Parameters that may be freed next: (parameter-table rows, release-group keys).
+    def _candidates(self, fit, kinds: frozenset, released: list, protect_marker: bool,
+                    level: Optional[str] = None) -> list[tuple]:
+        """Parameters that may be freed next: (parameter-table rows, release-group keys, df,
+        fixed rows the release frees, df of its score test or None when the release also
+        fixes parameters: then the score test's df is computed from the information).
 
         A constraint shared across the varying dimension(s) is released for one cell: one
         group (all its occasions when the occasions are held equal), one occasion (all groups
-        when the groups are held equal), or one group x occasion when both vary.
+        when the groups are held equal), or one group x occasion when both vary.  The
+        thresholds of an ordered item are released together in a cell (the item returns to
+        its configural parameterization there, with the identification constraints of
+        ``id_cat``); thresholds held equal for identification (Millsap & Tein, LISREL) are
+        never released.  ``df`` is the number of free parameters the release adds (counted
+        on the model's rows, identification changes included); a release with ``df <= 0``
+        is not testable (e.g. the thresholds of a 3-category item under Wu & Estabrook) and
+        is not a candidate.
         """
         spec = self.spec
         pt = fit._partable
         lhs_, op_, rhs_ = pt["lhs"].to_numpy(), pt["op"].to_numpy(), pt["rhs"].to_numpy()
         grp, labels = pt["group"].to_numpy(), pt["label"].to_numpy()
+        where = {(str(a), str(o), str(b), int(g)): r for r, (a, o, b, g) in
+                 enumerate(zip(lhs_, op_, rhs_, grp))}
         by_label: dict = {}
-        for r in fit.problem.pmap.free_rows:
-            if labels[r]:
+        # every labelled row: equal free parameters, and equal fixed ones (an ordinal item's
+        # intercept fixed to 0 in every group is freed where its equality is released)
+        for r in range(len(pt)):
+            if labels[r] and op_[r] in ("=~", "~1", "~~", "|"):
                 by_label.setdefault(labels[r], []).append(int(r))
         flat = [key for group in released for key in group]
-        done: dict = {}
+        done: dict = {}   # (factor, group, kind) -> items already freed
         for lhs, op, rhs, g in flat:
             kind = spec.row_kind(lhs, op, rhs)
             it = spec.item_factor(lhs, op, rhs)
             if it is not None:
-                done[(it[0], g, kind)] = done.get((it[0], g, kind), 0) + 1
-        out = []
+                done.setdefault((it[0], g, kind), set()).add(it[1])
+        markers = {spec.indicators[f][0] for f in spec.factors}
+        units: dict = {}  # (kind, item or label, cell) -> rows
         for lab, rows in by_label.items():
             if len(rows) < 2:
                 continue
             kind = spec.row_kind(lhs_[rows[0]], op_[rows[0]], rhs_[rows[0]])
             if kind not in kinds:
                 continue
+            if kind == "thresholds" and spec.forced_threshold(
+                    str(lhs_[rows[0]]), int(str(rhs_[rows[0]])[1:]), markers):
+                continue
             cells = {r: (int(grp[r]), self._occasion(lhs_[r], op_[r], rhs_[r])) for r in rows}
             ref = cells[rows[0]]
-            units: dict = {}
             for r in rows[1:]:
                 g, t = cells[r]
                 if "groups" in self.vary and "occasions" in self.vary:
-                    units[(g, t)] = [r]
+                    unit = (g, t)
                 elif "groups" in self.vary and g != ref[0]:
-                    units.setdefault(g, []).append(r)
+                    unit = g
                 elif "occasions" in self.vary and t != ref[1]:
-                    units.setdefault(t, []).append(r)
-            for unit in units.values():
-                keys = tuple((lhs_[r], op_[r], rhs_[r], int(grp[r])) for r in unit)
-                if protect_marker and any(spec.is_marker(k[0], k[1], k[2]) for k in keys):
+                    unit = t
+                else:
                     continue
-                ok = True
-                if kind in ("loadings", "intercepts"):
-                    for lhs, op, rhs, g in keys:
-                        f = spec.item_factor(lhs, op, rhs)[0]
-                        if len(spec.indicators[f]) - done.get((f, g, kind), 0) - 1 < 2:
-                            ok = False
-                if ok:
-                    out.append((unit, keys))
+                # thresholds: one unit per item and cell; other kinds: per label and cell
+                who = (lhs_[r] if kind == "thresholds" else lab)
+                units.setdefault((kind, who, unit), []).append(r)
+        geq, leq = self.keywords(level) if level is not None else (frozenset(), frozenset())
+        before = spec.rows(geq, leq, released)
+        n_before = spec.n_free(before)
+        status = {(r.lhs, r.op, r.rhs, g + 1): r.is_free(g) for r in before
+                  for g in range(spec.n_groups)}
+        out = []
+        for (kind, _, _), unit in units.items():
+            keys = tuple((str(lhs_[r]), str(op_[r]), str(rhs_[r]), int(grp[r])) for r in unit)
+            if protect_marker and any(spec.is_marker(k[0], k[1], k[2]) for k in keys):
+                continue
+            ok = True
+            if kind in ("loadings", "intercepts", "thresholds"):
+                for lhs, op, rhs, g in keys:
+                    f, item = spec.item_factor(lhs, op, rhs)
+                    freed = done.get((f, g, kind), set()) | {item}
+                    if len(spec.indicators[f]) - len(freed) < 2:
+                        ok = False
+            if not ok:
+                continue
+            try:
+                after = spec.rows(geq, leq, released + [keys])
+            except InvarianceError:
+                continue
+            df = spec.n_free(after) - n_before
+            if df <= 0:
+                continue
+            # fixed rows the release frees, free rows it fixes (identification of ordinal
+            # items): without the latter the score test's df is the spec's df
+            newly, refixed = [], 0
+            for r in after:
+                for g in range(spec.n_groups):
+                    key = (r.lhs, r.op, r.rhs, g + 1)
+                    was_free = status.get(key, True)
+                    if r.is_free(g) and not was_free:
+                        row = where.get(key)
+                        if row is None and r.op == "~~":
+                            row = where.get((r.rhs, r.op, r.lhs, g + 1))
+                        if row is not None:
+                            newly.append(int(row))
+                    elif was_free and not r.is_free(g):
+                        refixed += 1
+            out.append((unit, keys, int(df), newly, None if refixed else int(df)))
         return out
 
+    @single_threaded_blas
     def partial(self, level: str, *, alpha: float = 0.05, max_steps: Optional[int] = None,
                 rules=None, protect_marker: bool = True) -> pd.DataFrame:
         """Search for partial invariance at ``level`` by freeing one constraint at a time.
@@ -513,7 +745,8 @@ class InvarianceSequence:
         prev_fit = self.final_fit(prev_level)
         released = list(self.released.get(prev_level, []))
         cum = cumulative_keywords(self.levels)
-        kinds = cum[level] - cum[prev_level]
+        kinds = frozenset(self.spec.effective_keywords(cum[level])
+                          - self.spec.effective_keywords(cum[prev_level]))
         if level in self.fits and self._fitted_with.get(level, []) == released:
             fit = self.fits[level]
         else:
@@ -523,7 +756,7 @@ class InvarianceSequence:
 
         def record(step, fit, group=None, test=None):
             m = _measures(fit)
-            ch = _changes(prev_fit, fit, prev_m, m)
+            ch = _changes(prev_fit, fit, prev_m, m, self.index_family)
             dec = rs.decide(level, ch)
             first = group[0] if group else None
             steps.append({
@@ -535,10 +768,11 @@ class InvarianceSequence:
                 "n_freed": 0 if group is None else len(group),
                 "score_X2": np.nan if test is None else float(test["X2"]),
                 "score_pvalue": np.nan if test is None else float(test["pvalue"]),
+                "score_df": np.nan if test is None else float(test["df"]),
                 "chisq": m["chisq"], "df": m["df"], "pvalue": m["pvalue"], "cfi": m["cfi"],
                 "rmsea": m["rmsea"], "srmr": m["srmr"],
-                **{c: m[c] for c in _ROBUST_COLUMNS if c in m}, **ch, "decision": dec,
-                "converged": fit.converged})
+                **{c: m[c] for c in _ROBUST_COLUMNS + _ORDINAL_COLUMNS if c in m}, **ch,
+                "decision": dec, "converged": fit.converged})
             return dec
 
         decision = record(0, fit)
@@ -551,13 +785,18 @@ class InvarianceSequence:
             if max_steps is not None and n_freed >= max_steps:
                 reason = f"max_steps = {max_steps} reached"
                 break
-            cands = self._candidates(fit, kinds, released, protect_marker)
+            cands = self._candidates(fit, kinds, released, protect_marker, level)
             if not cands:
-                reason = "no constraint of this level can be freed (marker / two-indicator rule)"
+                reason = ("no constraint of this level can be freed (marker / two-indicator "
+                          "rule, identification of ordinal items)")
                 break
-            tests = release_tests(fit, [rows for rows, _ in cands])
-            tests["keys"] = [keys for _, keys in cands]
-            tests = tests.sort_values("X2", ascending=False, kind="stable")
+            tests = release_tests(fit, [c[0] for c in cands], free=[c[3] for c in cands],
+                                  df=[c[4] for c in cands])
+            tests["keys"] = [c[1] for c in cands]
+            tests = tests[tests["df"] > 0]
+            # the smallest p first (equal df: the largest X2, lavaan's order)
+            tests = tests.assign(_p=tests["pvalue"].fillna(1.0), _x=-tests["X2"]) \
+                .sort_values(["_p", "_x"], kind="stable")
             tests = tests[tests["pvalue"] < alpha]
             if tests.empty:
                 reason = f"no eligible constraint has a score test with p < {alpha}"
@@ -596,29 +835,107 @@ class InvarianceSequence:
         return score_tests(self.final_fit(level), **kwargs)
 
 
+@dataclass
+class _Prepared:
+    spec: MeasurementSpec
+    labels: Optional[list]
+    data: pd.DataFrame
+    categories: Optional[pd.DataFrame] = None
+    collapsed: dict = field(default_factory=dict)
+
+
 def _prepare(model, data, group, constructs, identification, auto_residual_covariances,
-             group_labels, fit_options) -> tuple[MeasurementSpec, Optional[list]]:
-    bad = [k for k in fit_options if k in _RESERVED]
+             group_labels, fit_options, ordered=None, parameterization="delta",
+             id_cat="wu_estabrook2016", id_thr=(1, 2), collapse=None) -> _Prepared:
+    """Read the model, check the data; with ordered items: count their categories by group
+    and occasion, collapse sparse ones consistently when ``collapse`` asks (else stop on an
+    empty cell, naming it), and build the ordinal spec."""
+    bad = [k for k in fit_options if k in _RESERVED + ("ordered", "parameterization")]
     if bad:
         raise InvarianceError(f"option(s) {bad} are set by the invariance levels / "
-                              "identification and cannot be passed")
+                              "identification (ordered= and parameterization= are arguments "
+                              "of the sequence) and cannot be passed as fit options")
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     labels = _group_labels(data, group, group_labels)
     n_groups = len(labels) if labels is not None else 1
     spec = MeasurementSpec.from_model(model, constructs, n_groups, identification,
                                       auto_residual_covariances)
+    out = _Prepared(spec, labels, data)
+    if ordered is not None and ordered is not False:
+        from .ordinal import (category_frequencies, check_categories, chains_of,
+                              collapse_categories, nthresholds, ordered_items)
+        items = ordered_items(ordered, spec.observed, data)
+        absent = [v for v in items if v not in data.columns]
+        if absent:
+            raise InvarianceError(f"indicator(s) {absent} are not columns of the data")
+        if items:
+            chains = chains_of(spec)
+            if collapse is not None and collapse is not False:
+                data = collapse_categories(data, items, collapse, group=group,
+                                           chains=chains, group_labels=labels)
+                out.collapsed = dict(data.attrs.get("collapsed_categories", {}))
+            freq = category_frequencies(data, items, group=group, chains=chains,
+                                        group_labels=labels)
+            check_categories(freq)
+            spec = MeasurementSpec.from_model(
+                model, constructs, n_groups, identification, auto_residual_covariances,
+                ordered=nthresholds(data, items), parameterization=parameterization,
+                id_cat=id_cat, id_thr=id_thr)
+            out.spec, out.data, out.categories = spec, data, freq
+    elif collapse is not None and collapse is not False:
+        raise InvarianceError("collapse= merges categories of ordered items; give ordered=")
     missing = str(fit_options.get("missing", "listwise")).lower()
-    _check_data(spec, data, group, labels, missing)
-    return spec, labels
+    _check_data(out.spec, out.data, group, labels, missing)
+    return out
 
 
-def _fixed_keywords(level) -> frozenset:
+def _fit_index(fit_index: str, spec: MeasurementSpec) -> str:
+    if fit_index in (None, "auto"):
+        return "robust_wls" if spec.ordered else "robust"
+    if fit_index not in FIT_INDEX_FAMILIES:
+        raise InvarianceError(f"fit_index={fit_index!r}; use 'auto' or one of "
+                              f"{list(FIT_INDEX_FAMILIES)}")
+    return fit_index
+
+
+def _resolve_levels(levels, spec: MeasurementSpec) -> list:
+    """The levels of the sequence (defaults per data type and id_cat), checked."""
+    from .ordinal import default_levels
+    if levels is None:
+        levels = default_levels(spec.id_cat, spec.parameterization) if spec.ordered \
+            else DEFAULT_LEVELS
+    levels = normalize_levels(levels)
+    if "thresholds" in levels:
+        if not spec.ordered:
+            raise InvarianceError("the 'thresholds' level needs ordered indicators (ordered=)")
+        if spec.id_cat == "lisrel":
+            raise InvarianceError("id_cat='lisrel' holds the thresholds equal in every model "
+                                  "(first 0, second 1): there is no 'thresholds' level; use "
+                                  "configural, metric, scalar")
+    if spec.ordered and spec.parameterization == "delta" and "strict" in levels:
+        raise InvarianceError(
+            "the strict level (equal residual variances) cannot be tested for ordinal items "
+            "under parameterization='delta' (the residual variances are not parameters "
+            "there); use parameterization='theta'")
+    if (spec.ordered and spec.id_cat == "wu_estabrook2016" and "metric" in levels
+            and "thresholds" not in levels and levels.index("metric") > 0):
+        warnings.warn(
+            "with id_cat='wu_estabrook2016' test the thresholds before the loadings (levels "
+            "configural, thresholds, metric, scalar; Wu & Estabrook 2016): without a "
+            "thresholds level the metric model keeps the scales of later groups fixed and the "
+            "scalar model frees them, so the two are not nested", UserWarning, stacklevel=3)
+    return levels
+
+
+def _fixed_keywords(level, spec: Optional[MeasurementSpec] = None) -> frozenset:
     if level is None:
         return frozenset()
     if isinstance(level, str):
         lv = normalize_level(level)
-        return cumulative_keywords([l for l in normalize_levels_upto(lv)])[lv]
+        with_thr = spec is not None and bool(spec.ordered) and \
+            spec.id_cat == "wu_estabrook2016"
+        return cumulative_keywords(normalize_levels_upto(lv, with_thr))[lv]
     kws = frozenset(level)
     bad = [k for k in kws if k not in {w for s in LEVEL_KEYWORDS.values() for w in s}]
     if bad:
@@ -655,16 +972,44 @@ def _partial_options(options: Optional[Mapping]) -> dict:
     return opts
 
 
-def normalize_levels_upto(level: str) -> list[str]:
-    """The measurement levels implied by ``level`` (scalar -> configural, metric, scalar)."""
+def normalize_levels_upto(level: str, thresholds: bool = False) -> list[str]:
+    """The measurement levels implied by ``level`` (scalar -> configural, metric, scalar;
+    ``thresholds=True``: with the thresholds level before metric, Wu & Estabrook's order)."""
     from .spec import LEVELS
     k = LEVELS.index(level)
-    return list(LEVELS[: k + 1]) if k <= LEVELS.index("strict") else \
-        ["configural", "metric", "scalar", "strict", level]
+    chain = list(LEVELS[: k + 1]) if k <= LEVELS.index("strict") else \
+        ["configural", "thresholds", "metric", "scalar", "strict", level]
+    if not thresholds and level != "thresholds":
+        chain = [lv for lv in chain if lv != "thresholds"]
+    return chain
+
+
+_ORDINAL_DOC = """
+    **Ordered indicators** (``ordered=``: True for all indicators or a list of names; WLSMV
+    unless ``estimator=`` says otherwise, ``missing="listwise"`` or ``"pairwise"``): the
+    thresholds, intercepts and scales (delta) or residual variances (theta) of the items are
+    written per cell with the identification convention ``id_cat`` (semTools' ``ID.cat``):
+    ``"wu_estabrook2016"`` (default; levels configural, thresholds, metric, scalar),
+    ``"mplus"``, ``"millsap_tein2004"`` (theta, marker identification; ``id_thr``: the two
+    thresholds held equal) or ``"lisrel"`` (theta); the later three default to configural,
+    metric, scalar; strict only under ``parameterization="theta"``.  The intercepts level
+    holds the thresholds equal too.  ``seq.identification`` lists per level what it
+    constrained and which parameters were freed or fixed for identification.  Before fitting,
+    the categories of every item are counted by group and occasion (``seq.categories``); an
+    empty cell stops the sequence with the item, group and category named, unless
+    ``collapse="empty"`` (or a minimum count) merges sparse categories with one mapping per
+    item for all groups and occasions (recorded in ``seq.collapsed``).  The table has
+    lavaan's ``chisq``, ``chisq_scaled`` (scaled-shifted), the scaled, lavaan's robust (NaN
+    once thresholds are constrained, lavaan #386) and the ``*_robust_wls`` indices defined at
+    every step (:mod:`invariance.ordinal`); ``fit_index`` (``"auto"``: ``"robust_wls"`` for
+    ordinal items, the robust indices otherwise; or ``"robust"``, ``"scaled"``,
+    ``"standard"``) chooses which the changes and decisions use.  Differences: Satorra
+    (2000) scaled-shifted tests (lavaan's default for WLSMV).
+"""
 
 
 def sequence(model: str, data: pd.DataFrame, group: str, *,
-             levels: Sequence[str] = DEFAULT_LEVELS,
+             levels: Optional[Sequence[str]] = None,
              rules: Union[str, RuleSet, Mapping, Callable] = "chen2007",
              identification: str = "std.lv",
              constructs: Optional[Mapping[str, Sequence[str]]] = None,
@@ -673,6 +1018,12 @@ def sequence(model: str, data: pd.DataFrame, group: str, *,
              group_labels: Optional[Sequence] = None,
              partial: Union[bool, str, Sequence[str]] = False,
              partial_options: Optional[Mapping] = None,
+             ordered: Union[None, bool, str, Sequence[str]] = None,
+             parameterization: str = "delta",
+             id_cat: str = "wu_estabrook2016",
+             id_thr: Sequence[int] = (1, 2),
+             collapse: Union[None, str, int] = None,
+             fit_index: str = "auto",
              **fit_options) -> InvarianceSequence:
     """Fit the invariance sequence of a CFA across the groups in column ``group``.
 
@@ -681,9 +1032,10 @@ def sequence(model: str, data: pd.DataFrame, group: str, *,
     no modifiers on loadings: identification is set by ``identification``: ``"std.lv"``
     (fixed factor, semTools' default), ``"marker"`` (semTools: marker loading 1 and intercept 0)
     or ``"lavaan"`` (as lavaan's ``cfa(group.equal=)``: marker loading 1, reference latent means
-    0)).  ``levels``: in the order configural, metric, scalar, strict, lv.variances,
-    lv.covariances, means (aliases weak / strong / loadings / intercepts / residuals);
-    each adds its constraints to the previous ones.  ``rules``: ``"chen2007"`` (default),
+    0)).  ``levels``: in the order configural, thresholds (ordinal items), metric, scalar,
+    strict, lv.variances, lv.covariances, means (aliases weak / strong / loadings / intercepts
+    / residuals); each adds its constraints to the previous ones; default configural, metric,
+    scalar, strict (ordinal items: see below).  ``rules``: ``"chen2007"`` (default),
     ``"cheung_rensvold2002"``, ``"chisq_difference"``, a dict of thresholds or a callable
     (:mod:`invariance.rules`).  ``constructs`` (factors that are one construct at several
     occasions) with ``long_equal``: ``None`` constrains occasions together with groups at every
@@ -703,29 +1055,33 @@ def sequence(model: str, data: pd.DataFrame, group: str, *,
     if group is None:
         raise InvarianceError("sequence() needs group=; for one sample measured at several "
                               "occasions use invariance.longitudinal()")
-    levels = normalize_levels(levels)
     rs = get_rule_set(rules)
-    spec, labels = _prepare(model, data, group, constructs, identification,
-                            auto_residual_covariances, group_labels, fit_options)
+    prep = _prepare(model, data, group, constructs, identification, auto_residual_covariances,
+                    group_labels, fit_options, ordered, parameterization, id_cat, id_thr,
+                    collapse)
+    spec, labels = prep.spec, prep.labels
+    levels = _resolve_levels(levels, spec)
     if len(labels) < 2:
         raise InvarianceError(f"the group column {group!r} has only one group ({labels}); "
                               "multi-group invariance needs at least two")
     if spec.longitudinal and long_equal is not None:
-        vary, fixed_long = ("groups",), _fixed_keywords(long_equal)
+        vary, fixed_long = ("groups",), _fixed_keywords(long_equal, spec)
     elif spec.longitudinal:
         vary, fixed_long = ("groups", "occasions"), frozenset()
     else:
         vary, fixed_long = ("groups",), frozenset()
-    seq = InvarianceSequence(spec, data, group, labels, levels, rs, dict(fit_options), vary,
-                             frozenset(), fixed_long,
+    seq = InvarianceSequence(spec, prep.data, group, labels, levels, rs, dict(fit_options),
+                             vary, frozenset(), fixed_long,
                              partial_levels=_partial_levels(partial, levels),
-                             partial_options=_partial_options(partial_options))
+                             partial_options=_partial_options(partial_options),
+                             index_family=_fit_index(fit_index, spec),
+                             categories=prep.categories, collapsed=prep.collapsed)
     seq._run()
     return seq
 
 
 def longitudinal(model: str, data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], *,
-                 levels: Sequence[str] = DEFAULT_LEVELS,
+                 levels: Optional[Sequence[str]] = None,
                  rules: Union[str, RuleSet, Mapping, Callable] = "chen2007",
                  identification: str = "std.lv",
                  group: Optional[str] = None,
@@ -734,6 +1090,12 @@ def longitudinal(model: str, data: pd.DataFrame, constructs: Mapping[str, Sequen
                  group_labels: Optional[Sequence] = None,
                  partial: Union[bool, str, Sequence[str]] = False,
                  partial_options: Optional[Mapping] = None,
+                 ordered: Union[None, bool, str, Sequence[str]] = None,
+                 parameterization: str = "delta",
+                 id_cat: str = "wu_estabrook2016",
+                 id_thr: Sequence[int] = (1, 2),
+                 collapse: Union[None, str, int] = None,
+                 fit_index: str = "auto",
                  **fit_options) -> InvarianceSequence:
     """Longitudinal (or multi-informant) invariance sequence in one sample.
 
@@ -749,15 +1111,17 @@ def longitudinal(model: str, data: pd.DataFrame, constructs: Mapping[str, Sequen
     With ``group=`` the sequence is group x time: ``group_equal=None`` constrains groups
     together with occasions at every level; a level name holds the groups at that level while
     the occasions go through ``levels``.  See :func:`sequence` for the other arguments
-    (including ``partial`` and the semantics after a failed level).
+    (including ``partial``, ordered indicators and the semantics after a failed level).
     """
     if not constructs:
         raise InvarianceError("longitudinal() needs constructs={construct: [factor at occasion 1, "
                               "factor at occasion 2, ...]}")
-    levels = normalize_levels(levels)
     rs = get_rule_set(rules)
-    spec, labels = _prepare(model, data, group, constructs, identification,
-                            auto_residual_covariances, group_labels, fit_options)
+    prep = _prepare(model, data, group, constructs, identification, auto_residual_covariances,
+                    group_labels, fit_options, ordered, parameterization, id_cat, id_thr,
+                    collapse)
+    spec, labels = prep.spec, prep.labels
+    levels = _resolve_levels(levels, spec)
     if not spec.longitudinal:
         raise InvarianceError("no construct has more than one factor; list the factors of each "
                               "construct at its occasions, e.g. {'B': ['B1', 'B2']}")
@@ -766,10 +1130,18 @@ def longitudinal(model: str, data: pd.DataFrame, constructs: Mapping[str, Sequen
     elif group_equal is None:
         vary, fixed_group = ("groups", "occasions"), frozenset()
     else:
-        vary, fixed_group = ("occasions",), _fixed_keywords(group_equal)
-    seq = InvarianceSequence(spec, data, group, labels, levels, rs, dict(fit_options), vary,
-                             fixed_group, frozenset(),
+        vary, fixed_group = ("occasions",), _fixed_keywords(group_equal, spec)
+    seq = InvarianceSequence(spec, prep.data, group, labels, levels, rs, dict(fit_options),
+                             vary, fixed_group, frozenset(),
                              partial_levels=_partial_levels(partial, levels),
-                             partial_options=_partial_options(partial_options))
+                             partial_options=_partial_options(partial_options),
+                             index_family=_fit_index(fit_index, spec),
+                             categories=prep.categories, collapsed=prep.collapsed)
     seq._run()
     return seq
+
+
+if sequence.__doc__:  # not under python -OO
+    sequence.__doc__ += _ORDINAL_DOC
+if longitudinal.__doc__:
+    longitudinal.__doc__ += _ORDINAL_DOC

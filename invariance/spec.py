@@ -28,6 +28,35 @@ Identification (``identification=``, semTools' ``ID.fac``):
 
 A released constraint (partial invariance) gives one parameter of one group its own label;
 a release group (e.g. one group's intercept at every occasion) shares one new label.
+
+**Ordinal indicators** (``ordered=``; semTools' ``measEq.syntax`` with ``ID.cat``): every
+ordered item gets its thresholds (``u1 | c(NA, NA)*t1 + c(tau1.F.1, tau1.F.1)*t1``), its
+intercept and, under the *delta* parameterization, its scale factor (``u1 ~*~ c(1, NA)*u1``) or,
+under *theta*, its residual variance, with the values the identification convention
+``id_cat`` prescribes, cell by cell, from which thresholds, intercepts and residual variances
+are held equal to the reference cell (first group; first occasion):
+
+* ``"wu_estabrook2016"`` (Wu & Estabrook 2016, Psychometrika 81(4), 1014-1045, Propositions
+  4-7; the default): in the reference cell intercepts 0 and scales (delta) or residual
+  variances (theta) 1; in another cell the intercept is freed once one threshold is equal
+  (unless the intercepts are equal) and the scale / residual variance once two thresholds
+  are equal, or one threshold and the intercept (unless the residual variances are equal).
+  A binary item thus has no testable threshold or intercept constraint, and a 3-category item
+  no testable threshold constraint (its two thresholds trade against intercept and scale).
+* ``"mplus"`` (Muthen & Asparouhov's convention): intercepts always 0; the scale / residual
+  variance is freed in a cell once one threshold is equal; equal loadings and thresholds imply
+  equal intercepts.
+* ``"millsap_tein2004"`` (Millsap & Tein 2004, Multivariate Behavioral Research 39(3),
+  479-515): theta parameterization and marker identification; threshold ``id_thr[0]`` of
+  every item and ``id_thr[1]`` of each marker item are equal in every model; the latent mean
+  of the reference cell is 0; residual variances as under ``"mplus"``.
+* ``"lisrel"`` (Joreskog's convention): theta parameterization; thresholds equal in every
+  model with the first fixed to 0 and the second to 1; intercepts and residual variances free
+  (a binary item's residual variance 1).
+
+For ordinal items the intercepts level includes the thresholds (scalar invariance of an
+ordinal item is equality of its thresholds *and* intercept); residual variances of ordinal
+items can only be tested under theta.
 """
 from __future__ import annotations
 
@@ -39,17 +68,20 @@ from typing import Iterable, Mapping, Optional, Sequence
 from sem_models.model.syntax import parse_model
 
 __all__ = ["InvarianceError", "LEVELS", "LEVEL_KEYWORDS", "normalize_level", "normalize_levels",
-           "IDENTIFICATIONS", "MeasurementSpec", "ParamRow", "RowKey"]
+           "IDENTIFICATIONS", "ID_CATS", "normalize_id_cat", "MeasurementSpec", "ParamRow",
+           "RowKey"]
 
 
 class InvarianceError(ValueError):
     """The invariance model cannot be built or tested as asked (the message says why)."""
 
 
-LEVELS = ("configural", "metric", "scalar", "strict", "lv.variances", "lv.covariances", "means")
+LEVELS = ("configural", "thresholds", "metric", "scalar", "strict", "lv.variances",
+          "lv.covariances", "means")
 
 LEVEL_KEYWORDS: dict[str, frozenset] = {
     "configural": frozenset(),
+    "thresholds": frozenset({"thresholds"}),
     "metric": frozenset({"loadings"}),
     "scalar": frozenset({"loadings", "intercepts"}),
     "strict": frozenset({"loadings", "intercepts", "residuals"}),
@@ -59,7 +91,8 @@ LEVEL_KEYWORDS: dict[str, frozenset] = {
 }
 
 _LEVEL_ALIASES = {
-    "configural": "configural", "metric": "metric", "weak": "metric", "loadings": "metric",
+    "configural": "configural", "thresholds": "thresholds", "threshold": "thresholds",
+    "metric": "metric", "weak": "metric", "loadings": "metric",
     "scalar": "scalar", "strong": "scalar", "intercepts": "scalar",
     "strict": "strict", "residuals": "strict",
     "lv.variances": "lv.variances", "lv_variances": "lv.variances",
@@ -76,8 +109,30 @@ IDENTIFICATIONS = {
     "lavaan": "lavaan",
 }
 
+#: semTools' ``ID.cat`` conventions for ordinal indicators: alias -> canonical name
+ID_CATS = {
+    "wu_estabrook2016": "wu_estabrook2016", "wu.estabrook.2016": "wu_estabrook2016",
+    "wu_estabrook_2016": "wu_estabrook2016", "wu": "wu_estabrook2016",
+    "wu2016": "wu_estabrook2016", "wu_estabrook": "wu_estabrook2016",
+    "wu.estabrook": "wu_estabrook2016", "wu.2016": "wu_estabrook2016",
+    "mplus": "mplus", "muthen": "mplus", "default": "mplus",
+    "millsap_tein2004": "millsap_tein2004", "millsap.tein.2004": "millsap_tein2004",
+    "millsap_tein_2004": "millsap_tein2004", "millsap": "millsap_tein2004",
+    "millsap.2004": "millsap_tein2004", "millsap2004": "millsap_tein2004",
+    "lisrel": "lisrel", "joreskog": "lisrel",
+}
+
 # (lhs, op, rhs, group index 1-based)
 RowKey = tuple
+
+
+def normalize_id_cat(id_cat: str) -> str:
+    """Canonical ``id_cat`` name (``"wu"`` -> ``"wu_estabrook2016"``, ...)."""
+    key = str(id_cat).strip().lower()
+    if key not in ID_CATS:
+        raise InvarianceError(f"unknown id_cat {id_cat!r}; use one of 'wu_estabrook2016' (the "
+                              "default), 'mplus', 'millsap_tein2004', 'lisrel'")
+    return ID_CATS[key]
 
 
 def normalize_level(level: str) -> str:
@@ -155,11 +210,19 @@ class ParamRow:
         else:
             fixed = "c(" + ", ".join(_num(v) for v in self.fixed) + ")"
             labels = "c(" + ", ".join(self.labels) + ")"
+        if not any(self.labels):  # scale factors: no labels (never held equal)
+            return f"{self.lhs} {op} {fixed}*{rhs}"
         return f"{self.lhs} {op} {fixed}*{rhs} + {labels}*{rhs}"
+
+    def is_free(self, g: int) -> bool:
+        """Free in group ``g`` (0-based)."""
+        v = self.fixed[g]
+        return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 _SECTIONS = [
-    ("loadings", "LOADINGS"), ("intercepts", "INTERCEPTS"), ("residuals", "UNIQUE-FACTOR VARIANCES"),
+    ("loadings", "LOADINGS"), ("thresholds", "THRESHOLDS"), ("intercepts", "INTERCEPTS"),
+    ("scales", "SCALING FACTORS"), ("residuals", "UNIQUE-FACTOR VARIANCES"),
     ("residual.covariances", "UNIQUE-FACTOR COVARIANCES"), ("means", "LATENT MEANS"),
     ("lv.variances", "COMMON-FACTOR VARIANCES"), ("lv.covariances", "COMMON-FACTOR COVARIANCES"),
 ]
@@ -183,19 +246,63 @@ class MeasurementSpec:
     lv_cov_fixed: dict = field(default_factory=dict)  # frozenset({f1, f2}) -> value
     auto_residual_covariances: bool = True
     user_constructs: bool = False
+    ordered: dict = field(default_factory=dict)  # ordered indicator -> number of thresholds
+    parameterization: str = "delta"
+    id_cat: str = "wu_estabrook2016"
+    id_thr: tuple = (1, 2)
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_model(cls, model: str, constructs: Optional[Mapping[str, Sequence[str]]] = None,
                    n_groups: int = 1, identification: str = "std.lv",
-                   auto_residual_covariances: bool = True) -> "MeasurementSpec":
+                   auto_residual_covariances: bool = True,
+                   ordered: Optional[Mapping[str, int]] = None,
+                   parameterization: str = "delta", id_cat: str = "wu_estabrook2016",
+                   id_thr: Sequence[int] = (1, 2)) -> "MeasurementSpec":
         """Read a configural CFA (``=~`` statements; ``~~`` between indicators or between
-        factors) and the constructs."""
+        factors) and the constructs.
+
+        ``ordered``: ordered indicator -> number of thresholds (categories - 1);
+        ``parameterization`` (``"delta"`` / ``"theta"``), ``id_cat`` and ``id_thr`` (the two
+        thresholds Millsap & Tein hold equal) as semTools' ``measEq.syntax``.
+        """
         ident = IDENTIFICATIONS.get(str(identification).lower())
         if ident is None:
             raise InvarianceError(f"unknown identification {identification!r}; use one of "
                                   f"{sorted(set(IDENTIFICATIONS.values()))} (aliases: "
                                   f"{sorted(IDENTIFICATIONS)})")
+        ordered = {str(k): int(v) for k, v in (ordered or {}).items()}
+        id_cat = normalize_id_cat(id_cat)
+        parameterization = str(parameterization).lower()
+        if parameterization not in ("delta", "theta"):
+            raise InvarianceError(f"parameterization={parameterization!r}; use 'delta' or "
+                                  "'theta'")
+        if ordered:
+            if id_cat in ("millsap_tein2004", "lisrel") and parameterization != "theta":
+                raise InvarianceError(
+                    f"id_cat={id_cat!r} needs parameterization='theta' (its identification "
+                    "constraints fix or free residual variances of the latent responses), as "
+                    "in semTools' measEq.syntax")
+            if id_cat == "millsap_tein2004":
+                if ident == "lavaan":
+                    raise InvarianceError("id_cat='millsap_tein2004' uses marker "
+                                          "identification; identification='lavaan' cannot be "
+                                          "combined with it")
+                ident = "marker"  # Millsap & Tein: reference indicators (semTools: ID.fac="UL")
+            elif ident != "std.lv":
+                raise InvarianceError(
+                    f"with ordered indicators and id_cat={id_cat!r} use identification="
+                    "'std.lv': the intercepts of the latent responses are fixed to 0 to set "
+                    "their scale, so a marker intercept cannot identify the latent mean "
+                    "(semTools' measEq.syntax warns that the model is then under-identified)")
+            id_thr = tuple(int(k) for k in id_thr)
+            if len(id_thr) != 2 or id_thr[0] == id_thr[1] or min(id_thr) < 1:
+                raise InvarianceError(f"id_thr must be two different threshold numbers "
+                                      f"(1-based), got {id_thr}")
+            bad = [v for v, k in ordered.items() if k < 1]
+            if bad:
+                raise InvarianceError(f"ordered indicator(s) {bad} have fewer than two "
+                                      "categories")
         parsed = parse_model(model)
         if parsed.constraints:
             c = parsed.constraints[0]
@@ -304,8 +411,37 @@ class MeasurementSpec:
                 while key in spec_constructs:
                     key += "_"
                 spec_constructs[key] = [f]
-        return cls(factors, indicators, spec_constructs, n_groups, ident, res_cov, lv_fixed,
-                   auto_residual_covariances, user)
+        unknown_ord = [v for v in ordered if v not in all_ind]
+        if unknown_ord:
+            raise InvarianceError(f"ordered variable(s) {unknown_ord} indicate no factor of the "
+                                  "model")
+        spec = cls(factors, indicators, spec_constructs, n_groups, ident, res_cov, lv_fixed,
+                   auto_residual_covariances, user, ordered, parameterization, id_cat,
+                   tuple(id_thr))
+        spec._check_chains()
+        return spec
+
+    def _check_chains(self) -> None:
+        """The k-th items of a construct's factors: all ordered with the same number of
+        thresholds, or all continuous (semTools' measEq.syntax checks the same)."""
+        for c, fl in self.constructs.items():
+            if len(fl) < 2:
+                continue
+            for k in range(len(self.indicators[fl[0]])):
+                chain = [self.indicators[f][k] for f in fl]
+                kinds = {v in self.ordered for v in chain}
+                if len(kinds) > 1:
+                    raise InvarianceError(
+                        f"construct {c!r}: item {k + 1} is ordered at some occasions and "
+                        f"continuous at others ({chain}); declare it ordered everywhere")
+                nth = {v: self.ordered[v] for v in chain if v in self.ordered}
+                if len(set(nth.values())) > 1:
+                    raise InvarianceError(
+                        f"construct {c!r}: the ordered items {chain} have different numbers of "
+                        f"categories at the occasions ({ {v: n + 1 for v, n in nth.items()} }); "
+                        "their thresholds cannot be held equal. Collapse categories the same "
+                        "way at every occasion (invariance.collapse_categories(data, ..., "
+                        "constructs=...) or collapse= in the sequence)")
 
     # ------------------------------------------------------------------ structure
     @property
@@ -386,20 +522,27 @@ class MeasurementSpec:
         1-based) whose parameter gets a label of its own, or tuples of such keys that get one
         new label together (e.g. a group's intercept at every occasion).
         """
-        geq = set(group_eq) if self.n_groups > 1 else set()
-        leq = set(long_eq)
+        geq = self.effective_keywords(group_eq) if self.n_groups > 1 else set()
+        leq = self.effective_keywords(long_eq)
         G = self.n_groups
         cell_of = self.factor_cell
         primary = self.primary
         ident = self.identification
+        ordered = self.ordered
+        theta = self.parameterization == "theta"
+        if ordered and not theta and "residuals" in (geq | leq):
+            raise InvarianceError(
+                "residual variances of ordinal indicators cannot be tested for invariance under "
+                "parameterization='delta' (they are not parameters there); use "
+                "parameterization='theta' for the residuals (strict) level")
         rows: list[ParamRow] = []
 
         def label(base: str, kind: str, t: Optional[int], g: int, multi_occ: bool,
-                  long_ok: bool = True) -> str:
+                  long_ok: bool = True, force: bool = False) -> str:
             lab = base
-            if multi_occ and t is not None and not (kind in leq and long_ok):
+            if multi_occ and t is not None and not ((kind in leq or force) and long_ok):
                 lab += f".t{t}"
-            if G > 1 and kind not in geq:
+            if G > 1 and not (kind in geq or force):
                 lab += f".g{g}"
             return lab
 
@@ -418,20 +561,40 @@ class MeasurementSpec:
                 add(f, "=~", v, "loadings", lambda g, m=marker: 1.0 if m else NA,
                     lambda g, c=c, k=k, t=t, m=multi: label(f"lambda.{c}.{k + 1}", "loadings", t,
                                                             g, m))
-        # intercepts (item identity: first factor and position)
+        # thresholds of the ordered items (Millsap & Tein: id_thr held equal everywhere)
+        markers = {self.indicators[f][0] for f in self.factors}
+        for v in self.observed:
+            if v not in ordered:
+                continue
+            f, k = primary[v]
+            c, t = cell_of[f]
+            multi = self.n_occasions(c) > 1
+            for j in range(1, ordered[v] + 1):
+                forced = self.forced_threshold(v, j, markers)
+                add(v, "|", f"t{j}", "thresholds", lambda g: NA,
+                    lambda g, c=c, k=k, t=t, m=multi, j=j, fo=forced:
+                    label(f"tau{j}.{c}.{k}", "thresholds", t, g, m, force=fo))
+        # intercepts (item identity: first factor and position); ordered items: set below
         for v in self.observed:
             f, k = primary[v]
             c, t = cell_of[f]
             multi = self.n_occasions(c) > 1
-            fix0 = ident == "marker" and k == 1
+            fix0 = (ident == "marker" and k == 1) or v in ordered
             add(v, "~1", "", "intercepts", lambda g, z=fix0: 0.0 if z else NA,
                 lambda g, c=c, k=k, t=t, m=multi: label(f"nu.{c}.{k}", "intercepts", t, g, m))
-        # residual variances
+        # scale factors of the ordered items (delta parameterization): set below
+        if not theta:
+            for v in self.observed:
+                if v in ordered:
+                    rows.append(ParamRow(v, "~*~", v, "scales", [1.0] * G, [""] * G))
+        # residual variances (ordered items: only under theta; values set below)
         for v in self.observed:
+            if v in ordered and not theta:
+                continue
             f, k = primary[v]
             c, t = cell_of[f]
             multi = self.n_occasions(c) > 1
-            add(v, "~~", v, "residuals", lambda g: NA,
+            add(v, "~~", v, "residuals", lambda g, o=v in ordered: 1.0 if o else NA,
                 lambda g, c=c, k=k, t=t, m=multi: label(f"theta.{c}.{k}", "residuals", t, g, m))
         # residual covariances: over time (auto) and the user's
         done = set()
@@ -462,6 +625,9 @@ class MeasurementSpec:
                             return fv if first else NA
                         if ident == "lavaan" and kind == "means":
                             return fv if first else NA
+                        if (ordered and self.id_cat == "millsap_tein2004" and kind == "means"
+                                and g == 1 and t == 1):
+                            return fv  # Millsap & Tein: the reference cell's mean is 0
                         return NA
                     if kind == "means":
                         add(f, "~1", "", kind, fixed_fn,
@@ -496,8 +662,111 @@ class MeasurementSpec:
                     if row is None or not 1 <= g <= G:
                         raise InvarianceError(f"cannot release {lhs} {op} {rhs} in group {g}: no "
                                               "such parameter in the model")
+                    if op == "|" and self.forced_threshold(lhs, int(rhs[1:]), markers):
+                        raise InvarianceError(
+                            f"cannot release {lhs} | {rhs}: id_cat={self.id_cat!r} holds it "
+                            "equal in every model to identify the latent responses")
+                    if not row.labels[g - 1]:
+                        raise InvarianceError(f"cannot release {lhs} {op} {rhs}: it has no "
+                                              "equality constraint")
                     row.labels[g - 1] = f"{row.labels[g - 1]}.r{n}"
+        if ordered:
+            self._ordinal_identification(rows)
         return rows
+
+    # ------------------------------------------------------------------ ordinal items
+    def effective_keywords(self, keywords: Iterable[str]) -> set:
+        """The equality keywords in force for the items: with ordered items, equal intercepts
+        include equal thresholds; under ``"lisrel"`` thresholds are always equal; under
+        ``"mplus"`` / ``"millsap_tein2004"`` equal loadings and thresholds imply equal
+        intercepts (semTools' measEq.syntax)."""
+        kw = set(keywords)
+        if self.ordered:
+            if "intercepts" in kw or self.id_cat == "lisrel":
+                kw.add("thresholds")
+            if self.id_cat in ("mplus", "millsap_tein2004") and {"loadings", "thresholds"} <= kw:
+                kw.add("intercepts")
+        return kw
+
+    def forced_threshold(self, item: str, j: int, markers: Optional[set] = None) -> bool:
+        """Whether threshold ``j`` of an ordered item is held equal in every model for
+        identification (Millsap & Tein: ``id_thr[0]`` of every item, ``id_thr[1]`` of the
+        marker items; LISREL: every threshold)."""
+        if item not in self.ordered:
+            return False
+        if self.id_cat == "lisrel":
+            return True
+        if self.id_cat != "millsap_tein2004":
+            return False
+        if markers is None:
+            markers = {self.indicators[f][0] for f in self.factors}
+        return j == self.id_thr[0] or (j == self.id_thr[1] and item in markers)
+
+    def _ordinal_identification(self, rows: list[ParamRow]) -> None:
+        """Set the fixed values of the ordered items' thresholds, intercepts and scales /
+        residual variances cell by cell from the equalities in force (the labels shared with
+        the reference cell), by the rules of ``id_cat`` (semTools 0.5-6 ``measEq.syntax``;
+        Wu & Estabrook 2016; Millsap & Tein 2004)."""
+        G = self.n_groups
+        theta = self.parameterization == "theta"
+        idc = self.id_cat
+        index = {(r.lhs, r.op, r.rhs): r for r in rows}
+        NA = math.nan
+        primary, cell = self.primary, self.factor_cell
+        for v, nth in self.ordered.items():
+            f, k = primary[v]
+            c, t = cell[f]
+            chain = self.constructs[c]
+            multi = len(chain) > 1
+            first = self.indicators[chain[0]][k - 1]
+            thr = [index[(v, "|", f"t{j}")] for j in range(1, nth + 1)]
+            thr1 = [index[(first, "|", f"t{j}")] for j in range(1, nth + 1)]
+            nu, nu1 = index[(v, "~1", "")], index[(first, "~1", "")]
+            sc = index[(v, "~~", v)] if theta else index[(v, "~*~", v)]
+            sc1 = index[(first, "~~", first)] if theta else index[(first, "~*~", first)]
+            binary = nth == 1
+            if idc == "lisrel":
+                for j, row in enumerate(thr, start=1):
+                    row.fixed = [0.0 if j == 1 else 1.0 if j == 2 else NA] * G
+            for g in range(G):
+                nu_v, sc_v = 0.0, 1.0
+                if idc == "lisrel":
+                    nu_v, sc_v = NA, (1.0 if binary else NA)
+                elif multi and v != first:
+                    n_eq = sum(a.labels[g] == b.labels[g] for a, b in zip(thr, thr1))
+                    eq_int = nu.labels[g] == nu1.labels[g]
+                    eq_res = theta and sc.labels[g] == sc1.labels[g]
+                    if idc == "wu_estabrook2016":
+                        nu_v = 0.0 if (n_eq == 0 or eq_int) else NA
+                        sc_v = 1.0 if (n_eq == 0 or (n_eq < 2 and not eq_int) or eq_res) else NA
+                    else:
+                        sc_v = 1.0 if (n_eq == 0 or eq_res) else NA
+                if G > 1 and g > 0 and idc != "lisrel":
+                    n_eq = sum(row.labels[g] == row.labels[0] for row in thr)
+                    eq_int = nu.labels[g] == nu.labels[0]
+                    eq_res = theta and sc.labels[g] == sc.labels[0]
+                    if idc == "wu_estabrook2016":
+                        if n_eq >= 1 and not eq_int:
+                            nu_v = NA
+                        if (n_eq >= 2 or (n_eq >= 1 and eq_int)) and not eq_res:
+                            sc_v = NA
+                    elif n_eq >= 1 and not eq_res:
+                        sc_v = NA
+                nu.fixed[g] = nu_v
+                sc.fixed[g] = sc_v
+
+    @staticmethod
+    def n_free(rows: list[ParamRow]) -> int:
+        """Number of free parameters of the rows (shared labels count once)."""
+        labels, unlabelled = set(), 0
+        for r in rows:
+            for g in range(len(r.fixed)):
+                if r.is_free(g):
+                    if r.labels[g]:
+                        labels.add(r.labels[g])
+                    else:
+                        unlabelled += 1
+        return len(labels) + unlabelled
 
     def syntax(self, group_eq: Iterable[str] = (), long_eq: Iterable[str] = (),
                released: Iterable[RowKey] = ()) -> str:
@@ -518,6 +787,10 @@ class MeasurementSpec:
         fset = set(self.factors)
         if op == "=~":
             return "loadings"
+        if op == "|":
+            return "thresholds"
+        if op == "~*~":
+            return "scales"
         if op == "~1":
             return "means" if lhs in fset else "intercepts"
         if op == "~~":
@@ -530,6 +803,8 @@ class MeasurementSpec:
         """(factor, indicator) a loading / intercept / residual row belongs to."""
         if op == "=~":
             return lhs, rhs
+        if op in ("|", "~*~") and lhs in self.primary:
+            return self.primary[lhs][0], lhs
         if op in ("~1", "~~") and lhs in self.primary and (op == "~1" or lhs == rhs):
             return self.primary[lhs][0], lhs
         return None
@@ -539,7 +814,7 @@ class MeasurementSpec:
         if self.identification == "std.lv":
             return False
         it = self.item_factor(lhs, op, rhs)
-        if it is None or op == "~~":
+        if it is None or op in ("~~", "|", "~*~"):
             return False
         f, v = it
         return self.indicators[f][0] == v

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 # public name -> the submodule that defines it (no public name may be a submodule's name: the
 # import system would rebind the package attribute to the module once that module is imported)
 _PUBLIC = {
-    "sem": "api", "cfa": "api", "fit_model": "api", "HeywoodWarning": "api",
+    "sem": "api", "cfa": "api", "growth": "api", "fit_model": "api", "HeywoodWarning": "api",
     "compare": "inference.lrt", "DataError": "estimation.data",
     "ConvergenceWarning": "estimation.optimizer", "IdentificationWarning": "inference.wald",
     "SEMFit": "results", "response_surface": "discrepancy.rsa",
@@ -29,6 +29,9 @@ _PUBLIC = {
     "ModelError": "errors", "EstimationError": "errors",
     "polychoric": "estimation.categorical",
     "collapse_categories": "estimation.categorical_data",
+    "bootstrap": "resampling.boot", "simulate_data": "resampling.simulate",
+    "power": "resampling.simulate", "analytic_power": "resampling.simulate",
+    "power_curve": "resampling.curve",
 }
 # subpackages and modules, plus the module names users imported before the stage layout
 # (``sem_models.surface``, ``sem_models.robust``, ...: thin re-export modules)
@@ -38,10 +41,11 @@ _SUBMODULES = {
     "congruence", "outcomes", "robust", "rsa", "surface",
 }
 
-__all__ = ["sem", "cfa", "fit_model", "compare", "SEMFit", "ModelSyntaxError", "DataError",
+__all__ = ["sem", "cfa", "growth", "fit_model", "compare", "SEMFit", "ModelSyntaxError", "DataError",
            "ModelError", "EstimationError",
            "ConvergenceWarning", "IdentificationWarning", "HeywoodWarning", "parse_model",
-           "response_surface", "polychoric", "collapse_categories", "__version__"]
+           "response_surface", "polychoric", "collapse_categories", "bootstrap",
+           "simulate_data", "power", "analytic_power", "power_curve", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -66,7 +70,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what static analysis and IDEs see
-    from .api import HeywoodWarning, cfa, fit_model, sem
+    from .api import HeywoodWarning, cfa, fit_model, growth, sem
     from .inference.lrt import compare
     from .estimation.data import DataError
     from .estimation.optimizer import ConvergenceWarning
@@ -75,3 +79,6 @@ if TYPE_CHECKING:  # what static analysis and IDEs see
     from .discrepancy.rsa import response_surface
     from .model.syntax import ModelSyntaxError, parse_model
     from .errors import EstimationError, ModelError
+    from .resampling.boot import bootstrap
+    from .resampling.curve import power_curve
+    from .resampling.simulate import analytic_power, power, simulate_data

@@ -29,7 +29,7 @@ from .results import SEMFit
 from .model.start import adjust_intercept_starts, start_values
 from .model.syntax import parse_model
 
-__all__ = ["sem", "cfa", "fit_model"]
+__all__ = ["sem", "cfa", "growth", "fit_model"]
 
 ESTIMATORS = ("ML", "MLM", "MLR", "MLMV", "GLS", "WLS", "DWLS", "WLSM", "WLSMV", "ULS", "ULSM",
               "ULSMV")
@@ -61,7 +61,7 @@ def _warn_heywood(partable: ParTable, values: np.ndarray, variables, group_label
         HeywoodWarning, stacklevel=4)
 
 
-def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
+def sem(model: str, data: Optional[pd.DataFrame] = None, *, group: Optional[str] = None,
         group_equal: Sequence[str] = (), group_partial: Sequence[str] = (),
         std_lv: bool = False, meanstructure: Union[bool, str] = "default",
         fixed_x: bool = True, orthogonal: bool = False, estimator: str = "default",
@@ -69,7 +69,9 @@ def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
         group_labels: Optional[Sequence] = None, level: float = 0.95,
         max_iter: int = 500, se: Optional[str] = None, test=None,
         information: Optional[str] = None, start=None, ordered=None,
-        parameterization: str = "delta") -> SEMFit:
+        parameterization: str = "delta", sample_cov=None, sample_mean=None,
+        sample_nobs=None, int_ov_free: bool = True, int_lv_free: bool = False,
+        bootstrap: int = 1000, iseed: Optional[int] = None) -> SEMFit:
     """Fit a structural equation model written in lavaan syntax (lavaan's ``sem()``).
 
     Parameters follow lavaan's names with ``.`` replaced by ``_``: ``group`` (column name),
@@ -88,18 +90,56 @@ def sem(model: str, data: pd.DataFrame, *, group: Optional[str] = None,
     default; also ``"WLSM"``, ``"WLS"``, ``"DWLS"``, ``"ULSMV"``, ``"ULSM"``, ``"ULS"``) with
     ``parameterization="delta"`` (default) or ``"theta"`` and ``missing="listwise"`` or
     ``"pairwise"`` (:func:`sem_models.estimation.ordinal.fit_ordinal`).
+    Summary statistics instead of ``data`` (lavaan's ``sample.cov``, ``sample.mean``,
+    ``sample.nobs``): ``sample_cov`` a covariance matrix as a DataFrame labelled by variable
+    (or a dict ``{group label: DataFrame}`` / a list, one per group), ``sample_mean`` the means
+    (a Series per group; needed with a mean structure) and ``sample_nobs`` the number of cases
+    per group.  As lavaan, ``sample_cov`` is read as having divisor N - 1 (``DataFrame.cov()``)
+    and is rescaled by (N - 1) / N for ML, so the fit equals the raw-data fit; only the
+    normal-theory estimators ML, GLS and ULS are possible
+    (:mod:`sem_models.estimation.moments_input`).
+    ``int_ov_free`` / ``int_lv_free`` (lavaan's ``int.ov.free`` / ``int.lv.free``): free
+    observed intercepts / latent means in a mean structure (defaults True / False; see
+    :func:`growth`).  Constraints may be nonlinear (``a == b*c``) or inequalities
+    (``b > c``; :mod:`sem_models.estimation.constrained`).
+    ``se="bootstrap"`` (lavaan's): standard errors from ``bootstrap`` (default 1000)
+    ordinary bootstrap refits seeded by ``iseed`` (:func:`sem_models.bootstrap`, run when the
+    standard errors are first needed); ``estimates()`` then gives percentile intervals
+    (lavaan's ``boot.ci.type = "perc"``; other types with ``boot_ci_type=``).
     Returns a :class:`~sem_models.results.SEMFit`.
+
+    Raises (all ``ValueError`` subclasses, :mod:`sem_models.errors`): ``ModelSyntaxError``
+    (the model text, with line and column; duplicate or clashing names), ``ModelError`` (an
+    option, e.g. ``level`` outside (0, 1), or an impossible model such as contradictory
+    bounds), ``DataError`` (the data: column, group) and ``EstimationError`` (start values
+    or a fit that cannot be evaluated).
     """
     return fit_model(model, data, group=group, group_equal=group_equal,
                      group_partial=group_partial, std_lv=std_lv, meanstructure=meanstructure,
                      fixed_x=fixed_x, orthogonal=orthogonal, estimator=estimator,
                      missing=missing, cluster=cluster, group_labels=group_labels, level=level,
                      max_iter=max_iter, se=se, test=test, information=information,
-                     start=start, ordered=ordered, parameterization=parameterization)
+                     start=start, ordered=ordered, parameterization=parameterization,
+                     sample_cov=sample_cov, sample_mean=sample_mean, sample_nobs=sample_nobs,
+                     int_ov_free=int_ov_free, int_lv_free=int_lv_free,
+                     bootstrap=bootstrap, iseed=iseed)
 
 
-def cfa(model: str, data: pd.DataFrame, **options) -> SEMFit:
+def cfa(model: str, data: Optional[pd.DataFrame] = None, **options) -> SEMFit:
     """Confirmatory factor analysis (lavaan's ``cfa()``); same options and defaults as :func:`sem`."""
+    return sem(model, data, **options)
+
+
+def growth(model: str, data: Optional[pd.DataFrame] = None, **options) -> SEMFit:
+    """Latent growth curve models (lavaan's ``growth()``): :func:`sem` with lavaan's growth
+    defaults -- a mean structure, the intercepts of the observed variables fixed to 0 and the
+    latent means (growth factor means) free (``meanstructure=True``, ``int_ov_free=False``,
+    ``int_lv_free=True``; Bollen & Curran 2006, *Latent Curve Models*, ch. 2 and 4).  Time
+    scores are written as fixed loadings (``s =~ 0*t1 + 1*t2 + 2*t3``); every other option
+    (groups, covariates, ``sample_cov``, estimators) is as for :func:`sem`."""
+    options.setdefault("meanstructure", True)
+    options.setdefault("int_ov_free", False)
+    options.setdefault("int_lv_free", True)
     return sem(model, data, **options)
 
 
@@ -242,8 +282,30 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
               std_lv=False, meanstructure="default", fixed_x=True, orthogonal=False,
               estimator="default", missing="listwise", cluster=None, group_labels=None,
               level=0.95, max_iter=500, se=None, test=None, information=None,
-              start=None, ordered=None, parameterization="delta") -> SEMFit:
+              start=None, ordered=None, parameterization="delta", sample_cov=None,
+              sample_mean=None, sample_nobs=None, int_ov_free=True,
+              int_lv_free=False, bootstrap=1000, iseed=None) -> SEMFit:
+    moments_input = sample_cov is not None
+    if moments_input:  # summary statistics: :mod:`.estimation.moments_input`
+        from .estimation.moments_input import check_moments_options
+        est = "ML" if isinstance(estimator, str) and estimator.lower() == "default" \
+            else (estimator.upper() if isinstance(estimator, str) else estimator)
+        check_moments_options(data=data, estimator=est, missing=MISSING.get(
+            str(missing).lower(), missing), cluster=cluster, group=group, ordered=ordered,
+            se=se, test=test)
+    elif data is None:
+        raise DataError("no data: give a DataFrame (data=) or summary statistics "
+                        "(sample_cov= with sample_nobs=)")
+    elif sample_mean is not None or sample_nobs is not None:
+        raise DataError("sample_mean= and sample_nobs= go with sample_cov=; with data= the "
+                        "moments are computed from the data")
+    growth_defaults = not int_ov_free or bool(int_lv_free)
     if _is_ordinal(ordered, data, model):  # ordered indicators: WLSMV and relatives
+        if growth_defaults:
+            raise ModelError("growth() / int_ov_free=False / int_lv_free=True are not "
+                             "supported with ordered indicators (their intercepts are fixed "
+                             "and thresholds carry the means); write the growth model with "
+                             "sem() and explicit mean statements")
         from .estimation.ordinal import fit_ordinal
         return fit_ordinal(model, data, ordered=ordered,
                            group=group, group_equal=group_equal, group_partial=group_partial,
@@ -259,17 +321,27 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     if isinstance(estimator, str) and estimator.lower() == "default":
         estimator = "ML"
     checked = validate_options(
-        model, data, group=group, group_equal=group_equal, group_partial=group_partial,
+        model, pd.DataFrame() if moments_input else data, group=group,
+        group_equal=group_equal, group_partial=group_partial,
         std_lv=std_lv, meanstructure=meanstructure, fixed_x=fixed_x, orthogonal=orthogonal,
-        estimator=estimator, missing=missing, cluster=cluster, group_labels=group_labels,
-        level=level, max_iter=max_iter)
+        estimator=estimator, missing=missing, cluster=cluster,
+        group_labels=None if moments_input else group_labels, level=level, max_iter=max_iter)
     group_equal, group_partial = checked["group_equal"], checked["group_partial"]
     std_lv, fixed_x, orthogonal = checked["std_lv"], checked["fixed_x"], checked["orthogonal"]
     estimator, missing = checked["estimator"], checked["missing"]
-    group_labels, level = checked["group_labels"], checked["level"]
+    if not moments_input:  # with sample_cov, group_labels name the matrices' groups
+        group_labels = checked["group_labels"]
+    level = checked["level"]
     max_iter, meanstructure = checked["max_iter"], checked["meanstructure"]
     from .model.levels import has_levels
     if has_levels(model):  # 'level:' blocks: a two-level model (sem_models.multilevel)
+        if moments_input:
+            raise DataError("two-level models need the raw data (cases within clusters); "
+                            "sample_cov cannot be used")
+        if growth_defaults:
+            raise ModelError("growth() / int_ov_free=False / int_lv_free=True are not "
+                             "supported for two-level models; write the intercepts and means "
+                             "of each level explicitly (e.g. 't1 ~ 0*1', 'i ~ 1')")
         from .multilevel import fit_twolevel
         return fit_twolevel(model, data, group=group, group_equal=group_equal,
                             group_partial=group_partial, std_lv=std_lv, fixed_x=fixed_x,
@@ -278,11 +350,17 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
                             max_iter=max_iter, se=se, test=test, information=information,
                             start=start)
     from .inference.options import resolve_options
+    boot_se = isinstance(se, str) and se == "bootstrap"  # lavaan's se = "bootstrap"
+    if boot_se:
+        from .resampling.boot import check_bootstrap_options
+        check_bootstrap_options(bootstrap, iseed, moments_input)
     try:
-        inference = resolve_options(estimator, missing, cluster, se=se, test=test,
-                                    information=information)
+        inference = resolve_options(estimator, missing, cluster, se=None if boot_se else se,
+                                    test=test, information=information)
     except ValueError as exc:
         raise ModelError(str(exc)) from None
+    if boot_se:
+        inference.update(se="bootstrap", bootstrap=int(bootstrap), iseed=iseed)
     parsed = parse_model(model)
     variables = model_variables(parsed.statements)
     if not variables.ov:
@@ -292,7 +370,16 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     for st in parsed.statements:
         for name in (st.lhs, st.rhs):
             where.setdefault(name, (st.line, st.col))
-    if missing == "fiml" and fixed_x and variables.ov_x:
+    if moments_input:
+        from .estimation.moments_input import moments_data
+        n_cov = len(sample_cov) if isinstance(sample_cov, (dict, list, tuple)) else 1
+        obs = moments_data(sample_cov, sample_mean, sample_nobs, variables.ov,
+                           estimator=estimator, group_labels=group_labels,
+                           meanstructure_needed=bool(meanstructure is True or n_cov > 1
+                                                     or any(st.op == "~1"
+                                                            for st in parsed.statements)
+                                                     or not int_ov_free))
+    elif missing == "fiml" and fixed_x and variables.ov_x:
         from .estimation.fiml import prepare_data_fixed_x
         obs = prepare_data_fixed_x(data, variables, group=group, cluster=cluster, where=where,
                                    group_labels=group_labels)
@@ -307,7 +394,8 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         meanstructure = True  # as lavaan: FIML and cluster= always model the means
     partable, variables = build_partable(
         parsed, n_groups, std_lv=std_lv, meanstructure=bool(meanstructure), fixed_x=fixed_x,
-        orthogonal=orthogonal, group_equal=group_equal, group_partial=group_partial)
+        orthogonal=orthogonal, group_equal=group_equal, group_partial=group_partial,
+        int_ov_free=int_ov_free, int_lv_free=int_lv_free)
     graph = check_model_graph(partable, variables)
     model_ = RAMModel(partable, variables, n_groups)
     if missing == "fiml":
@@ -337,17 +425,18 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         if not np.all(np.isfinite(previous[free])):
             raise ModelError("start= has non-finite values for free parameters")
         values[free] = previous[free]
-    pmap = build_parameter_map(partable)
+    pmap = build_parameter_map(partable, allow_general=True)
     n_moments = n_groups * (len(variables.ov) * (len(variables.ov) + 1) // 2
                             + (len(variables.ov) if model_.meanstructure else 0))
     n_fixed_x = int(np.count_nonzero(partable["exo"] == 1))
+    n_general_eq = pmap.general.n_eq if pmap.general is not None else 0
     if pmap.n_z == 0:
         raise ModelError("the model has no free parameters (every parameter is fixed or "
                          "determined by constraints): there is nothing to estimate; free at "
                          "least one parameter (e.g. 'NA*x1')")
-    if pmap.n_z > n_moments - n_fixed_x:
+    if pmap.n_z - n_general_eq > n_moments - n_fixed_x:
         raise DataError(
-            f"the model has {pmap.n_z} free parameters but the data provide only "
+            f"the model has {pmap.n_z - n_general_eq} free parameters but the data provide only "
             f"{n_moments - n_fixed_x} sample moments: the model is not identified (negative "
             "degrees of freedom); add constraints or fix parameters")
     if cluster is not None:
@@ -373,6 +462,12 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     except (FloatingPointError, np.linalg.LinAlgError) as exc:
         raise _start_failure(partable, model_, problem.values(z0), obs.group_labels,
                              exc) from None
+    if pmap.general is not None:  # nonlinear / inequality constraints: local linear map
+        from .estimation.constrained import linearised_problem
+        problem, result = linearised_problem(problem, result)
+    elif pmap.soft is not None and result.active is not None:
+        # as lavaan, an estimate at a lower() / upper() bound keeps its standard error
+        result.active = result.active & ~pmap.soft
     if not (np.isfinite(result.fmin) and np.all(np.isfinite(result.z))):
         raise EstimationError(
             "the estimation ended at non-finite values (the implied covariance matrix became "

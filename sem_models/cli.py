@@ -215,7 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="individual,group", metavar="IND,GRP",
                    help="labels of the individual and the group format in that column "
                         "(default individual,group)")
-    p.add_argument("--bootstrap", type=int, default=300, help="RSA bootstrap replicates")
+    p.add_argument("--bootstrap", type=int, default=300, help="RSA bootstrap replicates "
+                   "(whole schools resampled within format)")
+    p.add_argument("--lcm-bootstrap", type=int, default=0, metavar="N",
+                   help="school bootstrap replicates of the latent congruence model's "
+                        "discrepancy paths (default 0: none; about half a second each)")
+    p.add_argument("--power", action="store_true",
+                   help="add the power of the format x discrepancy effect by number of "
+                        "schools (Monte Carlo; off by default)")
+    p.add_argument("--power-reps", type=int, default=200, metavar="N",
+                   help="replications per number of schools for --power (default 200)")
     p.add_argument("--seed", type=int, default=20240126)
     p.add_argument("--no-item-level", dest="item_level", action="store_false",
                    help="skip the pooled item-level outcome model (48 items; saves a few s)")
@@ -352,7 +361,8 @@ def _cmd_study(ns) -> int:
                         estimator=ns.estimator, missing=ns.missing, cluster=cluster,
                         group_column=ns.group_column, formats=formats,
                         bootstrap=ns.bootstrap, seed=ns.seed,
-                        item_level_outcomes=ns.item_level)
+                        item_level_outcomes=ns.item_level, lcm_bootstrap=ns.lcm_bootstrap,
+                        power=ns.power, power_reps=ns.power_reps)
     print(f"\nFindings ({time.perf_counter() - t0:.1f} s):")
     for f in res.findings:
         print(f"  [{f['verdict']}] {f['id']}. {f['finding']}\n        {f['evidence']}")

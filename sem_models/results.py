@@ -83,7 +83,9 @@ class SEMFit:
 
     @property
     def npar(self) -> int:
-        return self.problem.pmap.n_z
+        """Free parameters as lavaan counts them: z plus the active inequality constraints
+        (lavaan does not count those in df; :mod:`.estimation.constrained`)."""
+        return self.problem.pmap.n_z + self.problem.pmap.npar_extra
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -128,7 +130,10 @@ class SEMFit:
     def _vcov_free(self) -> np.ndarray:
         """Expected-information inverse (lavaan's default for complete-data ML); observed
         information and robust sandwich estimators (``se``, ``information`` options:
-        FIML, MLM, MLR, cluster) in :mod:`sem_models.inference.sandwich`."""
+        FIML, MLM, MLR, cluster) in :mod:`sem_models.inference.sandwich`; with
+        ``se="bootstrap"`` the covariance matrix of the bootstrap draws."""
+        if self.options.get("se") == "bootstrap":
+            return self.bootstrap_result.vcov(defined=False).to_numpy()
         if self.options.get("estimator") in _WLS_FAMILY:  # GLS, WLS, DWLS, ULS, MLMV, ...
             from .inference.wls_inference import wls_vcov
             return wls_vcov(self, self._param_names())
@@ -191,19 +196,31 @@ class SEMFit:
         return value, np.sqrt(np.clip(np.diag(cov), 0, None))
 
     @single_threaded_blas
-    def estimates(self, level: Optional[float] = None, rsquare: bool = False) -> pd.DataFrame:
+    def estimates(self, level: Optional[float] = None, rsquare: bool = False,
+                  boot_ci_type: str = "percentile") -> pd.DataFrame:
         """Parameter estimates (lavaan's ``parameterEstimates``).
 
         Columns: lhs, op, rhs, (group), label, est, se, z, pvalue, ci_lower, ci_upper.
         ``group`` holds the group's value from the data and is present for multiple groups.
         ``rsquare=True`` appends one row per endogenous variable and group with op ``r2``
         and its R-squared in ``est`` (lavaan's ``parameterEstimates(rsquare = TRUE)``; see
-        :meth:`inspect` ``"r2"``).
+        :meth:`inspect` ``"r2"``).  With ``se="bootstrap"`` the SEs are the SDs of the
+        bootstrap draws and the intervals of type ``boot_ci_type`` (lavaan's
+        ``boot.ci.type``: ``"percentile"`` (lavaan's default ``"perc"``), ``"normal"``,
+        ``"basic"``, ``"bca_simple"`` or ``"bca"``).
         """
         if rsquare:
-            table = self.estimates(level)
+            table = self.estimates(level, boot_ci_type=boot_ci_type)
             return pd.concat([table, self._rsquare_rows()[list(table.columns)]],
                              ignore_index=True)
+        if self.options.get("se") == "bootstrap":
+            return self.bootstrap_result.estimates(
+                boot_ci_type, None if level is None else validate_level(level))
+        return self._estimates_table(level)
+
+    @single_threaded_blas
+    def _estimates_table(self, level: Optional[float] = None) -> pd.DataFrame:
+        """The estimates table with the fit's standard errors (see :meth:`estimates`)."""
         level = self.options.get("level", 0.95) if level is None else validate_level(level)
         table = self._table
         op = table["op"]
@@ -257,19 +274,44 @@ class SEMFit:
                         "mean": pd.Series(mean, index=ov)}
         return out
 
-    def residuals(self) -> dict:
-        """Raw residuals (sample minus implied) of covariances and means per group."""
-        sample = self.sample_moments()
-        implied = self.implied()
-        return {k: {"cov": sample[k]["cov"] - implied[k]["cov"],
-                    "mean": sample[k]["mean"] - implied[k]["mean"]} for k in sample}
+    def residuals(self, type: str = "raw") -> dict:
+        """Residuals per group (key None for one group, else the group label), each
+        ``{"cov": DataFrame, "mean": Series}`` (lavaan's ``residuals(fit, type=)``):
+        ``"raw"`` (sample minus implied), ``"cor"`` = ``"cor.bollen"`` (difference of the
+        correlation matrices), ``"cor.bentler"`` (raw residuals scaled by the sample standard
+        deviations), ``"normalized"`` and ``"standardized"`` (z statistics; see
+        :mod:`sem_models.inference.residuals`)."""
+        if type == "raw":
+            sample = self.sample_moments()
+            implied = self.implied()
+            return {k: {"cov": sample[k]["cov"] - implied[k]["cov"],
+                        "mean": sample[k]["mean"] - implied[k]["mean"]} for k in sample}
+        from .inference.residuals import residuals
+        return residuals(self, type)
 
-    def factor_scores(self) -> pd.DataFrame:
-        """Regression (Thurstone) factor scores ``E[eta | y]`` for the analysed rows.
+    def lav_residuals(self, type: str = "cor.bentler") -> dict:
+        """lavaan's ``lavResiduals(fit, type)``: per group the residuals, their z statistics
+        and the RMR / SRMR / CRMR summary with standard error, exact-fit test and unbiased
+        estimate with interval and close-fit test (Maydeu-Olivares 2017;
+        :func:`sem_models.inference.residuals.residual_summary`)."""
+        from .inference.residuals import residual_summary
+        return residual_summary(self, type)
 
-        ``eta_hat = mu_eta + Cov(eta, y) Sigma^-1 (y - mu_y)``; under FIML each row uses its
-        observed variables only.
+    def factor_scores(self, method: str = "regression") -> pd.DataFrame:
+        """Factor scores for the analysed rows (lavaan's ``lavPredict``).
+
+        ``method="regression"`` (Thurstone): ``E[eta | y] = mu_eta + Cov(eta, y) Sigma^-1
+        (y - mu_y)``; ``method="bartlett"``: Bartlett's weighted least-squares scores
+        (:func:`sem_models.inference.factor_scores.bartlett_scores`).  Under FIML each row
+        uses its observed variables only.
         """
+        kind = method.lower() if isinstance(method, str) else method
+        if kind == "bartlett":
+            from .inference.factor_scores import bartlett_scores
+            return bartlett_scores(self)
+        if kind != "regression":
+            raise ValueError(f"method={method!r}: factor scores by 'regression' or "
+                             "'bartlett'")
         lv = self.variables.lv
         p = self.model.n_ov
         frames = []
@@ -277,7 +319,8 @@ class SEMFit:
             gd = self.data.groups[g]
             lv_idx = np.arange(p, self.model.n_var)
             mu_y = self._implied_mean(g)
-            mu_eta = mom.full_mean[lv_idx] if self.model.meanstructure else np.zeros(len(lv))
+            from .inference.factor_scores import latent_means
+            mu_eta = latent_means(self, g, mom)
             cov_ey = mom.full_cov[np.ix_(lv_idx, np.arange(p))]
             X = gd.X
             scores = np.empty((X.shape[0], len(lv)))
@@ -479,6 +522,36 @@ class SEMFit:
         theta = self.values[self.problem.pmap.free_rows]
         res = wald_test(constraints, factory, theta, self._vcov_free)
         return pd.Series({"stat": res["stat"], "df": res["df"], "pvalue": res["p_value"]})
+
+    # ---------------------------------------------------------------------------- resampling
+    @cached_property
+    def bootstrap_result(self):
+        """The bootstrap behind ``se="bootstrap"`` (``bootstrap`` replicates, seed ``iseed``;
+        :class:`~sem_models.resampling.boot.BootstrapResult`), run on first use."""
+        if self.options.get("se") != "bootstrap":
+            raise ValueError('bootstrap_result needs a fit with se="bootstrap"; for any fit '
+                             "use fit.bootstrap(R)")
+        from .resampling.boot import bootstrap
+        return bootstrap(self, int(self.options.get("bootstrap", 1000)),
+                         seed=self.options.get("iseed"))
+
+    def bootstrap(self, R: int = 1000, kind: str = "ordinary", *, seed=None, cluster=None,
+                  executor=None, progress: bool = True, **options):
+        """Bootstrap this fit (lavaan's ``bootstrapLavaan``): ``kind`` ``"ordinary"``,
+        ``"bollen_stine"`` or ``"parametric"``, whole clusters with ``cluster``; returns a
+        :class:`~sem_models.resampling.boot.BootstrapResult` (``.estimates(ci=...)``,
+        ``.draws``, ``.bollen_stine_pvalue``).  See :func:`sem_models.bootstrap`."""
+        from .resampling.boot import bootstrap
+        return bootstrap(self, R, kind, seed=seed, cluster=cluster, executor=executor,
+                         progress=progress, **options)
+
+    def simulate(self, n=None, seed=None, **options) -> pd.DataFrame:
+        """Data simulated from the fitted model (lavaan's ``simulateData`` of a fit's
+        parameter table): normal data with each group's implied means and covariances;
+        ``n`` the total sample size (split as the fit's groups), one size per group, or
+        None (the fit's sizes).  See :func:`sem_models.resampling.simulate.simulate_fit`."""
+        from .resampling.simulate import simulate_fit
+        return simulate_fit(self, n, seed=seed, **options)
 
     # ---------------------------------------------------------------------------- derived
     @single_threaded_blas

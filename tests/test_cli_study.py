@@ -74,7 +74,11 @@ def test_planted_findings(study):
     td = res.tables["trait_means"].set_index("factor")
     r = td.loc["c_task"]
     assert r["ref_group"] == "group" and r["difference"] == "individual - group"
-    assert r["mean_diff"] > 0 and r["pvalue"] < 0.05
+    # the items as ordinal (primary, issue 15): d about .31, p about .06; as continuous (the
+    # sensitivity check): significant
+    assert r["mean_diff"] > 0 and 0.2 < r["d"] < 0.45 and r["pvalue"] < 0.1
+    tc = res.tables["trait_means_continuous"].set_index("factor")
+    assert tc.loc["c_task", "mean_diff"] > 0 and tc.loc["c_task", "pvalue"] < 0.05
     assert td.loc["c_bond", "pvalue"] > 0.05
     # partial invariance frees the planted intercept of c_*_task3
     part = res.tables["partial_invariance"]
@@ -102,7 +106,10 @@ def test_planted_findings(study):
     for f in res.findings:
         assert f["verdict"] == fnd.verdict(f["tests"])
     verdicts = {f["finding"].split(" (")[0][:30]: f["verdict"] for f in res.findings}
-    assert list(verdicts.values())[0] == "supported"  # finding 1
+    f1 = res.findings[0]  # finding 1: the verdict of the ordinal test, the continuous check
+    assert f1["verdict"] == ("supported" if f1["tests"][0]["p"] < 0.05 else "not supported")
+    assert "ordinal" in f1["tests"][0]["name"] and "Sensitivity check" in f1["context"]
+    assert list(verdicts.values())[0] == f1["verdict"]
     lcm = [f for f in res.findings if "latent congruence" in f["finding"]][0]
     assert lcm["verdict"] == "supported"
     rsa = [f for f in res.findings if f["finding"].startswith("Response surface")][0]

@@ -275,10 +275,31 @@ def test_fiml_corrected_k_equals_the_direct_formula(fits, case, version):
     assert out["c_hat3_null"] == pytest.approx(k_null / out["df3_null"], rel=RTOL)
 
 
+def test_fiml_corrected_k_with_fewer_cases_than_moments():
+    """r = n < dim: B1 = J J' from the casewise scores (the low-rank branch)."""
+    data = pd.read_csv(fiml.__file__.replace("sem_models/estimation/fiml.py",
+                                             "tests/reference/data/hs_mcar.csv")).iloc[:50]
+    model = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sm.cfa(model, data, missing="ml", estimator="MLR")
+    h1 = _h1(fit)
+    assert h1.unstructured_score_factors[0] is not None  # n = 50 < dim = 54
+    out = fiml_corrected(fit, "V3")
+    assert out["c_hat3"] == pytest.approx(
+        k_direct(fit, RobustEvaluator(fit).deltas, "V3") / out["df3"], rel=RTOL)
+    assert out["c_hat3_null"] == pytest.approx(
+        k_direct(fit, _baseline(fit).deltas, "V3") / out["df3_null"], rel=RTOL)
+    _check_yuan_bentler(fit)
+
+
 @pytest.mark.parametrize("case", ["hs_fiml_mlr", "sim_clustered", "hs_mlr",
                                   "hs_fiml_groups_scalar_mlr"])
 def test_yuan_bentler_traces_equal_the_direct_formula(fits, case):
-    fit = fits(case)
+    _check_yuan_bentler(fits(case))
+
+
+def _check_yuan_bentler(fit):
     ev = RobustEvaluator(fit)
     h1 = ev.h1
     got = ev.trace_yuan_bentler("observed", "observed")

@@ -637,3 +637,356 @@ def test_power_wald_groups_and_defined_parameters():
         power(pop, model, [[50, 50]], reps=2, test="score", seed=1)
     with pytest.raises(ValueError, match="fixed"):
         power(pop, "f =~ y1 + y2 + y3\ny ~ 0*f", [[50, 50]], reps=2, parameters=["y~f"])
+
+
+# ================================================================== the refit path
+def _boot_sample(fit, seed=1):
+    from sem_models.resampling.units import Units
+    idx = Units([g.X.shape[0] for g in fit.data.groups]).draw(np.random.default_rng(seed))
+    return [g.X[i] for g, i in zip(fit.data.groups, idx)]
+
+
+REFIT_CASES = {
+    "ml": (HS_MODEL, HS, {}),
+    "groups_equal": (HS_PLAIN, HS, {"group": "school", "group_equal": ["loadings"]}),
+    "fixed_x": ("visual =~ x1 + x2 + x3\nvisual ~ ageyr + grade", HS.dropna(subset=["grade"]),
+                {}),
+    "bounds_labels": ("visual =~ x1 + a*x2 + a*x3\nx1 ~~ lower(0.2)*x1", HS, {}),
+    "fiml_mlr": (HS_PLAIN, pd.read_csv(DATA / "hs_mcar.csv"),
+                 {"missing": "fiml", "estimator": "MLR"}),
+}
+
+
+@pytest.mark.parametrize("case", list(REFIT_CASES))
+def test_refitter_equals_sem_with_the_same_start(case):
+    """The fast refit (parameter table, matrices and constraint map reused) is the fit sem()
+    gives for the same data and start=, for ML, groups with equal loadings, fixed
+    covariates (their moments recomputed), labels and bounds, FIML."""
+    from sem_models.resampling.refit import Refitter
+    syntax, data, opts = REFIT_CASES[case]
+    fit = _quiet(sm.sem, syntax, data, **opts)
+    refitter = Refitter(fit)
+    assert refitter.fast
+    Xs = _boot_sample(fit)
+    ours = refitter.fit(Xs)
+    theirs = _quiet(sm.sem, syntax, refitter.frame(Xs), start=fit,
+                    **dict(_refit_options(fit), group=opts.get("group")))
+    np.testing.assert_allclose(ours.values, theirs.values, rtol=1e-9, atol=1e-10)
+    assert ours.measures()["chisq"] == pytest.approx(theirs.measures()["chisq"], rel=1e-9)
+    assert ours.converged and ours.nobs == [len(X) for X in Xs]
+    # with the fit's inference options: its robust SEs and tests
+    robust = Refitter(fit, inference=True).fit(Xs)
+    same = _quiet(sm.sem, syntax, refitter.frame(Xs), start=fit, **opts)
+    np.testing.assert_allclose(robust.estimates()["se"], same.estimates()["se"], rtol=1e-7,
+                               atol=1e-10)
+
+
+def test_refitter_falls_back_to_sem_and_keeps_cluster_ses():
+    from sem_models.resampling.refit import Refitter
+    # least squares and inequality constraints: refitted by sem() (same result as sem())
+    for syntax, opts in [(HS_PLAIN, {"estimator": "ULS"}),
+                         ("visual =~ x1 + a*x2 + b*x3\na > b", {})]:
+        fit = _quiet(sm.sem, syntax, HS, **opts)
+        refitter = Refitter(fit)
+        assert not refitter.fast
+        Xs = _boot_sample(fit, 3)
+        np.testing.assert_allclose(refitter.fit(Xs).values,
+                                   _quiet(sm.sem, syntax, refitter.frame(Xs), **opts).values,
+                                   rtol=1e-6, atol=1e-8)
+    # cluster-robust SEs in refits: the cluster ids come with the arrays
+    data = pd.read_csv(DATA / "sim_clustered.csv").dropna(subset=["y1", "y2", "y3"])
+    fit = _quiet(sm.sem, "f =~ y1 + y2 + y3", data, estimator="MLR", cluster="school")
+    refitter = Refitter(fit, inference=True)
+    ids = [data["school"].to_numpy()]
+    X = [fit.data.groups[0].X]
+    np.testing.assert_allclose(refitter.fit(X, clusters=ids).estimates()["se"],
+                               fit.estimates()["se"], rtol=1e-7)
+    with pytest.raises(ValueError, match="cluster ids"):
+        refitter.fit(X)
+    with pytest.raises(ValueError, match="group"):
+        refitter.fit(X + X, clusters=ids + ids)
+
+
+# ================================================================== se="bootstrap", fit methods
+def test_se_bootstrap_as_lavaan(hs_fit):
+    """se="bootstrap": SEs are the SDs of the draws of bootstrap(fit, bootstrap, seed=iseed)
+    and the intervals percentile intervals (lavaan's parameterEstimates default
+    boot.ci.type = "perc")."""
+    fit = sm.sem(HS_MODEL, HS, se="bootstrap", bootstrap=60, iseed=7)
+    res = bootstrap(hs_fit, 60, seed=7, executor="serial", progress=False)
+    expected = res.estimates("percentile")
+    table = fit.estimates()
+    for col in ("est", "se", "z", "pvalue", "ci_lower", "ci_upper"):
+        np.testing.assert_allclose(table[col], expected[col], rtol=1e-6, atol=1e-9,
+                                   err_msg=col)
+    assert table.loc[table["op"] == ":=", "se"].iloc[0] == pytest.approx(
+        np.std(res.draws["ab"], ddof=1), rel=1e-6)
+    names = hs_fit.vcov().index
+    np.testing.assert_allclose(fit.vcov().loc[names, names],
+                               res.vcov(defined=False).to_numpy(), rtol=1e-6, atol=1e-12)
+    lav = fit.estimates(boot_ci_type="bca.simple")  # lavaan's names work too
+    np.testing.assert_allclose(lav["ci_lower"], res.estimates("bca_simple")["ci_lower"],
+                               rtol=1e-6)
+    # the estimates, fit and standardized solution are the ML fit's
+    np.testing.assert_allclose(fit.measures()["chisq"], hs_fit.measures()["chisq"])
+    assert "bootstrap" in fit.summary()
+    for bad in ({"bootstrap": 1}, {"bootstrap": 2.5}, {"iseed": -1}):
+        with pytest.raises(sm.ModelError, match="bootstrap|iseed"):
+            sm.sem(HS_MODEL, HS, se="bootstrap", **bad)
+    with pytest.raises(ValueError, match="se=\"bootstrap\""):
+        hs_fit.bootstrap_result
+
+
+def test_fit_bootstrap_and_simulate_methods(hs_fit):
+    a = hs_fit.bootstrap(10, seed=3, progress=False, executor="serial")
+    b = bootstrap(hs_fit, 10, seed=3, progress=False, executor="serial")
+    pd.testing.assert_frame_equal(a.draws, b.draws)
+    mg = sm.sem(HS_PLAIN, HS, group="school")
+    data = mg.simulate(seed=4)
+    assert data["school"].value_counts().to_dict() == dict(zip(mg.group_labels, mg.nobs))
+    assert list(data.columns) == [*mg.data.ov_names, "school"]
+    pd.testing.assert_frame_equal(data, mg.simulate(seed=4))
+    exact = mg.simulate([50, 70], seed=1, empirical=True)
+    implied = mg.implied()
+    for label in mg.group_labels:
+        X = exact.loc[exact["school"] == label, mg.data.ov_names].to_numpy()
+        np.testing.assert_allclose(np.cov(X.T, bias=True), implied[label]["cov"], atol=1e-10)
+        np.testing.assert_allclose(X.mean(axis=0), implied[label]["mean"], atol=1e-10)
+    assert mg.simulate(101, seed=1)["school"].value_counts().sum() == 101
+    with pytest.raises(ValueError, match="sample sizes|groups"):
+        mg.simulate([10, 10, 10])
+    cut = HS[["x1", "x2", "x3"]].apply(lambda x: pd.qcut(x, 3, labels=False))
+    ordinal = _quiet(sm.cfa, "f =~ x1 + x2 + x3", cut, ordered=["x1", "x2", "x3"])
+    with pytest.raises(ValueError, match="not supported"):
+        ordinal.simulate(10)
+
+
+def test_top_level_exports():
+    import sem_models.resampling as rs
+    assert sm.bootstrap is bootstrap and sm.power is power and sm.simulate_data is simulate_data
+    assert sm.analytic_power is analytic_power and sm.power_curve is rs.power_curve
+    assert {"bootstrap", "power", "simulate_data", "analytic_power", "power_curve"} \
+        <= set(sm.__all__)
+
+
+# ================================================================== simulation: ordinal, levels
+def test_simulate_ordinal_items_from_thresholds():
+    """Thresholds cut standardized latent responses (lavaan's simulateData: with loadings 0.8
+    and unit factor variance, P(y1 = 1) = Phi(1) for y1 | 1*t1, not Phi(1 / sqrt(1.64)))."""
+    model = ("f =~ 0.8*y1 + 0.8*y2 + 0.8*y3 + 0.8*y4\ny1 | 1*t1\ny2 | -0.5*t1 + 0.5*t2\n"
+             "y3 | 0*t1\n")
+    data = simulate_data(model, 40_000, seed=5)
+    assert data["y1"].dtype == np.int64 and data["y4"].dtype == float
+    sd = 0.5 / np.sqrt(40_000)  # binomial SD of a proportion, at most
+    assert np.mean(data["y1"] == 1) == pytest.approx(stats.norm.cdf(1), abs=4 * sd)
+    p2 = data["y2"].value_counts(normalize=True).sort_index().to_numpy()
+    np.testing.assert_allclose(p2, np.diff(stats.norm.cdf([-np.inf, -0.5, 0.5, np.inf])),
+                               atol=4 * sd)
+    assert set(data["y3"]) == {1, 2} and data["y4"].var() == pytest.approx(1.64, rel=0.03)
+    # the ordinal fit recovers the standardized loadings
+    fit = _quiet(sm.cfa, "f =~ y1 + y2 + y3 + y4", data.iloc[:5000],
+                 ordered=["y1", "y2", "y3"], std_lv=True)
+    std = fit.standardized()
+    loadings = std.loc[std["op"] == "=~", "std_all"].to_numpy()
+    # y4 is continuous with residual variance 1: standardized loading 0.8 / sqrt(1.64)
+    np.testing.assert_allclose(loadings, [0.8, 0.8, 0.8, 0.8 / np.sqrt(1.64)], atol=0.05)
+    with pytest.raises(ValueError, match="explained variance"):
+        simulate_data("f =~ 1.2*y1 + 0.5*y2 + 0.5*y3\ny1 | 0*t1", 10, seed=1)
+    with pytest.raises(ValueError, match="not an observed variable"):
+        simulate_data("f =~ 0.5*y1 + 0.5*y2 + 0.5*y3\nf | 0*t1", 10, seed=1)
+    # groups: per-group thresholds
+    two = simulate_data("f =~ 0.7*y1 + 0.7*y2 + 0.7*y3\ny1 | c(-1, 1)*t1", [3000, 3000],
+                        seed=2)
+    share = two.groupby("group")["y1"].apply(lambda s: np.mean(s == 1))
+    np.testing.assert_allclose(share, stats.norm.cdf([-1, 1]), atol=0.03)
+
+
+TWO_LEVEL_POP = """
+level: 1
+  fw =~ 1*y1 + 0.8*y2 + 0.6*y3
+  fw ~ 0.5*x1
+  y1 ~ 0.3*1
+level: 2
+  fb =~ 1*y1 + 0.8*y2 + 0.6*y3
+  fb ~ 0.4*w1
+  fb ~~ 0.3*fb
+  y1 ~~ 0.1*y1
+  y2 ~~ 0.1*y2
+  y3 ~~ 0.1*y3
+  y2 ~ 2*1
+"""
+
+
+def test_simulate_two_level_data():
+    """y_ij = within part + between part: the pooled within-cluster covariance estimates
+    Sigma_W, the covariance of the cluster means Sigma_B + Sigma_W / m; w1 (level 2 only) is
+    constant within clusters, x1 (level 1 only) has no between part."""
+    sizes = [20] * 400
+    data = simulate_data(TWO_LEVEL_POP, None, seed=11, cluster_sizes=sizes)
+    assert list(data.columns) == ["y1", "y2", "y3", "x1", "w1", "cluster"]
+    assert len(data) == 8000 and data["cluster"].nunique() == 400
+    assert (data.groupby("cluster")["w1"].nunique() == 1).all()
+    from sem_models.model.levels import parse_twolevel
+    from sem_models.resampling.simulate import _Population
+    syntax = parse_twolevel(TWO_LEVEL_POP)
+    within = _Population(syntax.levels[1], meanstructure=True)
+    between = _Population(syntax.levels[2], meanstructure=True)
+    ys = ["y1", "y2", "y3", "x1"]
+    centred = data[ys] - data.groupby("cluster")[ys].transform("mean")
+    sw = centred.T @ centred / (len(data) - 400)
+    iw = [within.ov.index(v) for v in ys]
+    np.testing.assert_allclose(sw, within.moments[0][1][np.ix_(iw, iw)], atol=0.06)
+    means = data.groupby("cluster")[["y1", "y2", "y3"]].mean()
+    ib = [between.ov.index(v) for v in ["y1", "y2", "y3"]]
+    expected = between.moments[0][1][np.ix_(ib, ib)] + within.moments[0][1][
+        np.ix_(iw[:3], iw[:3])] / 20
+    np.testing.assert_allclose(np.cov(means.T), expected, atol=0.1)
+    np.testing.assert_allclose(data[["y1", "y2"]].mean(), [0.3, 2.0], atol=0.1)
+    # a two-level fit recovers the population values
+    fit = _quiet(sm.sem, "level: 1\nfw =~ y1 + y2 + y3\nfw ~ x1\nlevel: 2\nfb =~ y1 + y2 + y3\n"
+                 "fb ~ w1", data, cluster="cluster")
+    est = fit.estimates()
+    got = est[est["op"].isin(["=~", "~"]) & (est["se"] > 0)]["est"].to_numpy()
+    np.testing.assert_allclose(got, [0.8, 0.6, 0.5, 0.8, 0.6, 0.4], atol=0.08)
+    # one size for every cluster with the total n; errors
+    even = simulate_data(TWO_LEVEL_POP, 95, seed=1, cluster_sizes=10)
+    assert even.groupby("cluster").size().tolist() == [10] * 9 + [5]
+    with pytest.raises(ValueError, match="cluster_sizes"):
+        simulate_data(TWO_LEVEL_POP, 100, seed=1)
+    with pytest.raises(ValueError, match="sum"):
+        simulate_data(TWO_LEVEL_POP, 100, seed=1, cluster_sizes=[10, 10])
+    with pytest.raises(ValueError, match="two-level"):
+        simulate_data("f =~ 0.5*y1 + 0.5*y2 + 0.5*y3", 10, cluster_sizes=[5, 5])
+
+
+# ================================================================== power curve
+def test_binary_curve_fit_is_maximum_likelihood():
+    from scipy.optimize import minimize
+
+    from sem_models.resampling.curve import fit_binary_curve
+    rng = np.random.default_rng(3)
+    x = rng.uniform(5, 25, 400)
+    y = (rng.random(400) < stats.norm.cdf(-2 + 0.15 * x)).astype(float)
+    for link, cdf in (("probit", stats.norm.cdf), ("logit", lambda e: 1 / (1 + np.exp(-e)))):
+        beta, cov = fit_binary_curve(x, y, link)
+
+        def nll(b):
+            p = np.clip(cdf(b[0] + b[1] * x), 1e-12, 1 - 1e-12)
+            return -np.sum(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+        ref = minimize(nll, [0.0, 0.0], method="Nelder-Mead",
+                       options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
+        np.testing.assert_allclose(beta, ref.x, rtol=1e-4, atol=1e-5)
+        assert np.all(np.linalg.eigvalsh(cov) > 0)
+    assert np.isnan(fit_binary_curve(x, np.ones(400))[0]).all()
+
+
+@pytest.fixture(scope="module")
+def lrt_curve():
+    ref = REF["sspower"]
+    return sm.power_curve(ref["population"], ref["analysis"], (60, 600), reps=300,
+                          parameters=ref["parameter"], test="lrt", seed=23, progress=False,
+                          std_lv=True)
+
+
+def test_power_curve_reproduces_satorra_saris(lrt_curve):
+    """One run with n drawn per replication: the fitted probit curve on sqrt(n) at n = 100,
+    200, 400 against the analytic power of the LR test, within the curve's own 99.9% band."""
+    ref = REF["sspower"]
+    curve = lrt_curve
+    expected = np.array([c["power"] for c in ref["cases"]])
+    got = curve.power([100, 200, 400])
+    coef = curve.coef.iloc[0]
+    x = np.sqrt([100, 200, 400])
+    se_eta = np.sqrt(coef["var_intercept"] + 2 * x * coef["cov"] + x ** 2 * coef["var_slope"])
+    se_p = stats.norm.pdf(stats.norm.ppf(got)) * se_eta
+    assert np.all(np.abs(got - expected) < 3.3 * se_p), (got, expected, se_p)
+    assert coef["used"] == 300 and coef["slope"] > 0
+    n80 = curve.n_for(0.8)
+    assert 150 < n80 < 320 and curve.power(n80) == pytest.approx(0.8)
+    reps = curve.replications
+    assert reps["n"].between(60, 600).all() and reps["n"].nunique() > 100
+    table = curve.table
+    assert (table["ci_lower"] <= table["power"]).all() and (table["power"] <= table["ci_upper"]).all()
+    assert table["power"].is_monotonic_increasing
+    assert np.isnan(curve.n_for(0.999999))  # beyond the simulated range: not extrapolated
+
+
+def test_power_curve_options_and_backends():
+    pop = "f =~ 0.7*y1 + 0.7*y2 + 0.7*y3\ny ~ 0.25*f"
+    model = "f =~ y1 + y2 + y3\ny ~ f"
+    a = sm.power_curve(pop, model, (40, 300), reps=30, parameters="y~f", seed=4,
+                       progress=False, executor="serial", link="logit", scale="log")
+    b = sm.power_curve(pop, model, (40, 300), reps=30, parameters="y~f", seed=4,
+                       progress=False, executor=2, link="logit", scale="log")
+    pd.testing.assert_frame_equal(a.replications, b.replications)
+    assert a.link == "logit" and a.scale == "log"
+    groups = sm.power_curve("f =~ 0.7*y1 + 0.7*y2 + 0.7*y3\ny ~ c(0.3, 0.1)*f", model,
+                            (60, 200), reps=12, parameters="y~f", seed=1, progress=False,
+                            group_shares=[1, 3], executor="serial")
+    assert list(groups.coef.index) == ["y~f", "y~f.g2"]
+    with pytest.raises(ValueError, match="several parameters"):
+        groups.power(100)
+    with pytest.raises(ValueError, match="n_range"):
+        sm.power_curve(pop, model, (300, 40), reps=20)
+    with pytest.raises(ValueError, match="link"):
+        sm.power_curve(pop, model, (40, 300), reps=20, link="cloglog")
+    with pytest.raises(ValueError, match="group_shares"):
+        sm.power_curve(pop, model, (40, 300), reps=20, group_shares=[1, 1])
+
+
+# ================================================================== bootstrap of a statistic
+def column_means(data):
+    """Module level: picklable for worker processes."""
+    return data.mean(axis=0)
+
+
+def test_statistic_bootstrap_backends_strata_clusters_bca():
+    from sem_models.resampling import bootstrap_statistic
+    rng = np.random.default_rng(8)
+    arr = rng.gamma(2.0, size=(60, 2))
+    strata = np.repeat([0, 1], 30)
+    clusters = np.repeat(np.arange(12), 5)
+    serial = bootstrap_statistic(arr, column_means, 40, seed=3, strata=strata,
+                                 cluster=clusters, executor="serial", progress=False)
+    procs = bootstrap_statistic(arr, column_means, 40, seed=3, strata=strata,
+                                cluster=clusters, executor=2, progress=False)
+    pd.testing.assert_frame_equal(serial.draws, procs.draws, check_exact=True)
+    # replicate r: whole clusters drawn within strata from replication r's stream
+    from sem_models.resampling.units import Units
+    rows = [np.flatnonzero(strata == s) for s in (0, 1)]
+    units = Units([30, 30], [clusters[r] for r in rows])
+    idx = np.concatenate([r[p] for r, p in zip(rows, units.draw(replication_rng(3, 5)))])
+    np.testing.assert_allclose(serial.values()[5], arr[idx].mean(axis=0), rtol=1e-12)
+    # BCa: the shared interval code on the jackknife of clusters
+    jack = serial.jackknife()
+    assert jack.shape == (12, 2)
+    np.testing.assert_allclose(jack[0], arr[5:].mean(axis=0), rtol=1e-12)
+    table = serial.table("bca", 0.9)
+    lo, hi = bca_interval(serial.values()[:, 0], arr[:, 0].mean(), jack[:, 0], 0.9)
+    assert (table.iloc[0]["ci_lower"], table.iloc[0]["ci_upper"]) == pytest.approx((lo, hi))
+    with pytest.raises(ValueError, match="nested"):
+        bootstrap_statistic(arr, column_means, 5, seed=1, strata=strata,
+                            cluster=np.arange(60) % 7)
+
+
+def test_rsa_bootstrap_resamples_clusters():
+    """response_surface(bootstrap_cluster=) resamples whole clusters within groups: the
+    replicates differ from the row bootstrap, and the jackknife has one value per cluster."""
+    from sem_models.discrepancy.rsa import response_surface
+    rng = np.random.default_rng(2)
+    n = 240
+    d = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n),
+                      "school": np.repeat(np.arange(24), 10),
+                      "arm": np.repeat(["a", "b"], 120)})
+    d["z"] = 0.3 * d["x"] - 0.2 * d["y"] + 0.2 * d["x"] * d["y"] + rng.normal(size=n) \
+        + np.repeat(rng.normal(0, 0.7, 24), 10)
+    kwargs = dict(estimator="ML", missing="listwise", center=None, models=["full"],
+                  bootstrap=40, seed=3, group="arm")
+    rows = _quiet(response_surface, d, "z", "x", "y", **kwargs)
+    schools = _quiet(response_surface, d, "z", "x", "y", bootstrap_cluster="school", **kwargs)
+    a = rows.bootstrap.set_index(["group", "parameter"])
+    b = schools.bootstrap.set_index(["group", "parameter"])
+    np.testing.assert_allclose(a["est"], b["est"])
+    assert not np.allclose(a["boot_se"], b["boot_se"])
+    assert (b["n_valid"] == 40).all()

@@ -20,6 +20,7 @@ from sem_models.estimation.twolevel import (
     TwoLevelData, TwoLevelMoments, baseline_free, fit_baseline, fit_h1, fit_moments,
     loglik_x, saturated_free, twolevel_gradient, twolevel_information_expected,
     twolevel_loglik, twolevel_scores)
+from sem_models.estimation.twolevel_fit import psd_optimality
 from sem_models.estimation.twolevel_missing import em_moments, loglik_missing, scores_missing
 
 REF = Path(__file__).parent / "reference"
@@ -386,11 +387,17 @@ def test_simulated_dense_check_missing():
     np.testing.assert_allclose(g, _fd_gradient(d, m), rtol=1e-5, atol=1e-5)
     S = twolevel_scores(d, m)
     np.testing.assert_allclose(S.sum(axis=0), g, rtol=1e-12, atol=1e-12)
-    # saturated EM: a maximum (zero gradient on the free coordinates)
+    # saturated EM: a maximum over positive semi-definite Sigma_B, here on the boundary
+    # (Sigma_B of rank 3): zero gradient off Sigma_B, the KKT conditions on it
     h1 = fit_h1(d)
     assert h1.converged
-    assert np.max(np.abs(twolevel_gradient(d, h1.moments)[saturated_free(d)])) < 1e-3
+    assert np.linalg.eigvalsh(h1.moments.sigma_b).min() > -1e-12
+    kkt = psd_optimality(d, h1.moments)
+    assert kkt["grad"] < 1e-3 and kkt["complementarity"] < 1e-3 and kkt["dual"] < 1e-3
     assert h1.loglik >= twolevel_loglik(d, m)
+    # the unconstrained maximum (indefinite Sigma_B) is higher: the constraint is active
+    free = saturated_free(d)
+    assert np.max(np.abs(twolevel_gradient(d, h1.moments)[free])) > 1.0
 
 
 def test_simulated_recovery():

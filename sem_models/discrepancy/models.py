@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,27 +29,83 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RSAModel:
-    """A polynomial model defined by linear equality constraints on b1..b5.
+    """A polynomial model defined by equality constraints on b1..b5.
 
     ``constraints`` are lavaan constraint statements in the labels b1..b5 and ``matrix`` is the
-    same set as rows ``r`` of ``r' b = 0`` (used to decide nesting).
+    linear ones as rows ``r`` of ``r' b = 0`` (used to decide nesting).  ``nonlinear`` holds
+    nonlinear ``==`` constraints (the rotated ridge models: ``b4^2 == 4*b3*b5``; fitted by
+    :mod:`sem_models.estimation.constrained`) and ``curvature`` the per-direction extras of
+    such a model as the RSA package fits it: ``{"up": (bounds, starts), "down": ...}``, the
+    bounds keeping b3 and b5 on one side of 0 and start values ``{coefficient: value}``.
     """
 
     name: str
     description: str
     constraints: tuple[str, ...]
     matrix: np.ndarray = field(repr=False, compare=False)
+    nonlinear: tuple[str, ...] = ()
+    curvature: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_constraints(self) -> int:
         """Number of independent constraints (degrees of freedom relative to ``full``)."""
-        return int(np.linalg.matrix_rank(self.matrix)) if self.matrix.size else 0
+        linear = int(np.linalg.matrix_rank(self.matrix)) if self.matrix.size else 0
+        return linear + len(self.nonlinear)
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """``("up", "down")`` for the rotated ridge models, else ``()``."""
+        return tuple(self.curvature)
+
+    def satisfied(self, b: np.ndarray, tol: float = 1e-9) -> bool:
+        """Whether b1..b5 (``b``) satisfy every equality constraint of the model."""
+        env = dict(zip(B_NAMES, np.asarray(b, float)))
+        from ..model.syntax import compile_expression
+        for c in self.constraints + self.nonlinear:
+            lhs, rhs = c.split("==")
+            diff = compile_expression(lhs.strip()).evaluate(env) - \
+                compile_expression(rhs.strip()).evaluate(env)
+            if abs(diff) > tol * max(1.0, max(abs(v) for v in env.values())):
+                return False
+        return True
+
+    def sample(self, rng: np.random.Generator, n: int = 4) -> np.ndarray:
+        """``n`` random coefficient vectors b1..b5 on the model's constraint set (for
+        nesting): the null space of ``matrix`` for linear models; for the rotated ridge
+        models points with ``b4^2 = 4 b3 b5`` (b3, b5 of one sign; SRSQD also
+        ``2 b1 b5 = b2 b4``)."""
+        if not self.nonlinear:
+            if not self.matrix.size:
+                return rng.normal(size=(n, 5))
+            _, sv, vt = np.linalg.svd(self.matrix)
+            null = vt[int(np.sum(sv > 1e-10)):].T
+            return (null @ rng.normal(size=(null.shape[1], n))).T if null.size else \
+                np.zeros((n, 5))
+        out = rng.normal(size=(n, 5))
+        sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+        b3, b5 = sign * rng.uniform(0.1, 1, n), sign * rng.uniform(0.1, 1, n)
+        out[:, 2], out[:, 4] = b3, b5
+        out[:, 3] = np.where(rng.random(n) < 0.5, -1.0, 1.0) * 2 * np.sqrt(b3 * b5)
+        if self.name == "SRSQD":
+            out[:, 0] = out[:, 1] * out[:, 3] / (2 * out[:, 4])
+        return out
 
 
-def _model(name: str, description: str, *cons: tuple[str, Sequence[float]]) -> RSAModel:
+def _model(name: str, description: str, *cons: tuple[str, Sequence[float]],
+           nonlinear: tuple[str, ...] = (), curvature: Optional[dict] = None) -> RSAModel:
     mat = np.array([c[1] for c in cons], dtype=float).reshape(len(cons), 5)
     mat.setflags(write=False)
-    return RSAModel(name, description, tuple(c[0] for c in cons), mat)
+    return RSAModel(name, description, tuple(c[0] for c in cons), mat, nonlinear,
+                    dict(curvature or {}))
+
+
+def _curvature(*coefficients: str, start: float) -> dict:
+    """The RSA package's two fits of a rotated ridge model: b3 and b5 above 1e-6 ("up") or
+    below -1e-6 ("down"), with start values +-``start`` for ``coefficients``."""
+    return {direction: (tuple(f"{b} {op} {bound}" for b in ("b3", "b5")),
+                        {c: sign * start for c in coefficients})
+            for direction, op, bound, sign in (("up", ">", "0.000001", 1.0),
+                                               ("down", "<", "-0.000001", -1.0))}
 
 
 _E = np.eye(5)
@@ -61,13 +117,30 @@ _B1_EQ_MB2 = ("b1 == -b2", (1, 1, 0, 0, 0))
 
 #: The constrained polynomial models of the RSA package (Schönbrodt & Humberg, CRAN ``RSA``,
 #: documentation of ``RSA(models=...)``; Schönbrodt, 2016; Humberg et al., 2019), keyed by
-#: name. ``"interaction"`` is the RSA package's ``"IA"``. Not included: the nonlinearly
-#: constrained rotated ridge (``SRRR``: b4^2 = 4 b3 b5 with sign constraints), the shifted and
-#: rotated squared difference (``SRSQD``), absolute-difference and cubic models.
+#: name. ``"interaction"`` is the RSA package's ``"IA"``. ``SRRR`` and ``SRSQD`` are the
+#: nonlinearly constrained rotated models (``b4^2 == 4*b3*b5``), fitted, as the RSA package
+#: does, once with b3, b5 > 1e-6 and once with b3, b5 < -1e-6 (the converged fit with the
+#: smaller chi-square is kept). Not included: the "weak" / "strong" patterns,
+#: absolute-difference and cubic models.
 RSA_MODELS: dict[str, RSAModel] = {
     m.name: m
     for m in (
         _model("full", "Full second-order polynomial: b1..b5 free."),
+        _model(
+            "SRRR",
+            "Shifted and rotated rising ridge: b4^2 = 4 b3 b5, a ridge (b3, b5 < 0) or valley "
+            "(b3, b5 > 0) along a line that need not be the line of congruence, rising or "
+            "falling along it (the RSA package's SRRR).",
+            nonlinear=("b4^2 == 4*b3*b5",),
+            curvature=_curvature("b3", "b5", start=0.01),
+        ),
+        _model(
+            "SRSQD",
+            "Shifted and rotated squared difference: b4^2 = 4 b3 b5 and 2 b1 b5 = b2 b4, a "
+            "ridge or valley along a rotated line, flat along it (the RSA package's SRSQD).",
+            nonlinear=("2*b1*b5 == b2*b4", "b4^2 == 4*b3*b5"),
+            curvature=_curvature("b5", start=0.001),
+        ),
         _model(
             "SRR",
             "Shifted rising ridge: Z = b0 + b1 X + b2 Y + b3 (X - Y)^2 (b3 = b5, b4 = -2 b3, so "
@@ -147,8 +220,13 @@ def is_nested(restricted: str, general: str) -> bool:
     That holds when every constraint of ``general`` is implied by those of ``restricted``,
     i.e. the row space of the general constraint matrix lies in that of the restricted one.
     """
-    r = RSA_MODELS[_model_key(restricted)].matrix
-    g = RSA_MODELS[_model_key(general)].matrix
+    rm, gm = RSA_MODELS[_model_key(restricted)], RSA_MODELS[_model_key(general)]
+    if rm.nonlinear or gm.nonlinear:  # the rotated ridge models: check points of the set
+        if rm.name == gm.name:
+            return True
+        points = rm.sample(np.random.default_rng(20261301), 8)
+        return all(gm.satisfied(b) for b in points)
+    r, g = rm.matrix, gm.matrix
     if g.size == 0:
         return True
     if r.size == 0:
@@ -211,6 +289,7 @@ def polynomial_syntax(
     model: str = "full",
     group_labels: Sequence[Any] | int | None = None,
     stationary: bool = False,
+    direction: str = "down",
 ) -> str:
     """lavaan model syntax for the polynomial regression of ``outcome`` on ``x`` and ``y``.
 
@@ -237,6 +316,10 @@ def polynomial_syntax(
     stationary
         Also define X0, Y0, p11, p10, p21, p20 (only for ``full`` and ``interaction``; in the
         other models they are undefined because D = 0 or b4 = 0).
+    direction
+        For the rotated ridge models (SRRR, SRSQD): ``"down"`` (b3, b5 < -1e-6, a ridge;
+        start values -0.01) or ``"up"`` (b3, b5 > 1e-6, a valley), as the RSA package
+        writes them; ignored for the other models.
 
     Returns
     -------
@@ -255,6 +338,11 @@ def polynomial_syntax(
         raise ValueError(f"the stationary point / principal axes are undefined in model {key!r} "
                          "(its constraints imply D = 0 or b4 = 0); use stationary=False")
 
+    bounds, starts = (), {}
+    if spec.curvature:
+        if direction not in spec.curvature:
+            raise ValueError(f"direction={direction!r}: model {key!r} is fitted 'up' or 'down'")
+        bounds, starts = spec.curvature[direction]
     if group_labels is None:
         suffixes: list[str | None] = [None]
         rhs = [f"{lab}*{term}" for lab, term in zip(B_NAMES, terms)]
@@ -264,10 +352,12 @@ def polynomial_syntax(
             "c(" + ", ".join(f"{lab}_{s}" for s in suffixes) + f")*{term}"
             for lab, term in zip(B_NAMES, terms)
         ]
+    rhs = [(f"start({starts[lab]:g})*" if lab in starts else "") + r
+           for lab, r in zip(B_NAMES, rhs)]
     rhs += list(controls)
     lines = [f"{outcome} ~ " + " + ".join(rhs)]
     for s in suffixes:
-        lines += [_relabel(c, s) for c in spec.constraints]
+        lines += [_relabel(c, s) for c in spec.constraints + bounds + spec.nonlinear]
     for s in suffixes:
         lines += [_relabel(d, s) for d in _DEFINED_A]
         if stationary:

@@ -75,6 +75,8 @@ class ResponseSurface:
     bootstrap: Optional[pd.DataFrame] = None
     data: Any = field(default=None, repr=False)
     level: float = 0.95
+    #: the curvature direction kept for each rotated ridge model ("up" / "down")
+    directions: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ helpers
     def _labels(self, group: Any) -> tuple[str, ...]:
@@ -229,6 +231,26 @@ def _stat_ols(k_controls: int, labels: Optional[list]):
     return statistic
 
 
+def _fit_directions(model: str, syntax_for, fit) -> tuple:
+    """Fit a rotated ridge model (SRRR, SRSQD) as the RSA package does: once with b3, b5 >
+    1e-6 ("up") and once with b3, b5 < -1e-6 ("down"); keep the converged fit with the smaller
+    chi-square (a single converged fit if only one converged).  Returns ``(fit, direction)``."""
+    results = {}
+    for direction in ("up", "down"):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*rows were not used.*")
+            warnings.filterwarnings("ignore", category=UserWarning,
+                                    message=r".*(converge|information matrix|singular).*")
+            results[direction] = fit(syntax_for(direction))
+    converged = [d for d, f in results.items() if f.converged]
+    if not converged:
+        warnings.warn(f"the {model} model did not converge in either curvature direction",
+                      SurfaceWarning, stacklevel=3)
+        converged = list(results)
+    best = min(converged, key=lambda d: float(results[d].measures()["chisq"]))
+    return results[best], best
+
+
 def response_surface(data: pd.DataFrame, outcome: str, x: str, y: str,
                      controls: Sequence[str] = (), group: Optional[str] = None,
                      estimator: str = "MLR", missing: str = "fiml",
@@ -238,6 +260,7 @@ def response_surface(data: pd.DataFrame, outcome: str, x: str, y: str,
                      bootstrap: int = 0, seed: Optional[int] = None,
                      bootstrap_method: str = "percentile", cluster: Optional[str] = None,
                      level: float = 0.95, group_labels: Optional[Sequence] = None,
+                     bootstrap_cluster: Optional[str] = None,
                      **options) -> ResponseSurface:
     """Polynomial regression with response surface analysis (Edwards & Parry 1993; STUDY.md).
 
@@ -269,14 +292,23 @@ def response_surface(data: pd.DataFrame, outcome: str, x: str, y: str,
         the stationary point and the principal axes; cases are resampled within groups (and
         by ``cluster`` when given). The replicates use the observed-score OLS polynomial on
         complete cases (equal to the ML estimates with fixed predictors under listwise
-        deletion), which keeps thousands of replicates fast.
+        deletion), which keeps thousands of replicates fast.  ``bootstrap_method``: any
+        method of :func:`~sem_models.discrepancy.bootstrap.bootstrap_surface`.
+    bootstrap_cluster
+        Column whose clusters (e.g. schools) the bootstrap resamples whole, within groups
+        (default: ``cluster``); it may be given without ``cluster`` (then the fits' standard
+        errors are not cluster-robust, but the bootstrap intervals respect the clustering).
     level
         Confidence level.
     """
     from ..api import sem
     from ..inference.lrt import compare
 
+    if bootstrap_cluster is None:
+        bootstrap_cluster = cluster
     cols = [outcome, x, y, *controls] + ([group] if group else []) + ([cluster] if cluster else [])
+    if bootstrap_cluster and bootstrap_cluster not in cols:
+        cols.append(bootstrap_cluster)
     missing_cols = [c for c in cols if c not in data.columns]
     if missing_cols:
         raise KeyError(f"columns {missing_cols} not in data")
@@ -298,7 +330,16 @@ def response_surface(data: pd.DataFrame, outcome: str, x: str, y: str,
     options = dict(options)
     options.setdefault("meanstructure", True)   # b0 (intercept) for the plots; lavaan's npar
     fits = {}
+    directions = {}
     for m in keys:
+        if RSA_MODELS[m].directions:  # rotated ridge models: both curvature directions
+            fits[m], directions[m] = _fit_directions(
+                m, lambda d: polynomial_syntax(outcome, x, y, controls=list(controls),
+                                               model=m, group_labels=labels, direction=d),
+                lambda syntax: sem(syntax, poly, group=group, estimator=estimator,
+                                   missing=missing, cluster=cluster, group_labels=labels,
+                                   level=level, **options))
+            continue
         syntax = polynomial_syntax(outcome, x, y, controls=list(controls), model=m,
                                      group_labels=labels)
         with warnings.catch_warnings():
@@ -397,7 +438,8 @@ def response_surface(data: pd.DataFrame, outcome: str, x: str, y: str,
         res = bootstrap_surface(arr, stat_fn, n_boot=int(bootstrap), level=level,
                                   method=bootstrap_method, seed=seed,
                                   strata=codes if labels else None,
-                                  cluster=sub[cluster].to_numpy() if cluster else None,
+                                  cluster=sub[bootstrap_cluster].to_numpy()
+                                  if bootstrap_cluster else None,
                                   names=names)
         bt = res.table.reset_index()
         if labels is not None:
@@ -413,4 +455,4 @@ def response_surface(data: pd.DataFrame, outcome: str, x: str, y: str,
                            coefficients=coefficients, models=models_tab,
                            discrepancy=discrepancy, group_tests=group_tests, fits=fits,
                            centering=dict(centered.attrs.get("centering", {})),
-                           bootstrap=boot, data=poly, level=level)
+                           bootstrap=boot, data=poly, level=level, directions=directions)

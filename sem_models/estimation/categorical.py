@@ -24,6 +24,7 @@ Public: :func:`categorical_stats`, :func:`categorical_stats_frame`, :func:`polyc
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
@@ -32,9 +33,9 @@ import pandas as pd
 import scipy.linalg
 
 from .categorical_bi import pearson, polychoric_casewise, polychoric_tables, polyserial
-from .categorical_uni import fit_uvord, fit_uvreg
-from .categorical_data import (CategoricalDataError, check_levels, collapse_categories,
-                               frame_inputs, group_order, to_codes)
+from .categorical_uni import fit_uvord, fit_uvord_nox, fit_uvreg
+from .categorical_data import (CategoricalDataError, check_levels, codes_matrix,
+                               collapse_categories, frame_inputs, group_order, to_codes)
 from .threads import single_threaded_blas
 
 __all__ = ["CategoricalStats", "CategoricalDataError", "categorical_stats",
@@ -68,7 +69,7 @@ class CategoricalStats:
     missing: str
     group: Any
     levels: list                 # category values per variable (None for continuous)
-    counts: dict                 # category frequencies per ordinal variable
+    counts: Mapping              # category frequencies per ordinal variable (Series)
     th: np.ndarray               # thresholds / means (positive sign), lavaan's TH
     th_names: list
     th_var: np.ndarray           # index of the variable of each th entry
@@ -160,6 +161,33 @@ class CategoricalStats:
             raise ValueError("Gamma was not computed (gamma=False)")
         return wls_weight(self.gamma if self.gamma is not None else np.eye(len(self.wls_obs)),
                           estimator)
+
+
+class _Counts(Mapping):
+    """{variable: category frequencies as a labelled pandas Series}, read-only; the
+    Series are built on first access, so the fit's hot path creates none."""
+
+    def __init__(self):
+        self._raw: dict = {}
+        self._series: dict = {}
+
+    def _put(self, key: str, counts: np.ndarray, labels: list) -> None:
+        self._raw[key] = (counts, labels)
+
+    def __getitem__(self, key) -> pd.Series:
+        if key not in self._series:
+            counts, labels = self._raw[key]
+            self._series[key] = pd.Series(counts, index=labels, name=key)
+        return self._series[key]
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
 
 
 def wls_weight(gamma: np.ndarray, estimator: str = "WLS") -> np.ndarray:
@@ -270,19 +298,34 @@ def categorical_stats(X: np.ndarray, ordered: Sequence[bool], exo: Optional[np.n
     ordi = np.flatnonzero(ordered)
     numi = np.flatnonzero(~ordered)
     lev = [None] * p
-    codes = np.full((N, len(ordi)), -1, dtype=np.int64)
-    K = np.zeros(len(ordi), dtype=np.int64)
-    counts = {}
+    counts = _Counts()
+    given = [None if levels is None else levels[j] for j in ordi]
+    fast = codes_matrix(X[:, ordi], given)
+    if fast is not None:
+        codes, lvs, cnt = fast
+        K = np.array([lv.size for lv in lvs], dtype=np.int64)
+        bad = (K < 2) | np.any((cnt == 0) & (np.arange(cnt.shape[1]) < K[:, None]), axis=1)
+        if np.any(bad):
+            fast = None                      # an empty category: per-column checks below
+    def labels(j, lv):
+        return (list(level_labels[j]) if level_labels is not None and level_labels[j] is not None
+                else [x.item() if hasattr(x, "item") else x for x in lv])
+
+    if fast is None:
+        codes = np.full((N, len(ordi)), -1, dtype=np.int64)
+        K = np.zeros(len(ordi), dtype=np.int64)
+        lvs = []
+        for r, j in enumerate(ordi):        # raises the first column's error
+            c, lv = to_codes(X[:, j], given[r], names[j], group)
+            check_levels(c, labels(j, lv), names[j], group)
+            codes[:, r] = c
+            K[r] = len(lv)
+            lvs.append(lv)
+        cnt = np.array([np.bincount(codes[:, r][codes[:, r] >= 0], minlength=int(K.max()))
+                        for r in range(len(ordi))]).reshape(len(ordi), -1)
     for r, j in enumerate(ordi):
-        given = None if levels is None else levels[j]
-        c, lv = to_codes(X[:, j], given, names[j], group)
-        lab = (list(level_labels[j]) if level_labels is not None and level_labels[j] is not None
-               else [x.item() if hasattr(x, "item") else x for x in lv])
-        codes[:, r] = c
-        lev[j] = lab
-        K[r] = len(lv)
-        counts[names[j]] = pd.Series(check_levels(c, lab, names[j], group), index=lab,
-                                     name=names[j])
+        lev[j] = labels(j, lvs[r])
+        counts._put(names[j], cnt[r, :K[r]], lev[j])
     for j in numi:
         col = X[:, j]
         obs = col[~np.isnan(col)]
@@ -292,7 +335,10 @@ def categorical_stats(X: np.ndarray, ordered: Sequence[bool], exo: Optional[np.n
 
     # ----- stage 1 -------------------------------------------------------------------
     uni: list = [None] * p
-    for r, j in enumerate(ordi):
+    if q == 0:
+        for j, f in zip(ordi, fit_uvord_nox(codes, K, cnt)):
+            uni[j] = f
+    for r, j in enumerate(ordi if q else ()):
         f = fit_uvord(codes[:, r], int(K[r]), Xe)
         if not f.converged:
             warnings.warn(f"probit regression of {names[j]!r}{_where(group)} did not converge",
@@ -307,7 +353,7 @@ def categorical_stats(X: np.ndarray, ordered: Sequence[bool], exo: Optional[np.n
     cj, ci = np.triu_indices(p, 1)                 # lavaan's vech order: (i, j), j < i
     P = cj.size
     rho = np.zeros(P)
-    s_rho = np.zeros((N, P))
+    s_rho = None                                   # N x P casewise rho scores
     kmax = int(K.max()) if K.size else 2
     tmax = kmax - 1
     # univariate parameter columns of each variable (see the docstring of categorical_bi)
@@ -335,14 +381,21 @@ def categorical_stats(X: np.ndarray, ordered: Sequence[bool], exo: Optional[np.n
     kind_mix = ~kind_oo & ~kind_nn
 
     def place(pidx, va, vb, res):
-        nonlocal conv
+        nonlocal conv, s_rho
         rho[pidx] = res["rho"]
-        s_rho[:, pidx] = res["s_rho"]
+        if pidx.size == P:
+            s_rho = res["s_rho"]
+        else:
+            if s_rho is None:
+                s_rho = np.zeros((N, P))
+            s_rho[:, pidx] = res["s_rho"]
+        # the columns of a pair's two variables are distinct (apart from the padding
+        # column ``dummy``, dropped later), so plain assignment places the G blocks
         ca = np.stack([cols[v] for v in va]) if len(va) else np.zeros((0, 0), np.int64)
         cb = np.stack([cols[v] for v in vb]) if len(vb) else np.zeros((0, 0), np.int64)
         if len(pidx):
-            np.add.at(A21, (np.repeat(pidx, ca.shape[1]), ca.ravel()), res["Ga"].ravel())
-            np.add.at(A21, (np.repeat(pidx, cb.shape[1]), cb.ravel()), res["Gb"].ravel())
+            A21[pidx[:, None], ca] = res["Ga"]
+            A21[pidx[:, None], cb] = res["Gb"]
         if not np.all(res["converged"]):
             conv = False
             for k in np.flatnonzero(~res["converged"]):
@@ -390,6 +443,8 @@ def categorical_stats(X: np.ndarray, ordered: Sequence[bool], exo: Optional[np.n
                       np.array([num_pos[v] for v in ci[pidx]]), any_missing=anym)
         place(pidx, cj[pidx], ci[pidx], res)
 
+    if s_rho is None:
+        s_rho = np.zeros((N, P))
     for k in np.flatnonzero(np.abs(rho) > 0.99):
         wmsgs.append(f"correlation between variables {names[ci[k]]!r} and {names[cj[k]]!r}"
                      f"{_where(group)} is (nearly) 1.0")
@@ -444,33 +499,67 @@ def categorical_stats(X: np.ndarray, ordered: Sequence[bool], exo: Optional[np.n
         influence=psi if keep_influence else None)
 
 
+def _uni_block_inverse(SC: np.ndarray, blocks: list, names, group) -> np.ndarray:
+    """Block-diagonal A11^-1 (nuni x nuni) from the casewise univariate scores ``SC``:
+    A11 is the outer-product information sum_i s_i s_i' of each variable's own parameters
+    (``blocks[j]`` its columns). Blocks of equal size are factored together (batched
+    Cholesky); a block that is not positive definite gets a generalized inverse, with a
+    warning naming the variable."""
+    nuni = SC.shape[1]
+    A = SC.T @ SC
+    Ainv = np.zeros((nuni, nuni))
+    sizes = np.array([c.size for c in blocks])
+    for size in np.unique(sizes):
+        js = np.flatnonzero(sizes == size)
+        if size == 0:
+            continue
+        cs = np.stack([blocks[j] for j in js])                 # (m, size)
+        Ab = A[cs[:, :, None], cs[:, None, :]]
+        try:
+            np.linalg.cholesky(Ab)                             # positive definite?
+            inv = np.linalg.solve(Ab, np.broadcast_to(np.eye(size), Ab.shape))
+        except np.linalg.LinAlgError:
+            inv = np.empty_like(Ab)
+            for t, j in enumerate(js):
+                try:
+                    cf = scipy.linalg.cho_factor(Ab[t], lower=True)
+                    inv[t] = scipy.linalg.cho_solve(cf, np.eye(size))
+                except np.linalg.LinAlgError:
+                    warnings.warn(f"trouble constructing Gamma: the score information of "
+                                  f"{names[j]!r}{_where(group)} is singular; generalized "
+                                  "inverse used", UserWarning, stacklevel=4)
+                    inv[t] = np.linalg.pinv(Ab[t])
+        Ainv[cs[:, :, None], cs[:, None, :]] = inv
+    return Ainv
+
+
 def _influence(uni, ordered, cols, nuni, A21, s_rho, rho, ci, cj, var, th_numeric, names,
                group):
     """Casewise psi_i = H B^-1 s_i; NACOV = N * sum_i psi_i psi_i' (Muthen 1984;
-    Muthen & Satorra 1995; lavaan's muthen1984)."""
-    N = s_rho.shape[0]
+    Muthen & Satorra 1995; lavaan's muthen1984).
+
+    B^-1 s_i for the block lower-triangular B = [[A11, 0], [A21, A22]]:
+    psi_uni = A11^-1 s_uni (block diagonal per variable), psi_cor = A22^-1 (s_rho -
+    A21 psi_uni) with A22 diagonal; written into one N x k array (no stacking copies)."""
+    N, P = s_rho.shape
     p = len(uni)
-    SC = np.zeros((N, nuni + 1))
+    SC = np.zeros((N, nuni))
+    blocks = []
     for j in range(p):
-        c = cols[j]
-        SC[:, c[c < nuni]] = uni[j].scores
-    SC = SC[:, :nuni]
-    psi_uni = np.zeros((N, nuni))
-    for j in range(p):                              # A11 is block diagonal per variable
         c = cols[j][cols[j] < nuni]
-        S = SC[:, c]
-        A = S.T @ S
-        try:
-            cf = scipy.linalg.cho_factor(A, lower=True)
-            psi_uni[:, c] = S @ scipy.linalg.cho_solve(cf, np.eye(c.size))   # small block
-        except np.linalg.LinAlgError:
-            warnings.warn(f"trouble constructing Gamma: the score information of "
-                          f"{names[j]!r}{_where(group)} is singular; generalized inverse used",
-                          UserWarning, stacklevel=3)
-            psi_uni[:, c] = S @ np.linalg.pinv(A)
-    A22 = np.sum(s_rho * s_rho, axis=0)
+        SC[:, c] = uni[j].scores
+        blocks.append(c)
+    # column-major: both column blocks are contiguous, so the BLAS products write into
+    # them directly and no N x k temporaries are made (Gamma = N psi' psi follows by syrk)
+    psi = np.empty((N, nuni + P), order="F")
+    psi_uni = psi[:, :nuni]
+    np.matmul(SC, _uni_block_inverse(SC, blocks, names, group), out=psi_uni)
+    A22 = np.einsum("ij,ij->j", s_rho, s_rho)
+    psi_cor = psi[:, nuni:]
+    np.matmul(psi_uni, np.ascontiguousarray(A21).T, out=psi_cor)
+    np.subtract(s_rho, psi_cor, out=psi_cor)
     with np.errstate(divide="ignore", invalid="ignore"):
-        psi_cor = (s_rho - psi_uni @ A21.T) / A22
+        psi_cor /= A22
     # delta method cor -> cov for pairs with continuous variables (lavaan's H)
     ks = np.flatnonzero(~ordered[ci] | ~ordered[cj])
     if ks.size:
@@ -482,8 +571,9 @@ def _influence(uni, ordered, cols, nuni, A21, s_rho, rho, ci, cj, var, th_numeri
         cb = np.where(ordered[b], 0.0, sd[a] * rho[ks] / (2.0 * sd[b]))
         psi_cor[:, ks] = (psi_cor[:, ks] * (sd[a] * sd[b]) + psi_ext[:, var_col[a]] * ca
                           + psi_ext[:, var_col[b]] * cb)
-    psi = np.hstack([psi_uni, psi_cor])
-    psi[:, np.flatnonzero(th_numeric)] *= -1.0       # continuous "thresholds" are -means
+    neg = np.flatnonzero(th_numeric)
+    if neg.size:
+        psi[:, neg] *= -1.0                          # continuous "thresholds" are -means
     return psi
 
 

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 import numpy as np
 from scipy.special import ndtr
 
-from .categorical_bvn import dbinorm, pbinorm
+from .categorical_bvn import _TWOPI, dbinorm, pbinorm, pbinorm_grid
 from .categorical_uni import norm_pdf
 
 __all__ = ["newton_rho", "polychoric_tables", "polychoric_casewise", "polyserial",
@@ -47,14 +47,19 @@ EPS = np.finfo(float).eps
 # vectorised safeguarded Newton for P one-dimensional maximisations
 # ---------------------------------------------------------------------------------------
 def newton_rho(fgh: Callable[[np.ndarray, np.ndarray], tuple], rho0: np.ndarray,
-               lo: float, hi: float, *, tol: float = 1e-11, maxit: int = 100):
+               lo: float, hi: float, *, tol: float = 1e-11, maxit: int = 100,
+               final_step: float = 1e-6):
     """Maximise P one-dimensional log-likelihoods on [lo, hi] together.
 
     ``fgh(rho, idx)`` returns the log-likelihood, its first and second derivative for the
     pairs ``idx`` at ``rho``. Newton steps (gradient steps where the second derivative is
     not negative), clipped to the bounds, with step halving until the log-likelihood does
     not decrease, as a bounded Newton method such as nlminb does; a maximum on a bound is
-    returned as the bound. Returns (rho, converged mask, iterations).
+    returned as the bound. A Newton step (negative second derivative) shorter than
+    ``final_step`` is taken without evaluating the function again and ends the iteration
+    of that pair: Newton's method converges quadratically, so the error after it is of
+    the order of its square (far below ``tol``). Returns (rho, converged mask,
+    iterations).
     """
     P = rho0.shape[0]
     x = np.clip(np.asarray(rho0, float).copy(), lo, hi)
@@ -76,6 +81,14 @@ def newton_rho(fgh: Callable[[np.ndarray, np.ndarray], tuple], rho0: np.ndarray,
         step = np.clip(np.where(np.isfinite(step), step, 0.0), -0.5, 0.5)
         xa = x[act]
         xn = np.clip(xa + step, lo, hi)
+        last = (ha < 0) & (np.abs(xn - xa) < final_step)
+        if np.any(last):
+            x[act[last]] = xn[last]
+            conv[act[last]] = True
+            keep = ~last
+            act, fa, ga, ha, xa, xn = act[keep], fa[keep], ga[keep], ha[keep], xa[keep], xn[keep]
+            if act.size == 0:
+                break
         acc = np.zeros(act.size, bool)
         fn = np.full(act.size, -np.inf)
         gn = np.zeros(act.size)
@@ -192,6 +205,73 @@ def _tables(codes: np.ndarray, K: np.ndarray, ia: np.ndarray, ib: np.ndarray, km
     return T[ra[:, :, None], rb[:, None, :]]
 
 
+class _CornerGrid:
+    """The (kmax+1) x (kmax+1) grid of threshold corners of every pair's table.
+
+    A cell probability is a second difference of the bivariate normal CDF over this grid
+    (the four corners of the rectangle), so the CDF, the density and its rho-derivative
+    are evaluated once per distinct corner and iteration, not four times per cell.
+    Corners with an infinite coordinate do not depend on rho: the CDF there is 0 or a
+    univariate normal margin, the density 0; only the inner corners (finite thresholds
+    of both variables, the (K_a - 1) x (K_b - 1) grid) need the bivariate integral, done
+    for all of a pair's inner corners at once (:func:`pbinorm_grid`; Genz 2004).
+    """
+
+    def __init__(self, ea: np.ndarray, eb: np.ndarray):
+        P, G = ea.shape
+        A = np.broadcast_to(ea[:, :, None], (P, G, G))
+        B = np.broadcast_to(eb[:, None, :], (P, G, G))
+        with np.errstate(invalid="ignore"):
+            c0 = np.where(np.isposinf(A), ndtr(B), np.where(np.isposinf(B), ndtr(A), 0.0))
+        c0[np.isneginf(A) | np.isneginf(B)] = 0.0
+        m = G - 2                                    # inner corners: thresholds 1..kmax-1
+        ai = ea[:, 1:G - 1]
+        bi = eb[:, 1:G - 1]
+        fin = (np.isfinite(ai)[:, :, None] & np.isfinite(bi)[:, None, :]).reshape(P, m * m)
+        self.m = m
+        self.fin = fin
+        self.all_fin = bool(fin.all())
+        self.h = np.where(fin, np.broadcast_to(ai[:, :, None], (P, m, m)).reshape(P, m * m), 0.0)
+        self.k = np.where(fin, np.broadcast_to(bi[:, None, :], (P, m, m)).reshape(P, m * m), 0.0)
+        self.base = ndtr(self.h) * ndtr(self.k)
+        self.q2 = self.h * self.h + self.k * self.k
+        self.hk = self.h * self.k
+        self.c0 = c0
+        self.c0_in = c0[:, 1:G - 1, 1:G - 1].reshape(P, m * m)
+
+    def terms(self, rho: np.ndarray, idx: np.ndarray, second: bool = True):
+        """Cell probabilities and their first (and second) rho-derivatives of the pairs
+        ``idx`` at ``rho`` (Olsson 1979, eqs. 8-9 via the density and its derivative)."""
+        m = self.m
+        G = m + 2
+        h = self.h[idx]
+        k = self.k[idx]
+        cin = pbinorm_grid(h, k, rho, base=self.base[idx])
+        r = rho[:, None]
+        om = 1.0 - r * r
+        hk = self.hk[idx]
+        dens = np.exp(-0.5 * (self.q2[idx] - 2.0 * r * hk) / om) / (_TWOPI * np.sqrt(om))
+        if not self.all_fin:
+            fin = self.fin[idx]
+            cin = np.where(fin, cin, self.c0_in[idx])
+            dens = np.where(fin, dens, 0.0)
+        C = self.c0[idx]
+        C[:, 1:G - 1, 1:G - 1] = cin.reshape(-1, m, m)
+        D = np.zeros(C.shape)
+        D[:, 1:G - 1, 1:G - 1] = dens.reshape(-1, m, m)
+        gn = None
+        if second:
+            E = np.zeros(C.shape)
+            E[:, 1:G - 1, 1:G - 1] = (dens * _guv(h, k, r)).reshape(-1, m, m)
+            gn = _corners(E)
+        return _corners(C), _corners(D), gn
+
+
+def _corners(M: np.ndarray) -> np.ndarray:
+    """Second differences over the last two axes (rectangle masses from corner values)."""
+    return M[:, 1:, 1:] - M[:, :-1, 1:] - M[:, 1:, :-1] + M[:, :-1, :-1]
+
+
 def polychoric_tables(codes: np.ndarray, K: np.ndarray, th: list, ia: np.ndarray,
                       ib: np.ndarray, *, names: Optional[list] = None, lo: float = -0.999,
                       hi: float = 0.999, warn: Optional[Callable[[str], None]] = None):
@@ -200,6 +280,11 @@ def polychoric_tables(codes: np.ndarray, K: np.ndarray, th: list, ia: np.ndarray
     ``codes`` N x p ordinal codes (-1 missing), ``K`` categories, ``th`` thresholds per
     variable. Returns dict(rho, s_rho (N x P), Ga, Gb (P x (kmax-1)), zero_cells (bool P),
     converged).
+
+    Everything but the casewise scores works on the P contingency tables: the
+    log-likelihood sum_ij n_ij log pi_ij(rho) and its derivatives (Olsson 1979) from the
+    CDF and density on each pair's corner grid (:class:`_CornerGrid`), the scores of a
+    case are those of its cell, gathered at the end.
     """
     N = codes.shape[0]
     P = ia.shape[0]
@@ -217,10 +302,6 @@ def polychoric_tables(codes: np.ndarray, K: np.ndarray, th: list, ia: np.ndarray
         ext[v, 1:len(t) + 1] = t
     ea = ext[ia]                                  # P x (kmax+1)
     eb = ext[ib]
-    z1a = np.broadcast_to(ea[:, 1:, None], (P, kmax, kmax))
-    z2a = np.broadcast_to(ea[:, :-1, None], (P, kmax, kmax))
-    z1b = np.broadcast_to(eb[:, None, 1:], (P, kmax, kmax))
-    z2b = np.broadcast_to(eb[:, None, :-1], (P, kmax, kmax))
     r = np.arange(kmax)
     valid = (r[None, :, None] < K[ia][:, None, None]) & (r[None, None, :] < K[ib][:, None, None])
 
@@ -250,32 +331,25 @@ def polychoric_tables(codes: np.ndarray, K: np.ndarray, th: list, ia: np.ndarray
         elif th[ia[p]][0] == 0 and th[ib[p]][0] == 0:
             fixed[p] = -np.cos(2.0 * np.pi * f[0, 0] / f.sum())
 
-    def corners(M):
-        return M[:, 1:, 1:] - M[:, :-1, 1:] - M[:, 1:, :-1] + M[:, :-1, :-1]
-
-    def grid_terms(rho, idx, second=True):
-        """Cell probabilities and rho-derivatives from the (kmax+1)^2 corner grid."""
-        rr = rho[:, None, None]
-        A = ea[idx][:, :, None]
-        B = eb[idx][:, None, :]
-        C = pbinorm(A, B, rr)
-        D = dbinorm(A, B, rr)
-        gn = corners(D * _guv(_fin(A), _fin(B), rr)) if second else None
-        return corners(C), corners(D), gn
+    grid = _CornerGrid(ea, eb)
 
     def fgh(rho, idx):
-        lik, phi, gn = grid_terms(rho, idx)
+        lik, phi, gn = grid.terms(rho, idx)
         fr = freq[idx]
+        ok = valid[idx] & (lik > SQRT_EPS)
+        L = np.where(ok, lik, 1.0)
         f = np.sum(np.where(valid[idx], fr * np.log(np.maximum(lik, SQRT_EPS)), 0.0),
                    axis=(1, 2))
-        ok = valid[idx] & (lik > SQRT_EPS)
-        w = np.where(ok, fr, 0.0)
-        L = np.where(ok, lik, 1.0)
-        g = np.sum(w * phi / L, axis=(1, 2))
-        h = np.sum(w * (gn / L - (phi / L) ** 2), axis=(1, 2))
+        w = np.where(ok, fr, 0.0) / L
+        wphi = w * phi
+        g = np.sum(wphi, axis=(1, 2))
+        h = np.sum(w * gn - wphi * phi / L, axis=(1, 2))
         return f, g, h
 
-    # start: Pearson correlation of the codes (lavaan's start), from the tables
+    # start: the Pearson correlation r of the codes (lavaan's start) corrected for the
+    # coarse categories by the ad hoc polyserial ratio sd(codes) / sum_k phi(tau_k) of each
+    # variable (Olsson, Drasgow & Dorans 1982, eq. 17): a few 1e-3 from the polychoric
+    # estimate, where r itself is often 0.05 off, so Newton needs two steps fewer
     n_tab = freq_raw.sum(axis=(1, 2))
     ra = np.arange(kmax, dtype=float)[None, :, None]
     sb = np.arange(kmax, dtype=float)[None, None, :]
@@ -283,44 +357,73 @@ def polychoric_tables(codes: np.ndarray, K: np.ndarray, th: list, ia: np.ndarray
     ms = (freq_raw * sb).sum(axis=(1, 2)) / n_tab
     dr = ra - mr[:, None, None]
     ds = sb - ms[:, None, None]
+    var_r = (freq_raw * dr * dr).sum(axis=(1, 2))
+    var_s = (freq_raw * ds * ds).sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
-        start = ((freq_raw * dr * ds).sum(axis=(1, 2))
-                 / np.sqrt((freq_raw * dr * dr).sum(axis=(1, 2))
-                           * (freq_raw * ds * ds).sum(axis=(1, 2))))
+        start = (freq_raw * dr * ds).sum(axis=(1, 2)) / np.sqrt(var_r * var_s)
+        phi_a = np.sum(norm_pdf(ea[:, 1:-1]), axis=1)
+        phi_b = np.sum(norm_pdf(eb[:, 1:-1]), axis=1)
+        ratio = start * np.sqrt(var_r * var_s) / n_tab / (phi_a * phi_b)
     start = np.where(np.isfinite(start) & (np.abs(start) < 1), start, 0.0)
+    start = np.where(np.isfinite(ratio) & (np.abs(ratio) < 0.95), ratio, start)
     free = np.flatnonzero(np.isnan(fixed))
     rho = fixed.copy()
     if free.size:
-        # start: Pearson correlation of the codes (lavaan's start), pairwise complete
         rf, conv, _ = newton_rho(lambda x, i: fgh(x, free[i]), start[free], lo, hi)
         rho[free] = rf
         out["converged"][free] = conv
     out["rho"] = rho
 
-    # scores at the estimate (cells, then gathered casewise)
+    # scores at the estimate: per cell, then gathered casewise
     fine = np.abs(rho) < 1.0
-    rr_s = np.where(fine, rho, 0.0)[:, None, None]
-    lik, phi, _ = grid_terms(rr_s[:, 0, 0], np.arange(P), second=False)
+    rr = np.where(fine, rho, 0.0)
+    lik, phi, _ = grid.terms(rr, np.arange(P), second=False)
     ok = valid & (lik > SQRT_EPS)
     L = np.where(ok, lik, 1.0)
     srho_cell = np.where(ok, phi / L, 0.0)
     srho_cell[~fine] = np.nan                    # rho = +-1: scores undefined
-    Z1a, Z2a = _th_terms(z1a, z2a, z1b, z2b, rr_s)
-    Z1b, Z2b = _th_terms(z1b, z2b, z1a, z2a, rr_s)
+    # d pi_ij / d tau: phi(tau_a) [Phi((tau_b - rho tau_a) / R)] differenced over b (and
+    # the same with a and b exchanged), on the corner grid
+    R = np.sqrt(1.0 - rr * rr)[:, None, None]
+    r3 = rr[:, None, None]
+    fa = np.isfinite(ea)
+    fb = np.isfinite(eb)
+    eaf = np.where(fa, ea, 0.0)
+    ebf = np.where(fb, eb, 0.0)
+    Fa = (np.where(fa, norm_pdf(eaf), 0.0)[:, :, None]
+          * ndtr((eb[:, None, :] - r3 * eaf[:, :, None]) / R))
+    Fb = (np.where(fb, norm_pdf(ebf), 0.0)[:, None, :]
+          * ndtr((ea[:, :, None] - r3 * ebf[:, None, :]) / R))
+    dFa = Fa[:, :, 1:] - Fa[:, :, :-1]           # P x (kmax+1) x kmax
+    dFb = Fb[:, 1:, :] - Fb[:, :-1, :]           # P x kmax x (kmax+1)
     wr = np.where(ok, freq_raw * srho_cell / L, 0.0)
-    u1a = np.sum(wr * Z1a, axis=2)                # P x kmax (by code of a)
-    u2a = np.sum(wr * Z2a, axis=2)
-    u1b = np.sum(wr * Z1b, axis=1)
-    u2b = np.sum(wr * Z2b, axis=1)
+    u1a = np.sum(wr * dFa[:, 1:, :], axis=2)      # P x kmax (by code of a)
+    u2a = np.sum(wr * dFa[:, :-1, :], axis=2)
+    u1b = np.sum(wr * dFb[:, :, 1:], axis=1)
+    u2b = np.sum(wr * dFb[:, :, :-1], axis=1)
     out["Ga"] = u1a[:, :tmax] - u2a[:, 1:]
     out["Gb"] = u1b[:, :tmax] - u2b[:, 1:]
-    ca = codes[:, ia]
-    cb = codes[:, ib]
-    both = (ca >= 0) & (cb >= 0)
-    pidx = np.broadcast_to(np.arange(P)[None, :], ca.shape)
-    s = srho_cell[pidx, np.where(both, ca, 0), np.where(both, cb, 0)]
-    out["s_rho"] = np.where(both, s, 0.0)
+    out["s_rho"] = _gather_cells(srho_cell, codes, ia, ib, kmax)
     return out
+
+
+def _gather_cells(cell: np.ndarray, codes: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+                  kmax: int) -> np.ndarray:
+    """N x P casewise values ``cell[p, code_a, code_b]`` (0 where a code is missing).
+
+    The cell index code_a * kmax + code_b is formed in the smallest integer type that
+    holds it (the N x P index arrays dominate the cost), then offset per pair."""
+    P = ia.shape[0]
+    small = np.int8 if kmax * kmax <= 127 else np.int16 if kmax * kmax <= 32767 else np.int64
+    c = codes.astype(small)
+    idx = c[:, ia] * small(kmax)
+    idx += c[:, ib]
+    flat = np.add(idx, np.arange(P, dtype=np.intp) * (kmax * kmax), dtype=np.intp)
+    table = np.append(cell.ravel(), 0.0)
+    if np.any(codes < 0):
+        miss = (c[:, ia] < 0) | (c[:, ib] < 0)
+        flat[miss] = table.size - 1
+    return table[flat]
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .data import DataError
 
-__all__ = ["CategoricalDataError", "to_codes", "check_levels", "frame_inputs", "group_order",
+__all__ = ["CategoricalDataError", "to_codes", "codes_matrix", "check_levels", "frame_inputs", "group_order",
            "collapse_categories"]
 
 
@@ -49,6 +49,44 @@ def to_codes(values: np.ndarray, levels: Optional[Sequence], name: str, group: A
             f"is not one of its categories {[_fmt(x) for x in lv]}")
     codes[obs] = pos_c
     return codes, lv
+
+
+def codes_matrix(X: np.ndarray, levels: Sequence[Optional[Sequence]]):
+    """:func:`to_codes` for the N x m columns of ``X`` at once: (codes N x m with -1 for
+    missing, list of level arrays, category counts m x kmax), or None when some value is
+    not one of its column's categories, some given levels are not increasing or a column
+    has no observed value (the caller then runs :func:`to_codes` per column for the
+    error message). Columns with the same category values share one ``searchsorted``."""
+    N, m = X.shape
+    lvs = []
+    for r in range(m):
+        if levels[r] is None:
+            v = np.sort(X[:, r])                       # the distinct values; NaN sort last
+            v = v[:v.size - int(np.count_nonzero(np.isnan(v)))]
+            if v.size == 0:
+                return None
+            lv = v[np.concatenate(([True], v[1:] != v[:-1]))]
+        else:
+            lv = np.asarray(levels[r], float)
+            if lv.size == 0 or np.any(np.diff(lv) <= 0):
+                return None
+        lvs.append(lv)
+    codes = np.empty((N, m), dtype=np.int64)
+    same: dict = {}
+    for r, lv in enumerate(lvs):
+        same.setdefault(lv.tobytes(), []).append(r)
+    for cols in same.values():
+        lv = lvs[cols[0]]
+        V = X[:, cols]
+        obs = ~np.isnan(V)
+        pos = np.minimum(np.searchsorted(lv, V), lv.size - 1)
+        if np.any(obs & (lv[pos] != V)):
+            return None
+        codes[:, cols] = np.where(obs, pos, -1)
+    kmax = max(lv.size for lv in lvs) if lvs else 0
+    counts = np.bincount((codes + 1 + (kmax + 1) * np.arange(m)).ravel(),
+                         minlength=m * (kmax + 1)).reshape(m, kmax + 1)[:, 1:]
+    return codes, lvs, counts
 
 
 def check_levels(codes: np.ndarray, levels: Sequence, name: str, group: Any = None):
@@ -99,6 +137,8 @@ def _column_values(s: pd.Series, name: str, ordinal: bool):
         raise CategoricalDataError(
             f"column {name!r} is not numeric (dtype {s.dtype}); ordinal variables must be "
             "numeric codes or an ordered pandas Categorical")
+    if isinstance(s.dtype, np.dtype):              # plain numpy column: NaN is missing
+        return np.asarray(s.to_numpy(), dtype=float), None
     return s.to_numpy(dtype=float, na_value=np.nan), None
 
 
@@ -123,15 +163,15 @@ def frame_inputs(data: pd.DataFrame, variables, ordered, exo, group) -> dict:
         if unknown:
             raise CategoricalDataError(f"ordered variables {sorted(unknown)} are not among the "
                                        f"analysed variables {variables}")
-    for c in variables:
-        s = data[c]
+    series = {c: data[c] for c in variables}
+    for c, s in series.items():
         if isinstance(s.dtype, pd.CategoricalDtype) and s.cat.ordered:
             ordset.add(c)
     X = np.empty((len(data), len(variables)))
     levels = []
     labels = []
     for j, c in enumerate(variables):
-        vals, cats = _column_values(data[c], c, c in ordset)
+        vals, cats = _column_values(series[c], c, c in ordset)
         X[:, j] = vals
         if c not in ordset:
             if cats is not None:
@@ -143,7 +183,9 @@ def frame_inputs(data: pd.DataFrame, variables, ordered, exo, group) -> dict:
             levels.append(np.arange(len(cats), dtype=float))
             labels.append(list(cats))
         else:
-            lv = np.unique(vals[~np.isnan(vals)])
+            v = np.sort(vals)                      # the distinct values; NaN sort last
+            v = v[:v.size - int(np.count_nonzero(np.isnan(v)))]
+            lv = v[np.concatenate(([True], v[1:] != v[:-1]))] if v.size else v
             levels.append(lv)
             labels.append(None)
     E = None

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["UniOrdinal", "UniNumeric", "fit_uvord", "fit_uvreg", "norm_pdf"]
+__all__ = ["UniOrdinal", "UniNumeric", "fit_uvord", "fit_uvord_nox", "fit_uvreg", "norm_pdf"]
 
 _SQRT2PI = np.sqrt(2.0 * np.pi)
 
@@ -209,10 +209,78 @@ def fit_uvord(codes: np.ndarray, K: int, X: Optional[np.ndarray] = None, *,
             if np.max(np.abs(t * step)) < tol:
                 conv = True
                 break
-    z1, z2 = _ord_casewise(tau, beta, codes, X)
-    S, _, _, _ = _ord_scores(z1, z2, codes, K, X)
+    if nexo == 0:
+        # without covariates a case's limits and scores are those of its category:
+        # evaluate them once per category and gather
+        ext = np.concatenate(([-np.inf], tau, [np.inf]))
+        cat = np.arange(K)
+        S_cat, _, _, _ = _ord_scores(ext[1:], ext[:-1], cat, K, None)
+        c = np.where(obs, codes, K)
+        z1 = np.append(ext[1:], np.nan)[c]
+        z2 = np.append(ext[:-1], np.nan)[c]
+        S = np.vstack([S_cat, np.zeros((1, K - 1))])[c]
+    else:
+        z1, z2 = _ord_casewise(tau, beta, codes, X)
+        S, _, _, _ = _ord_scores(z1, z2, codes, K, X)
     return UniOrdinal(K=K, th=tau, slopes=beta, th_nox=th_nox, codes=codes, z1=z1, z2=z2,
                       scores=S, counts=counts, iterations=it, converged=bool(conv))
+
+
+def fit_uvord_nox(codes: np.ndarray, K: np.ndarray,
+                  counts: Optional[np.ndarray] = None) -> list:
+    """:func:`fit_uvord` without covariates for the N x m ordinal ``codes`` at once.
+
+    tau_k = Phi^-1(cumulative proportion) (Olsson 1979); a case's limits and scores
+    depend only on its category, so they are tabulated per variable and category
+    (m x (kmax+1), the last entry for a missing value) and gathered for all cases in one
+    indexing operation. ``counts``: m x kmax category frequencies, if known.
+    Returns a list of :class:`UniOrdinal`.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    N, m = codes.shape
+    if m == 0:
+        return []
+    K = np.asarray(K, dtype=np.int64)
+    kmax = int(K.max())
+    if counts is None:
+        counts = np.bincount((codes + 1 + (kmax + 1) * np.arange(m)).ravel(),
+                             minlength=m * (kmax + 1)).reshape(m, kmax + 1)[:, 1:]
+    counts = np.asarray(counts, float)[:, :kmax]
+    n = counts.sum(axis=1)
+    cat = np.arange(kmax)
+    inside = cat[None, :kmax - 1] < (K - 1)[:, None]            # real thresholds
+    with np.errstate(divide="ignore", invalid="ignore"):
+        th = np.where(inside, ndtri(np.cumsum(counts, axis=1)[:, :-1] / n[:, None]), np.inf)
+    ext = np.hstack([np.full((m, 1), -np.inf), th, np.full((m, 1), np.inf)])   # m x (kmax+1)
+    z1c = ext[:, 1:]
+    z2c = ext[:, :-1]
+    p1 = norm_pdf(z1c)
+    p2 = norm_pdf(z2c)
+    valid = cat[None, :] < K[:, None]
+    pi = np.where(valid, _interval_prob(np.where(valid, z1c, 1.0), np.where(valid, z2c, 0.0)),
+                  1.0)
+    S_cat = np.zeros((m, kmax + 1, kmax - 1))
+    up = cat[None, :] < (K - 1)[:, None]
+    lo = valid & (cat[None, :] >= 1)
+    rr, cc = np.nonzero(up)
+    S_cat[rr, cc, cc] += p1[rr, cc] / pi[rr, cc]
+    rr, cc = np.nonzero(lo)
+    S_cat[rr, cc, cc - 1] -= p2[rr, cc] / pi[rr, cc]
+    z1t = np.hstack([z1c, np.full((m, 1), np.nan)])
+    z2t = np.hstack([z2c, np.full((m, 1), np.nan)])
+    c = np.where(codes >= 0, codes, kmax)
+    var = np.arange(m)[None, :]
+    Z1 = z1t[var, c]
+    Z2 = z2t[var, c]
+    S = S_cat[var, c]                                           # N x m x (kmax-1)
+    out = []
+    for r in range(m):
+        k = int(K[r])
+        out.append(UniOrdinal(K=k, th=th[r, :k - 1].copy(), slopes=np.zeros(0),
+                              th_nox=th[r, :k - 1].copy(), codes=codes[:, r], z1=Z1[:, r],
+                              z2=Z2[:, r], scores=S[:, r, :k - 1], counts=counts[r, :k].copy(),
+                              iterations=0, converged=True))
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -483,7 +483,7 @@ class MissingPatterns:
         if res is None:
             return None
         A, _, d, T = res
-        q, p = d_cov.shape[0], self.p
+        q = d_cov.shape[0]
         # the non-zero factors only (a variance's derivative has rank 1, a mean's is zero),
         # first factors of all parameters, then second factors; owner[x] = parameter of z_x
         Z, sgn = fac
@@ -493,8 +493,7 @@ class MissingPatterns:
         Zf = np.concatenate([Z[keep1, 0], Z[keep2, 1]])
         sf = np.concatenate([sgn[keep1, 0], sgn[keep2, 1]])
         nz = len(owner)
-        R = np.zeros((nz, q))
-        R[np.arange(nz), owner] = sf  # info = R' acc R sums the signed blocks per parameter
+        n1 = len(keep1)
         w = self.counts / self.n
         K = self.n_patterns
         step = max(1, int(4_000_000 // max(nz * nz, 1)))
@@ -513,20 +512,33 @@ class MissingPatterns:
                 acc += np.tensordot(w[ks], GT, axes=1)
         else:
             raise ValueError(f"kind must be 'expected' or 'observed', not {kind!r}")
-        info = 0.5 * (R.T @ acc @ R)
-        if meanstructure and d_mean.size:
+        # info[a, b] = 1/2 sum of s_x s_y acc[x, y] over the factors x of a and y of b
+        acc *= sf[:, None]
+        acc *= sf[None, :]
+        info = np.zeros((q, q))
+        for rx, ix in ((slice(0, n1), keep1), (slice(n1, nz), keep2)):
+            for ry, iy in ((slice(0, n1), keep1), (slice(n1, nz), keep2)):
+                info[np.ix_(ix, iy)] += acc[rx, ry]
+        info *= 0.5
+        moved = np.flatnonzero(np.any(d_mean, axis=1)) if meanstructure and d_mean.size \
+            else np.zeros(0, int)
+        if len(moved):  # parameters that move the means (intercepts, paths from covariates)
+            dm = d_mean[moved]
             Abar = np.tensordot(w, A, axes=1)
-            info += d_mean @ Abar @ d_mean.T
+            info[np.ix_(moved, moved)] += dm @ Abar @ dm.T
             if kind == "observed":
-                cross = np.zeros((q, nz))
+                cross = np.zeros((len(moved), nz))
                 for start in range(0, K, step):
                     ks = slice(start, start + step)
-                    ZA = np.matmul(Zf, A[ks])  # (c, 2q, p)
-                    F = np.matmul(d_mean, ZA.transpose(0, 2, 1))  # dmu A_k Z'
+                    ZA = np.matmul(Zf, A[ks])  # (c, nz, p)
+                    F = np.matmul(dm, ZA.transpose(0, 2, 1))  # dmu A_k Z'
                     g = np.einsum("kxp,kp->kx", ZA, d[ks])  # Z A_k d_k
                     cross += np.einsum("k,kbx,kx->bx", w[ks], F, g)
-                cross = cross @ R
-                info += cross + cross.T
+                cross *= sf[None, :]
+                C = np.zeros((len(moved), q))  # C[b, a]: mean part of b, covariance part of a
+                np.add.at(C.T, owner, cross.T)
+                info[moved, :] += C
+                info[:, moved] += C.T
         return (info + info.T) / 2
 
     def _expected_products(self, cov: np.ndarray, Zf: np.ndarray, A: np.ndarray,

@@ -166,6 +166,11 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
     L-BFGS-B, started both from ``z0`` and from where scoring stopped; the better end point is
     polished by scoring again.  ``max_iter`` is respected: reaching it ends the search.
     """
+    if problem.pmap.general is not None:  # nonlinear / inequality constraints
+        from .constrained import optimize_constrained
+        return optimize_constrained(problem, z0, max_iter=max_iter, tol=tol,
+                                    unconstrained=lambda: _without_general(problem, z0,
+                                                                           max_iter, tol))
     if problem.pmap.has_bounds:
         return _optimize_active_set(problem, z0, max_iter=max_iter, tol=tol)
     first = _scoring(problem, z0, max_iter=min(max_iter, STALL_ITERATIONS), tol=tol)
@@ -183,6 +188,19 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
     result.iterations = first.iterations + best.iterations + (
         polished.iterations if result is polished else 0)
     return result
+
+
+def _without_general(problem: Problem, z0: np.ndarray, max_iter: int,
+                     tol: float) -> Optional[np.ndarray]:
+    """The solution without the general constraints (bounds kept), or None if that search
+    does not converge: the usual start of :func:`.constrained.optimize_constrained`."""
+    import copy
+
+    sub = copy.copy(problem)
+    sub.pmap = copy.copy(problem.pmap)
+    sub.pmap.general = None
+    result = optimize(sub, z0, max_iter=max_iter, tol=tol)
+    return result.z if result.converged and np.isfinite(result.fmin) else None
 
 
 def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> OptimizationResult:

@@ -35,6 +35,10 @@ def _get_controller():
     if _controller is None:
         try:
             from threadpoolctl import ThreadpoolController
+            # load scipy's own BLAS first: the controller only sees the libraries loaded when
+            # it is created, and scipy.optimize's L-BFGS-B is 10x slower on a multi-threaded
+            # BLAS than on one thread (thread wake-ups on every small product)
+            import scipy.linalg  # noqa: F401
             _controller = ThreadpoolController()
         except ImportError:  # pragma: no cover - threadpoolctl is a dependency
             _controller = False

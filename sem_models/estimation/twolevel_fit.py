@@ -15,8 +15,8 @@ from .twolevel import (TwoLevelData, TwoLevelMoments, _as_moments, _require_comp
                        _vech_idx, twolevel_gradient, twolevel_information_expected,
                        twolevel_loglik)
 
-__all__ = ["TwoLevelFit", "fit_moments", "fit_h1", "fit_baseline", "saturated_free",
-           "baseline_free", "loglik_x"]
+__all__ = ["TwoLevelFit", "fit_moments", "fit_moments_psd", "fit_h1", "fit_baseline",
+           "saturated_free", "baseline_free", "loglik_x", "psd_optimality"]
 
 
 @dataclass
@@ -122,16 +122,226 @@ def baseline_free(data: TwoLevelData, exo_within: Sequence = (), exo_between: Se
 
 def fit_h1(data: TwoLevelData, method: str = "auto", **kw) -> TwoLevelFit:
     """The unrestricted (saturated) two-level model: its log-likelihood is the h1 logl of the
-    chi-square test.  ``method``: "scoring" (complete data only), "em" (EM with SQUAREM,
-    complete or missing data), "auto" (scoring for complete data, EM for missing data)."""
+    chi-square test, its moments are lavaan's ``h1`` / ``sampstat`` and give the ICCs.
+
+    ``Sigma_B`` is a covariance matrix, so the saturated model is fitted over positive
+    semi-definite ``Sigma_B`` (as lavaan's EM for complete data and its Cholesky-parameterised
+    h1 fit for missing data do).  With small between-level variation and few clusters the
+    maximum often lies on the boundary (a between variance, or a direction of ``Sigma_B``, at
+    0); the unconstrained maximum would then have an indefinite ``Sigma_B`` and negative
+    ICCs.  ``method``:
+
+    * ``"auto"`` (default): complete data, Fisher scoring of the unconstrained moments
+      (:func:`fit_moments`); if its ``Sigma_B`` is not positive semi-definite, EM from the
+      projection of that solution, then Newton-Raphson with ``Sigma_B = L L'``
+      (:func:`fit_moments_psd`).  Missing data: EM with SQUAREM, then the same Newton polish.
+    * ``"em"``: always EM then the Newton polish (complete or missing data).
+    * ``"scoring"``: the unconstrained maximum (complete data; ``Sigma_B`` may be indefinite).
+    """
     if method == "auto":
-        method = "em" if data.has_missing else "scoring"
+        if data.has_missing:
+            method = "em"
+        else:
+            fit = fit_moments(data, saturated_free(data), **kw)
+            if fit.converged and _min_eig(fit.moments.sigma_b) >= 0.0:
+                return fit
+            start = _psd_start(data, fit.moments)
+            return _em_then_newton(data, "saturated", saturated_free(data), start)
     if method == "scoring":
         return fit_moments(data, saturated_free(data), **kw)
     if method == "em":
-        from .twolevel_missing import em_moments
-        return em_moments(data, "saturated", **kw)
+        return _em_then_newton(data, "saturated", saturated_free(data), kw.pop("start", None),
+                               **kw)
     raise ValueError(f"unknown method {method!r}")
+
+
+def _min_eig(S: np.ndarray) -> float:
+    return float(np.linalg.eigvalsh(S).min()) if S.size else 0.0
+
+
+def _psd_start(data: TwoLevelData, m: TwoLevelMoments) -> TwoLevelMoments:
+    """``m`` with ``Sigma_B`` projected onto the positive definite matrices (eigenvalues
+    floored at a small fraction of the within variances, so a Cholesky factor has no exact
+    zero: at an exact zero the Newton iterations could not move away from it); falls back to
+    the data's start moments when ``m`` is not usable."""
+    if not (np.all(np.isfinite(m.vector())) and np.isfinite(twolevel_loglik(data, m))):
+        m = data.start_moments()
+    m = m.copy()
+    SB = (m.sigma_b + m.sigma_b.T) / 2
+    w, U = np.linalg.eigh(SB)
+    scale = float(np.mean(np.diag(m.sigma_w))) if data.p1 else 1.0
+    floor = 1e-3 * max(scale, 1e-8)
+    m.sigma_b = (U * np.maximum(w, floor)) @ U.T
+    return m
+
+
+def _em_then_newton(data: TwoLevelData, structure: str, free: np.ndarray,
+                    start: Optional[TwoLevelMoments], max_iter: int = 60,
+                    tol: float = 1e-10, **kw) -> TwoLevelFit:
+    """A few EM steps with SQUAREM from ``start`` (monotone, keep ``Sigma_B`` positive
+    semi-definite: a safe approach to the maximum), then :func:`fit_moments_psd` for the
+    exact maximum (EM is sublinear on the boundary, Newton quadratic)."""
+    from .twolevel_missing import em_moments
+    em = em_moments(data, structure, start=start, free=free, max_iter=max_iter,
+                    tol=tol, polish=False, **kw)
+    out = fit_moments_psd(data, free, em.moments, tol=tol)
+    out.iterations += em.iterations
+    out.method = em.method + "+" + out.method
+    return out
+
+
+def _sigma_b_param(data: TwoLevelData, free: np.ndarray) -> tuple:
+    """How the free ``Sigma_B`` coordinates are parameterised by :func:`fit_moments_psd`:
+    ``("chol", None)`` when all of ``Sigma_B`` is free (``Sigma_B = L L'``, L lower
+    triangular), ``("sqrt", k)`` when only diagonal entries ``k`` are free (``s_k = l_k^2``;
+    the baseline model), ``("none", None)`` when none is."""
+    lay = data.layout
+    fb = free[lay.sigma_b]
+    r, c = _vech_idx(data.p2)
+    if fb.all() and data.p2:
+        return "chol", None
+    if not fb.any():
+        return "none", None
+    if fb[r != c].any():
+        raise ValueError("fit_moments_psd: free between covariances need all of Sigma_B free")
+    return "sqrt", np.flatnonzero(fb)
+
+
+def fit_moments_psd(data: TwoLevelData, free: np.ndarray, start: TwoLevelMoments,
+                    max_iter: int = 200, tol: float = 1e-10) -> TwoLevelFit:
+    """Maximise the two-level log-likelihood over the free moment coordinates with
+    ``Sigma_B`` kept positive semi-definite (complete or missing data).
+
+    ``Sigma_B`` is parameterised by its Cholesky factor, ``Sigma_B = L L'`` (Pinheiro & Bates
+    1996, "Unconstrained parametrizations for variance-covariance matrices", Statistics and
+    Computing 6, 289-296; lavaan fits its missing-data h1 this way), or, when only its
+    diagonal is free (the baseline model), by ``s_k = l_k^2``; the other free coordinates
+    stay as they are.  Newton-Raphson with the chain rule
+    ``H_theta = J' H_m J + 2 (G_B (x) I)`` (``H_m`` the Hessian in moment coordinates, by
+    central differences of the analytic gradient; ``G_B = dlogL/dSigma_B``; the second term
+    is the curvature of ``L -> L L'``, which makes a boundary maximum, a column of ``L`` at
+    0, a regular maximum in ``L`` with curvature ``2 G_B`` -- Newton converges quadratically
+    there, where EM is sublinear), eigenvalues reflected to keep ascent directions, step
+    halving.  Converged when the Newton decrement ``g' H^-1 g`` (about twice the distance to
+    the maximum in log-likelihood) is below ``0.01 tol (1 + |logL|)``."""
+    from .twolevel import _unvech, twolevel_gradient
+    lay = data.layout
+    free = np.asarray(free, bool)
+    mode, diag_k = _sigma_b_param(data, free)
+    sb = np.arange(lay.sigma_b.start, lay.sigma_b.stop)
+    other = np.flatnonzero(free & ~np.isin(np.arange(lay.dim), sb))
+    r2, c2 = _vech_idx(data.p2)
+    v0 = _as_moments(data, start).vector()
+
+    def to_theta(v):
+        parts = [v[other]]
+        if mode == "chol":
+            SB = _unvech(v[sb], data.p2)
+            w, U = np.linalg.eigh(SB)
+            if w.min() <= 0:
+                floor = 1e-6 * max(1.0, float(np.abs(w).max()))
+                SB = (U * np.maximum(w, floor)) @ U.T
+            parts.append(np.linalg.cholesky(SB)[r2, c2])
+        elif mode == "sqrt":
+            parts.append(np.sqrt(np.maximum(v[sb[diag_k]], 1e-8)))
+        return np.concatenate(parts)
+
+    def to_v(theta):
+        v = v0.copy()
+        v[other] = theta[:len(other)]
+        t = theta[len(other):]
+        if mode == "chol":
+            L = np.zeros((data.p2, data.p2))
+            L[r2, c2] = t
+            v[sb] = (L @ L.T)[r2, c2]
+        elif mode == "sqrt":
+            v[sb[diag_k]] = t ** 2
+        return v, t
+
+    nb = len(other)
+    idx = np.flatnonzero(free)
+
+    def jac(t):
+        """d v[idx] / d theta (rows over idx order) and the second-order term of Sigma_B."""
+        Jm = np.zeros((lay.dim, len(other) + len(t)))
+        Jm[other, np.arange(nb)] = 1.0
+        if mode == "chol":
+            L = np.zeros((data.p2, data.p2))
+            L[r2, c2] = t
+            # d Sigma_ij / d L_ab = [i = a] L_jb + [j = a] L_ib
+            a, b = r2, c2
+            Jb = ((r2[:, None] == a[None]) * L[c2][:, b]
+                  + (c2[:, None] == a[None]) * L[r2][:, b])
+            Jm[np.ix_(sb, nb + np.arange(len(t)))] = Jb
+        elif mode == "sqrt":
+            Jm[sb[diag_k], nb + np.arange(len(t))] = 2.0 * t
+        return Jm
+
+    def second(t, gv):
+        """Curvature of the Sigma_B map contracted with the moment gradient ``gv``."""
+        q = len(t)
+        out = np.zeros((q, q))
+        if mode == "chol":
+            G = _unvech(gv[sb], data.p2)
+            G[~np.eye(data.p2, dtype=bool)] /= 2.0          # vech gradient -> dlogL/dSigma
+            a, b = r2, c2
+            out = 2.0 * G[a[:, None], a[None, :]] * (b[:, None] == b[None, :])
+        elif mode == "sqrt":
+            out = np.diag(2.0 * gv[sb[diag_k]])
+        return out
+
+    def hess_moments(v):
+        """Hessian of logL over the free moment coordinates (central differences of the
+        analytic gradient)."""
+        H = np.zeros((lay.dim, lay.dim))
+        for k in idx:
+            h = 1e-6 * max(1.0, abs(v[k]))
+            vp, vm = v.copy(), v.copy()
+            vp[k] += h
+            vm[k] -= h
+            H[:, k] = (twolevel_gradient(data, lay.moments(vp))
+                       - twolevel_gradient(data, lay.moments(vm))) / (2 * h)
+        H = H[np.ix_(idx, idx)]
+        return (H + H.T) / 2
+
+    theta = to_theta(v0)
+    v, t = to_v(theta)
+    ll = twolevel_loglik(data, lay.moments(v))
+    if not np.isfinite(ll):
+        raise ValueError("start moments are not positive definite")
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        gv = twolevel_gradient(data, lay.moments(v))
+        Jm = jac(t)[idx]
+        g = Jm.T @ gv[idx]
+        try:
+            Hm = hess_moments(v)
+        except np.linalg.LinAlgError:   # a difference step left the domain: expected info
+            from .twolevel_loss import expected_information_sizes
+            Hm = -expected_information_sizes(data, lay.moments(v))[np.ix_(idx, idx)]
+        Ht = Jm.T @ Hm @ Jm
+        Ht[nb:, nb:] += second(t, gv)
+        w, U = np.linalg.eigh(-(Ht + Ht.T) / 2)
+        wa = np.maximum(np.abs(w), 1e-10 * max(1.0, float(np.abs(w).max())))
+        step = U @ ((U.T @ g) / wa)
+        decrement = float(g @ step)
+        if decrement < 1e-2 * tol * (1.0 + abs(ll)):
+            converged = True
+            break
+        alpha = 1.0
+        while alpha > 1e-12:
+            tn = theta + alpha * step
+            vn, tt = to_v(tn)
+            lln = twolevel_loglik(data, lay.moments(vn))
+            if np.isfinite(lln) and lln >= ll - 1e-13 * (1 + abs(ll)):
+                break
+            alpha /= 2
+        else:
+            converged = decrement < 1e-6 * (1.0 + abs(ll))
+            break
+        theta, v, t, ll = tn, vn, tt, lln
+    return TwoLevelFit(lay.moments(v), ll, it, converged, "newton-psd", free)
 
 
 def fit_baseline(data: TwoLevelData, exo_within: Sequence = (), exo_between: Sequence = (),
@@ -140,7 +350,9 @@ def fit_baseline(data: TwoLevelData, exo_within: Sequence = (), exo_between: Seq
     """lavaan's two-level independence model (``lav_object_independence``): diagonal
     Sigma_W and Sigma_B with free means, except that with fixed.x the covariance block and
     means of the exogenous variables (``exo_within`` / ``exo_between``, by name) stay at their
-    h1 values (``h1``, fitted here if not given)."""
+    h1 values (``h1``, fitted here if not given).  The between variances are kept
+    non-negative (the baseline is then nested in the saturated model of :func:`fit_h1`, so
+    the baseline chi-square is not negative)."""
     if (len(exo_within) or len(exo_between)) and h1 is None:
         h1 = fit_h1(data).moments
     start = data.start_moments() if h1 is None else _as_moments(data, h1).copy()
@@ -165,13 +377,32 @@ def fit_baseline(data: TwoLevelData, exo_within: Sequence = (), exo_between: Seq
     v[lay.mu_w] = mu_w
     start = lay.moments(v)
     if method == "auto":
-        method = "em" if data.has_missing else "scoring"
+        if data.has_missing:
+            method = "em"
+        else:
+            fit = fit_moments(data, free, start=start, **kw)
+            if fit.converged and np.all(np.diag(fit.moments.sigma_b) >= 0.0):
+                return fit
+            # a between variance below 0: the maximum with Sigma_B >= 0 (EM, then Newton)
+            return _em_then_newton(data, "baseline", free, _diag_floor(data, start))
     if method == "scoring":
         return fit_moments(data, free, start=start, **kw)
     if method == "em":
         from .twolevel_missing import em_moments
-        return em_moments(data, "baseline", start=start, free=free, **kw)
+        return em_moments(data, "baseline", start=_diag_floor(data, start), free=free, **kw)
     raise ValueError(f"unknown method {method!r}")
+
+
+def _diag_floor(data: TwoLevelData, m: TwoLevelMoments) -> TwoLevelMoments:
+    """``m`` with the between variances floored at a small positive value (EM and the
+    square-root parameterisation of :func:`fit_moments_psd` need a positive start)."""
+    m = m.copy()
+    d = np.diag(m.sigma_b).copy()
+    scale = float(np.mean(np.diag(m.sigma_w))) if data.p1 else 1.0
+    floor = 1e-3 * max(scale, 1e-8)
+    idx = np.flatnonzero(d < floor)
+    m.sigma_b[idx, idx] = floor
+    return m
 
 
 def loglik_x(data: TwoLevelData, exo: Sequence[str]) -> float:
@@ -183,3 +414,37 @@ def loglik_x(data: TwoLevelData, exo: Sequence[str]) -> float:
     if len(exo) == 0:
         return 0.0
     return fit_h1(data.subset(list(exo))).loglik
+
+
+def psd_optimality(data: TwoLevelData, moments, free: Optional[np.ndarray] = None) -> dict:
+    """First-order (Karush-Kuhn-Tucker) conditions of a maximum over positive semi-definite
+    ``Sigma_B`` at ``moments`` (default ``free``: the saturated model): ``grad`` the largest
+    |gradient| over the free coordinates other than ``Sigma_B``; with ``G = dlogL/dSigma_B``
+    (symmetric), ``complementarity`` the largest |entry| of ``G Sigma_B`` and ``dual`` the
+    largest eigenvalue of ``G`` (both about 0 at a maximum: ``G`` negative semi-definite and
+    zero on the range of ``Sigma_B``; Vandenberghe & Boyd 1996, "Semidefinite programming",
+    SIAM Review 38, 49-95).  When only diagonal entries of ``Sigma_B`` are free (the
+    baseline), ``complementarity`` is ``max |g_kk s_kk|`` and ``dual`` ``max g_kk``."""
+    from .twolevel import _unvech, twolevel_gradient
+    m = _as_moments(data, moments)
+    lay = data.layout
+    free = saturated_free(data) if free is None else np.asarray(free, bool)
+    g = twolevel_gradient(data, m)
+    sbmask = np.zeros(lay.dim, bool)
+    sbmask[lay.sigma_b] = True
+    other = free & ~sbmask
+    out = {"grad": float(np.max(np.abs(g[other]))) if other.any() else 0.0}
+    mode, k = _sigma_b_param(data, free)
+    gb = g[lay.sigma_b]
+    if mode == "chol":
+        G = _unvech(gb, data.p2)
+        G[~np.eye(data.p2, dtype=bool)] /= 2.0
+        out["complementarity"] = float(np.max(np.abs(G @ m.sigma_b)))
+        out["dual"] = float(np.linalg.eigvalsh(G).max())
+    elif mode == "sqrt":
+        s_k = m.sigma_b.diagonal()[_vech_idx(data.p2)[0][k]]
+        out["complementarity"] = float(np.max(np.abs(gb[k] * s_k)))
+        out["dual"] = float(np.max(gb[k]))
+    else:
+        out["complementarity"] = out["dual"] = 0.0
+    return out

@@ -94,6 +94,39 @@ class MissingTwoLevel:
         return out
 
 
+def _between_solve(A: np.ndarray, G: np.ndarray) -> tuple:
+    """The between-level pieces of a cluster's likelihood in symmetric form.
+
+    ``A`` (J, r, r) positive semi-definite (the within precision gathered on the level-2
+    effects), ``G`` (r, r) the conditional between covariance, which may be singular (a
+    between variance at 0) or, in a model with negative between variances, indefinite.  With
+    ``S = A^1/2`` (eigen-decomposition, so a singular ``A`` is allowed) and
+    ``M = I + S G S``:  ``log|I + A G| = log|M|`` (Sylvester's determinant identity),
+    ``G (I + A G)^-1 = G - G S M^-1 S G`` and ``(I + A G)^-1 A = S M^-1 S`` (push-through and
+    Woodbury identities; Harville 1997, ch. 18).  ``I + A G`` has the eigenvalues of ``M``
+    (plus ones), so the cluster's marginal covariance is positive definite exactly when
+    ``M`` is: its Cholesky factorisation is the check (``LinAlgError`` otherwise; the
+    likelihood is then -inf).  No inverse of ``G`` or ``A`` is formed.
+
+    Returns ``(G (I + A G)^-1, (I + A G)^-1 A, log|I + A G|)`` stacked over clusters.
+    """
+    w, U = np.linalg.eigh(A)
+    S = (U * np.sqrt(np.maximum(w, 0.0))[:, None, :]) @ np.swapaxes(U, 1, 2)
+    r = G.shape[-1]
+    M = np.eye(r)[None] + S @ G @ S
+    M = (M + np.swapaxes(M, 1, 2)) / 2
+    L = np.linalg.cholesky(M)                 # LinAlgError: not positive definite
+    Li = np.linalg.inv(L)
+    Mi = np.swapaxes(Li, 1, 2) @ Li
+    H = G @ S                                  # (J, r, r)
+    GQi = G[None] - H @ Mi @ np.swapaxes(H, 1, 2)
+    GQi = (GQi + np.swapaxes(GQi, 1, 2)) / 2
+    SMS = S @ Mi @ S
+    SMS = (SMS + np.swapaxes(SMS, 1, 2)) / 2
+    ldQ = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    return GQi, SMS, ldQ
+
+
 @dataclass
 class _EStep:
     loglik: float
@@ -161,19 +194,15 @@ def _estep(data: TwoLevelData, m: TwoLevelMoments, posterior: bool = True) -> _E
         gj = (t[Jg] - Ta) @ Pr                                # (Jg, |r|)
         quad = q[Jg] - 2.0 * (a * t[Jg]).sum(axis=1) + (a * Ta).sum(axis=1)
         A = np.einsum("ar,jab,bs->jrs", Pr, Tg, Pr)
-        Q = np.eye(len(r))[None] + A @ G
-        sign, ldQ = np.linalg.slogdet(Q)
-        if np.any(sign <= 0):
-            raise np.linalg.LinAlgError("I + A G is not positive definite")
-        x = np.linalg.solve(Q, gj[..., None])[..., 0]
-        Gx = x @ G
+        GQi, SMS, ldQ = _between_solve(A, G)
+        Gx = np.einsum("jab,jb->ja", GQi, gj)                 # G (I + A G)^-1 g
+        x = gj - np.einsum("jab,jb->ja", A, Gx)               # (I + A G)^-1 g
         ll[Jg] += -0.5 * (ldQ + quad - (gj * Gx).sum(axis=1))
         if posterior:
             # between scores: dl/dm_r = x, dl/dG = (x x' - Q^-1 A) / 2, chained through
             # m_r = mu_r + W'(z_o - mu_o), G = S_rr - S_ro W (W = S_oo^-1 S_or) and the
-            # marginal of z_o; no inverse of Sigma_B needed
-            QA = np.linalg.solve(Q, A)
-            GG = 0.5 * (x[:, :, None] * x[:, None, :] - (QA + np.swapaxes(QA, 1, 2)) / 2)
+            # marginal of z_o; no inverse of Sigma_B needed (Q^-1 A = S M^-1 S is symmetric)
+            GG = 0.5 * (x[:, :, None] * x[:, None, :] - SMS)
             Gam = np.zeros((len(Jg), p2, p2))
             Gam[:, r[:, None], r[None, :]] = GG
             gmu = np.zeros((len(Jg), p2))
@@ -196,9 +225,7 @@ def _estep(data: TwoLevelData, m: TwoLevelMoments, posterior: bool = True) -> _E
             uh[:, o] = zvals
             uh[:, r] = m_r + Gx
             u_hat[Jg] = uh
-            Cg = np.swapaxes(np.linalg.solve(np.swapaxes(Q, 1, 2),
-                                             np.broadcast_to(G, Q.shape)), 1, 2)
-            Cg = (Cg + np.swapaxes(Cg, 1, 2)) / 2
+            Cg = GQi                                           # G (I + A G)^-1
             Cfull = np.zeros((len(Jg), p2, p2))
             Cfull[:, r[:, None], r[None, :]] = Cg
             C[Jg] = Cfull
@@ -290,9 +317,11 @@ def em_moments(data: TwoLevelData, structure: str = "saturated",
     SQUAREM (Varadhan & Roland 2008, scheme S3) with a monotonicity safeguard (an
     extrapolated point is kept only if Sigma_B stays positive semi-definite and the
     log-likelihood does not drop).  Converged when the log-likelihood increases by less than
-    ``tol * (1 + |logL|)`` and the largest moment change is below ``sqrt(tol)``.  If EM has
-    not converged after ``max_iter`` EM steps (a maximum at the boundary, where EM is
-    sublinear) and ``polish`` is set, Newton-Raphson finishes (:func:`_newton_polish`)."""
+    ``tol * (1 + |logL|)`` and the largest moment change is below ``sqrt(tol)`` -- which EM,
+    being linear (sublinear at a maximum on the boundary), can meet well before the maximum.
+    With ``polish`` (default) Newton-Raphson with ``Sigma_B`` kept positive semi-definite
+    finishes
+    (:func:`~sem_models.estimation.twolevel_fit.fit_moments_psd`)."""
     lay = data.layout
     if structure == "saturated":
         free = saturated_free(data) if free is None else np.asarray(free, bool)
@@ -356,53 +385,12 @@ def em_moments(data: TwoLevelData, structure: str = "saturated",
             converged = True
             break
     method = "em-squarem" if squarem else "em"
-    if not converged and polish:
-        v, ll, converged = _newton_polish(data, v, free, tol)
-        method += "+newton"
-    return TwoLevelFit(lay.moments(v), ll, it, converged, method, free)
-
-
-def _newton_polish(data: TwoLevelData, v: np.ndarray, free: np.ndarray, tol: float,
-                   max_iter: int = 100) -> tuple:
-    """Newton-Raphson on the free moments with the Hessian from central differences of the
-    analytic gradient (eigenvalues reflected to keep ascent), step halving; used when EM
-    stalls (maximum on or near the boundary ``Sigma_B`` singular, where EM is sublinear).
-    The result is the maximum over moments with positive definite marginal covariances
-    (``Sigma_B`` may end up slightly indefinite), as Fisher scoring gives for complete
-    data."""
-    from .twolevel import twolevel_gradient, twolevel_loglik
-    lay = data.layout
-    idx = np.where(free)[0]
-    ll = twolevel_loglik(data, lay.moments(v))
-
-    def grad(vv):
-        return twolevel_gradient(data, lay.moments(vv))[idx]
-
-    for _ in range(max_iter):
-        g = grad(v)
-        H = np.zeros((len(idx), len(idx)))
-        for a, k in enumerate(idx):
-            h = 1e-6 * max(1.0, abs(v[k]))
-            vp, vm = v.copy(), v.copy()
-            vp[k] += h
-            vm[k] -= h
-            H[:, a] = (grad(vp) - grad(vm)) / (2 * h)
-        w, U = np.linalg.eigh(-(H + H.T) / 2)
-        w = np.maximum(np.abs(w), 1e-8 * max(1.0, np.abs(w).max()))
-        step = U @ ((U.T @ g) / w)
-        alpha = 1.0
-        while alpha > 1e-10:
-            vn = v.copy()
-            vn[idx] += alpha * step
-            lln = twolevel_loglik(data, lay.moments(vn))
-            if np.isfinite(lln) and lln >= ll - 1e-12 * (1 + abs(ll)):
-                break
-            alpha /= 2
-        else:
-            return v, ll, bool(np.max(np.abs(g)) < 1e-6 * (1 + abs(ll)))
-        change = np.max(np.abs(alpha * step))
-        dll = lln - ll
-        v, ll = vn, lln
-        if change < np.sqrt(tol) and abs(dll) < tol * (1 + abs(ll)):
-            return v, ll, True
-    return v, ll, False
+    out = TwoLevelFit(lay.moments(v), ll, it, converged, method, free)
+    if polish:
+        from .twolevel_fit import fit_moments_psd
+        pol = fit_moments_psd(data, free, out.moments, tol=tol)
+        if pol.loglik >= ll - 1e-9 * (1 + abs(ll)):
+            pol.iterations += it
+            pol.method = method + "+" + pol.method
+            out = pol
+    return out

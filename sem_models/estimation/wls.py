@@ -378,8 +378,11 @@ def wls_losses(estimator: str, obs, model, variables, fixed_x: bool = True) -> l
                     f"estimator='WLS' (ADF) needs more cases than sample statistics{where}: "
                     f"{gd.nobs} cases for {smap.n_stats} statistics (means and covariances); "
                     "use estimator='DWLS', 'ULS' or 'MLM' instead")
-            gamma = adf_gamma(gd.X, model.meanstructure, x_idx)
-            W = weight_from_gamma(gamma, base, where)
+            if base == "ULS" and not getattr(gd, "has_raw", True):
+                W = np.ones(smap.n_stats)  # sample moments only: no Gamma (standard SEs)
+            else:
+                gamma = adf_gamma(gd.X, model.meanstructure, x_idx)
+                W = weight_from_gamma(gamma, base, where)
         losses.append(make_wls_loss(s, W, smap, gd.nobs, cov=cov, mean=gd.mean,
                                     meanstructure=model.meanstructure, gamma=gamma,
                                     estimator=base))

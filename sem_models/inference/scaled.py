@@ -8,7 +8,7 @@ import numpy as np
 
 from ..estimation.fiml import FIMLGroupLoss, MissingPatterns, em_saturated, observed_moments
 from .options import _test_information_kind, scaled_test_name
-from .sandwich import RobustEvaluator, _block_diag, _evaluator, _h1, _inverse_nonzero, _ml_discrepancy
+from .sandwich import RobustEvaluator, _evaluator, _h1, _ml_discrepancy
 
 __all__ = ["baseline_chisq_fiml", "baseline_test", "fiml_corrected", "scaled_test"]
 

@@ -8,18 +8,26 @@ optimizer moves, ``theta_free = offset + T @ z``:
 * linear ``==`` constraints ``R x = r`` on those parameters are solved once:
   ``x = x0 + K z`` with ``K`` an orthonormal basis of the null space of ``R``
   (the reparameterisation of Lee & Bentler 1980; lavaan's ``ceq.simple`` does the same);
-* simple bounds ``a > c`` / ``a < c`` become box bounds on z.
+* simple bounds ``a > c`` / ``a < c`` and ``lower()`` / ``upper()`` modifiers become box
+  bounds on z;
+* nonlinear ``==`` (``a == b*c``) and inequalities between parameters (``b > c``) stay
+  functions of z (``ParameterMap.general``, :mod:`.nonlinear`), handled by
+  :mod:`sem_models.estimation.constrained`.
 
 Defined parameters (``:=``) and constraint expressions are evaluated on a dictionary of
 label -> value that holds every row's ``label`` and ``plabel`` and the earlier defined names.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 
 from ..errors import ModelError
+from .nonlinear import LINEAR, ConstraintFunction, GeneralConstraints, expression_degree
 from .partable import ParTable
 from .syntax import ModelSyntaxError, compile_expression
 
@@ -35,6 +43,14 @@ class ParameterMap:
     lower: np.ndarray  # n_z
     upper: np.ndarray  # n_z
     n_equality: int  # number of equality restrictions (labels and ==)
+    #: nonlinear ``==`` and inequalities between parameters (:mod:`.nonlinear`), or None
+    general: Optional[GeneralConstraints] = None
+    #: per z: its bounds come only from ``lower()`` / ``upper()`` modifiers (an estimate at
+    #: such a bound keeps its standard error, as in lavaan); None when there are none
+    soft: Optional[np.ndarray] = None
+    #: free parameters lavaan counts that z does not move (inequalities active at a solution,
+    #: see :func:`sem_models.estimation.constrained.linearised_problem`)
+    npar_extra: int = 0
 
     @property
     def n_z(self) -> int:
@@ -100,8 +116,18 @@ def _row_error(row: dict, message: str) -> ModelSyntaxError:
     return ModelSyntaxError(message, int(row.get("line", 0) or 0), int(row.get("col", 0) or 0))
 
 
-def build_parameter_map(partable: ParTable) -> ParameterMap:
-    """Reduce the free rows to the vector z the optimizer moves (labels, ``==``, bounds)."""
+def build_parameter_map(partable: ParTable, allow_general: bool = False) -> ParameterMap:
+    """Reduce the free rows to the vector z the optimizer moves (labels, ``==``, bounds).
+
+    Linear ``==`` constraints are solved once (``x = x0 + K z``); single-parameter bounds
+    (``a > 0``, ``lower()`` / ``upper()`` modifiers) become box bounds on z.  Nonlinear ``==``
+    constraints and inequalities between parameters (or nonlinear ones) cannot be absorbed
+    that way: with ``allow_general=True`` they are returned as
+    :class:`~sem_models.model.nonlinear.GeneralConstraints` in ``general`` (handled by
+    :mod:`sem_models.estimation.constrained`), otherwise they are a :class:`ModelError`.
+    Whether a constraint is linear is read off its expression
+    (:func:`~sem_models.model.nonlinear.expression_degree`); its coefficients come from the
+    analytic gradient (:class:`~sem_models.model.nonlinear.ConstraintFunction`)."""
     free_mask = partable["free"] > 0
     free_rows = np.where(free_mask)[0]
     n_free = len(free_rows)
@@ -140,44 +166,57 @@ def build_parameter_map(partable: ParTable) -> ParameterMap:
                           f"{lhs_all[r]} {op_all[r]} {rhs_all[r]}".strip())
     bound_rows: dict[int, list] = {}  # x index -> the constraint rows that bound it
 
-    # 2. linear equality constraints (==) and bounds (<, >)
+    # 2. linear equality constraints (==) and bounds (<, >); the others are general
     ops = partable["op"].tolist()
     is_constraint = np.array([op in ("==", "<", ">") for op in ops])
     R_rows, r_vals = [], []
     lower_x = np.full(n_x, -np.inf)
     upper_x = np.full(n_x, np.inf)
+    hard_x = np.zeros(n_x, bool)  # bounded by a constraint row (not only by a modifier)
     cons = partable.records(is_constraint) if is_constraint.any() else []
-    defined = partable.records(np.array(ops) == ":=") if cons else []
+    defined = {d["lhs"]: d["rhs"] for d in partable.records(np.array(ops) == ":=")} \
+        if cons else {}
+    general_eq: list[ConstraintFunction] = []
+    general_in: list[ConstraintFunction] = []
+    free_names = set(label_to_x)
     for row in cons:
-        func = _constraint_function(row, defined, label_to_x, fixed_labels, n_x)
-        x_a = np.random.default_rng(1).normal(size=n_x)
-        x_b = np.random.default_rng(2).normal(size=n_x)
-        jac_a = numerical_jacobian(func, x_a)[0]
-        jac_b = numerical_jacobian(func, x_b)[0]
-        if not np.allclose(jac_a, jac_b, atol=1e-6):
-            raise _row_error(row, f"the constraint '{row['lhs']} {row['op']} {row['rhs']}' is "
-                             "nonlinear; only linear constraints are supported")
-        if not np.any(np.abs(jac_a) > 1e-9):
-            raise _row_error(row, f"the constraint '{row['lhs']} {row['op']} {row['rhs']}' "
-                             "involves no free parameter (unknown label?)")
-        jac = np.where(np.abs(jac_a) < 1e-9, 0.0, jac_a)
-        const = float(func(np.zeros(n_x))[0])
+        _check_constraint_labels(row, defined, label_to_x, fixed_labels)
+        func = ConstraintFunction(row, defined, label_to_x, fixed_labels)
+        text = f"'{row['lhs']} {row['op']} {row['rhs']}'"
+        degrees = [expression_degree(row[side], free_names, set(fixed_labels), defined)
+                   for side in ("lhs", "rhs")]
+        if not len(func.involved):
+            raise _row_error(row, f"the constraint {text} involves no free parameter (unknown "
+                             "label?)")
+        if max(degrees) > LINEAR:
+            (general_eq if row["op"] == "==" else general_in).append(func)
+            continue
+        const, grad = func.evaluate(np.zeros(n_x))
+        jac = np.zeros(n_x)
+        jac[func.involved] = grad
+        if not (np.isfinite(const) and np.all(np.isfinite(jac))):
+            raise _row_error(row, f"the constraint {text} cannot be evaluated (division by "
+                             "zero?)")
+        jac = np.where(np.abs(jac) < 1e-12, 0.0, jac)
+        if not np.any(jac):
+            raise _row_error(row, f"the constraint {text} involves no free parameter (unknown "
+                             "label?)")
         if row["op"] == "==":
             R_rows.append(jac)
             r_vals.append(-const)
             continue
         nz = np.flatnonzero(jac)
-        if len(nz) != 1:
-            raise _row_error(row, f"the inequality '{row['lhs']} {row['op']} {row['rhs']}' must "
-                             "bound a single parameter by a number")
+        if len(nz) != 1:  # a linear inequality between parameters, e.g. 'b > c'
+            general_in.append(func)
+            continue
         k = nz[0]
         bound = -const / jac[k]
-        # func = lhs - rhs; '>' means func > 0
-        positive = (row["op"] == ">") == (jac[k] > 0)
-        if positive:
+        # func (sign applied) >= 0
+        if jac[k] > 0:
             lower_x[k] = max(lower_x[k], bound)
         else:
             upper_x[k] = min(upper_x[k], bound)
+        hard_x[k] = True
         bound_rows.setdefault(int(k), []).append(row)
         if lower_x[k] > upper_x[k]:
             given = "; ".join(f"'{c['lhs']} {c['op']} {c['rhs']}' (line {c['line']})"
@@ -186,6 +225,11 @@ def build_parameter_map(partable: ParTable) -> ParameterMap:
                 f"the bounds on {x_name.get(int(k), k)!r} contradict each other: {given} "
                 f"leave no value (lower {lower_x[k]:g} > upper {upper_x[k]:g}); correct or "
                 "remove one of them")
+    if (general_eq or general_in) and not allow_general:
+        first = (general_eq + general_in)[0]
+        raise _row_error(first.row, f"the constraint '{first.text}' is nonlinear or an "
+                         "inequality between parameters; such constraints are supported for "
+                         "continuous single-level models (sem/cfa/growth) only")
     if R_rows:
         R = np.array(R_rows)
         r = np.array(r_vals)
@@ -202,11 +246,23 @@ def build_parameter_map(partable: ParTable) -> ParameterMap:
     else:
         x0 = np.zeros(n_x)
         K = np.eye(n_x)
+    # 3. bounds from lower() / upper() modifiers (lavaan ignores them, with a warning, when
+    # the model has equality constraints)
+    soft_x = _modifier_bounds(partable, free_rows, col_of_row, lower_x, upper_x,
+                              n_free - K.shape[1] + len(general_eq), x_name)
     lower = np.full(K.shape[1], -np.inf)
     upper = np.full(K.shape[1], np.inf)
+    z_bounded: dict[int, list] = {}  # z index -> the bounded x that map onto it
+    soft_z = np.zeros(K.shape[1], bool)
     for k in np.flatnonzero(np.isfinite(lower_x) | np.isfinite(upper_x)):
         nz = np.flatnonzero(np.abs(K[k]) > 1e-12)
         if len(nz) != 1:
+            if allow_general:  # x_k = x0_k + K_k z is bounded: general linear inequalities
+                for value, op in ((lower_x[k], ">"), (upper_x[k], "<")):
+                    if np.isfinite(value):
+                        general_in.append(_bound_function(k, value, op, x_name, label_to_x,
+                                                          bound_rows.get(int(k))))
+                continue
             raise ModelError(
                 f"the bounded parameter {x_name.get(int(k), k)!r} also takes part in an '==' "
                 "constraint; this combination is not supported: bound the parameter it is "
@@ -217,30 +273,75 @@ def build_parameter_map(partable: ParTable) -> ParameterMap:
             lo, hi = hi, lo
         lower[nz[0]] = max(lower[nz[0]], lo)
         upper[nz[0]] = min(upper[nz[0]], hi)
-    return ParameterMap(free_rows, P @ K, P @ x0, lower, upper, n_free - K.shape[1])
+        z_bounded.setdefault(int(nz[0]), []).append(int(k))
+        if lower[nz[0]] > upper[nz[0]] + 1e-12 * max(1.0, abs(lower[nz[0]])):
+            tied = [x_name.get(j, j) for j in z_bounded[int(nz[0])]]
+            rows = [r for j in z_bounded[int(nz[0])] for r in bound_rows.get(j, [])]
+            given = "; ".join(f"'{c['lhs']} {c['op']} {c['rhs']}' (line {c['line']})"
+                              for c in rows)
+            raise ModelError(
+                f"the bounds on {tied} contradict each other once the '==' constraints tie "
+                f"these parameters together: {given} leave no value; correct or remove one "
+                "of them")
+        if soft_x[k] and not hard_x[k]:
+            soft_z[nz[0]] = True
+    general = GeneralConstraints(general_eq, general_in, x0, K) \
+        if (general_eq or general_in) else None
+    return ParameterMap(free_rows, P @ K, P @ x0, lower, upper, n_free - K.shape[1],
+                        general=general, soft=soft_z if soft_z.any() else None)
 
 
-def _constraint_function(row: dict, defined: list[dict], label_to_x: dict, fixed_labels: dict,
-                         n_x: int):
-    lhs = compile_expression(row["lhs"])
-    rhs = compile_expression(row["rhs"])
-    defs = [(d["lhs"], compile_expression(d["rhs"])) for d in defined]
-    known = set(label_to_x) | set(fixed_labels) | {name for name, _ in defs}
-    for expr in (lhs, rhs):
-        unknown = [n for n in expr.names.values() if n not in known]
+def _check_constraint_labels(row: dict, defined: dict, label_to_x: dict,
+                             fixed_labels: dict) -> None:
+    known = set(label_to_x) | set(fixed_labels) | set(defined)
+    for side in ("lhs", "rhs"):
+        unknown = [n for n in compile_expression(row[side]).labels if n not in known]
         if unknown:
             raise _row_error(row, f"unknown label(s) {unknown} in the constraint "
                              f"'{row['lhs']} {row['op']} {row['rhs']}'")
 
-    def func(x: np.ndarray) -> np.ndarray:
-        env = {lab: x[k] for lab, k in label_to_x.items()}
-        env.update(fixed_labels)
-        for name, expr in defs:
-            try:
-                env[name] = expr.evaluate(env)
-            except KeyError:
-                pass
-        return np.array([lhs.evaluate(env) - rhs.evaluate(env)], float)
 
-    return func
+def _bound_function(k: int, value: float, op: str, x_name: dict, label_to_x: dict,
+                    rows: Optional[list]) -> ConstraintFunction:
+    """A bound on x_k written as a constraint function (``name > value``)."""
+    name = next(lab for lab, idx in label_to_x.items() if idx == k)
+    row = dict(rows[0]) if rows else {"line": 0, "col": 0}
+    row.update(lhs=name, op=op, rhs=repr(float(value)))
+    return ConstraintFunction(row, {}, label_to_x, {})
 
+
+def _modifier_bounds(partable: ParTable, free_rows: np.ndarray, col_of_row: np.ndarray,
+                     lower_x: np.ndarray, upper_x: np.ndarray, n_equality: int,
+                     x_name: dict) -> np.ndarray:
+    """Fold the ``lower()`` / ``upper()`` modifiers of the free rows into the x bounds (in
+    place); returns the x that got such a bound.  As lavaan 0.6 (``lav_model_estimate``),
+    the bounds are not used when the model has equality constraints (a warning says so)."""
+    soft = np.zeros(len(lower_x), bool)
+    try:
+        has_columns = "lower" in partable
+    except (KeyError, TypeError, IndexError):  # a table view without __contains__
+        has_columns = False
+    if not has_columns:
+        return soft
+    lo = np.asarray(partable["lower"], float)[free_rows]
+    hi = np.asarray(partable["upper"], float)[free_rows]
+    has = np.isfinite(lo) | np.isfinite(hi)
+    if not has.any():
+        return soft
+    if n_equality:
+        names = sorted({x_name.get(int(col_of_row[k]), "") for k in np.flatnonzero(has)})
+        warnings.warn(
+            f"the lower()/upper() bounds on {names} are not used: as in lavaan, bounds have no "
+            "effect in a model with equality constraints (shared labels, '==' or "
+            "group_equal); write them as inequality constraints (e.g. 'a > 0') instead",
+            UserWarning, stacklevel=4)
+        return soft
+    for k in np.flatnonzero(has):
+        x = int(col_of_row[k])
+        lower_x[x] = max(lower_x[x], lo[k])
+        upper_x[x] = min(upper_x[x], hi[k])
+        soft[x] = True
+        if lower_x[x] > upper_x[x]:
+            raise ModelError(f"the bounds on {x_name.get(x, x)!r} contradict each other: "
+                             f"lower {lower_x[x]:g} > upper {upper_x[x]:g}")
+    return soft

@@ -70,10 +70,19 @@ class ParTable:
             dtype = float if name in self._FLOAT else object if name in self._TEXT else int
             self._columns[name] = np.array(values, dtype=dtype) if values else \
                 np.zeros(0, dtype)
+        # bounds of lower() / upper() modifiers: columns only when a row has one (as lavaan)
+        self._extra: tuple = ()
+        if any("lower" in row or "upper" in row for row in rows):
+            self._extra = ("lower", "upper")
+            for name, default in (("lower", -np.inf), ("upper", np.inf)):
+                self._columns[name] = np.array([row.get(name, default) for row in rows], float)
         self._frame: Optional[pd.DataFrame] = None
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._columns[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._columns
 
     def __len__(self) -> int:
         return len(self._columns["id"])
@@ -86,12 +95,13 @@ class ParTable:
     def to_frame(self, **extra: np.ndarray) -> pd.DataFrame:
         """lavaan's ``parTable`` as a DataFrame, with ``extra`` columns appended (e.g.
         ``est=...``).  Without extras the frame is cached: copy it before changing it."""
+        columns = self.COLUMNS + getattr(self, "_extra", ())
         if extra:
-            return pd.DataFrame({**{name: self._columns[name].tolist() for name in self.COLUMNS},
+            return pd.DataFrame({**{name: self._columns[name].tolist() for name in columns},
                                  **extra})
         if self._frame is None:
             self._frame = pd.DataFrame({name: self._columns[name].tolist()
-                                        for name in self.COLUMNS})
+                                        for name in columns})
         return self._frame
 
 
@@ -202,17 +212,24 @@ def build_partable(
     group_partial: Sequence[str] = (),
     auto_cov_y: bool = True,
     ordinal=None,
+    int_ov_free: bool = True,
+    int_lv_free: bool = False,
 ) -> tuple[ParTable, ModelVariables]:
     """Build the parameter table (one row per parameter and group) with lavaan's defaults.
 
     ``ordinal``: the ordered variables of the model (an
     :class:`~sem_models.model.ordinal.OrdinalSpec`): their thresholds (``|``), fixed residual
-    variances, scale factors (``~*~``) and zero intercepts, as lavaan lists them."""
+    variances, scale factors (``~*~``) and zero intercepts, as lavaan lists them.
+    ``int_ov_free`` / ``int_lv_free`` (lavaan's ``int.ov.free`` / ``int.lv.free``): whether
+    the intercepts of the observed (non-exogenous) variables and the latent means are free
+    parameters when the model has a mean structure; ``growth()`` fixes the former to 0 and
+    frees the latter."""
     try:
         return _build_partable(parsed, n_groups, std_lv=std_lv, meanstructure=meanstructure,
                                fixed_x=fixed_x, orthogonal=orthogonal, group_equal=group_equal,
                                group_partial=group_partial, auto_cov_y=auto_cov_y,
-                               ordinal=ordinal)
+                               ordinal=ordinal, int_ov_free=int_ov_free,
+                               int_lv_free=int_lv_free)
     except ModelSyntaxError as exc:
         if exc.source_line or not exc.line:
             raise
@@ -222,7 +239,8 @@ def build_partable(
 
 
 def _build_partable(parsed: ParsedModel, n_groups: int, *, std_lv, meanstructure, fixed_x,
-                    orthogonal, group_equal, group_partial, auto_cov_y, ordinal=None):
+                    orthogonal, group_equal, group_partial, auto_cov_y, ordinal=None,
+                    int_ov_free=True, int_lv_free=False):
     bad = [k for k in group_equal if k not in GROUP_EQUAL_KEYWORDS]
     if bad:
         raise ModelError(f"unknown group_equal keyword(s) {bad}; choose from "
@@ -241,7 +259,8 @@ def _build_partable(parsed: ParsedModel, n_groups: int, *, std_lv, meanstructure
         rows.extend(_group_rows(statements, variables, g, n_groups, std_lv=std_lv,
                                 meanstructure=meanstructure, fixed_x=fixed_x,
                                 orthogonal=orthogonal, group_equal=group_equal,
-                                auto_cov_y=auto_cov_y, single=single, ordinal=ordinal))
+                                auto_cov_y=auto_cov_y, single=single, ordinal=ordinal,
+                                int_ov_free=int_ov_free, int_lv_free=int_lv_free))
     for k, row in enumerate(rows, start=1):
         row["plabel"] = f".p{k}."
     _resolve_parameter_names(rows)
@@ -318,7 +337,8 @@ def _single_indicators(statements: Sequence[Statement]) -> set[str]:
 
 def _group_rows(statements, variables: ModelVariables, g: int, n_groups: int, *, std_lv,
                 meanstructure, fixed_x, orthogonal, group_equal, auto_cov_y,
-                single=frozenset(), ordinal=None) -> list[dict]:
+                single=frozenset(), ordinal=None, int_ov_free=True,
+                int_lv_free=False) -> list[dict]:
     rows: list[dict] = []
     present: set[tuple] = set()
     markers = {lv: inds[0] for lv, inds in variables.indicators.items()}
@@ -347,6 +367,12 @@ def _group_rows(statements, variables: ModelVariables, g: int, n_groups: int, *,
             start=math.nan if start is None else float(start), line=st.line, col=st.col)
         if st.modifier.equal and label:
             rows[-1]["_equal"] = True
+        if st.modifier.lower is not None or st.modifier.upper is not None:
+            # lower() / upper() bounds (lavaan's partable columns of the same names)
+            lower = _value_for_group(st.modifier.lower, g, n_groups, "lower", st)
+            upper = _value_for_group(st.modifier.upper, g, n_groups, "upper", st)
+            rows[-1]["lower"] = -math.inf if lower is None else float(lower)
+            rows[-1]["upper"] = math.inf if upper is None else float(upper)
     if ordinal is not None:  # thresholds of the ordered variables (lavaan's "|" rows)
         for v, t in ordinal.threshold_names(variables.ov):
             add(v, "|", t, user=0, free=True)
@@ -406,11 +432,14 @@ def _group_rows(statements, variables: ModelVariables, g: int, n_groups: int, *,
                 add(v, "~1", "", user=0, free=False, exo=1)
             elif ordinal is not None and v in ordinal.nthresholds:
                 add(v, "~1", "", user=0, free=False, ustart=0.0)
+            elif not int_ov_free:  # growth(): observed intercepts fixed to 0
+                add(v, "~1", "", user=0, free=False, ustart=0.0)
             else:
                 add(v, "~1", "", user=0, free=True)
         # equal intercepts or thresholds identify the latent means of later groups (lavaan)
-        lv_means_free = (g > 0 and ("intercepts" in group_equal or "thresholds" in group_equal)
-                         and "means" not in group_equal)
+        lv_means_free = int_lv_free or (
+            g > 0 and ("intercepts" in group_equal or "thresholds" in group_equal)
+            and "means" not in group_equal)
         for v in variables.lv:
             if lv_means_free:
                 add(v, "~1", "", user=0, free=True)

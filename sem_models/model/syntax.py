@@ -138,6 +138,8 @@ class Modifier:
     label: Optional[list] = None
     start: Optional[list] = None
     equal: bool = False  # the label came from equal("..."): it must name another parameter
+    lower: Optional[list] = None  # lower() bounds (-inf: none)
+    upper: Optional[list] = None  # upper() bounds (inf: none)
 
     def merge(self, other: "Modifier") -> "Modifier":
         return Modifier(
@@ -145,6 +147,8 @@ class Modifier:
             label=other.label if other.label is not None else self.label,
             start=other.start if other.start is not None else self.start,
             equal=other.equal if other.label is not None else self.equal,
+            lower=other.lower if other.lower is not None else self.lower,
+            upper=other.upper if other.upper is not None else self.upper,
         )
 
 
@@ -183,7 +187,8 @@ class ParsedModel:
         """Largest length of a ``c(...)`` modifier vector (1 when none is used)."""
         n = 1
         for st in self.statements:
-            for values in (st.modifier.fixed, st.modifier.label, st.modifier.start):
+            for values in (st.modifier.fixed, st.modifier.label, st.modifier.start,
+                           st.modifier.lower, st.modifier.upper):
                 if values is not None:
                     n = max(n, len(values))
         return n
@@ -408,23 +413,40 @@ class _Parser:
             func = first.text
             if toks[-1].kind != "rparen":
                 raise self.error(f"expected ')' to close {func}(", toks[-1])
-            args = self.parse_args(toks[2:-1], first)
+            inner = toks[2:-1]
+            if func in _AS_NUMERIC:  # as.numeric(NA): a free parameter, as NA
+                return _modifier_from_values([self.parse_scalar(toks)], self, first)
+            if func in ("start", "label", "equal", "lower", "upper") and _is_call(inner, "c"):
+                inner = inner[2:-1]  # start(c(0.5, 0.6)): one value per group
+            if not inner:
+                raise self.error(f"empty argument list in {func}()", first)
+            args = self.parse_args(inner, first)
             if func == "c":
                 return _modifier_from_values(args, self, first)
-            if func == "start":
+            if func == "start":  # NA: the default start value in that group
                 return Modifier(start=[_as_number(a, self, first) for a in args])
-            if func in ("label", "equal"):
+            if func in ("lower", "upper"):  # NA: no bound in that group
+                default = -math.inf if func == "lower" else math.inf
+                bounds = [_as_number(a, self, first, func) for a in args]
+                bounds = [default if math.isnan(b) else b for b in bounds]
+                return Modifier(**{func: bounds})
+            if func in ("label", "equal"):  # NA: no label in that group
                 return Modifier(label=[_as_label(a, self, first) for a in args],
                                 equal=func == "equal")
             raise self.error(f"unknown modifier function {func}(); expected c(), start(), "
-                             "label() or equal()", first)
+                             "label(), equal(), lower(), upper() or as.numeric()", first)
         value = self.parse_scalar(toks)
         return _modifier_from_values([value], self, first)
 
     def parse_args(self, toks: list[Token], func_tok: Token) -> list:
         args: list[list[Token]] = [[]]
+        depth = 0
         for tok in toks:
-            if tok.kind == "comma":
+            if tok.kind == "lparen":
+                depth += 1
+            elif tok.kind == "rparen":
+                depth -= 1
+            if tok.kind == "comma" and depth == 0:
                 if not args[-1]:
                     raise self.error("empty element in the list", tok)
                 args.append([])
@@ -435,7 +457,15 @@ class _Parser:
         return [self.parse_scalar(a) for a in args]
 
     def parse_scalar(self, toks: list[Token]):
-        """A number (optionally signed), NA, a bare label or a quoted string."""
+        """A number (optionally signed), NA, a bare label, a quoted string, or
+        ``as.numeric(...)`` of a number or NA."""
+        if (len(toks) > 3 and toks[0].kind == "name" and toks[0].text in _AS_NUMERIC
+                and toks[1].kind == "lparen" and toks[-1].kind == "rparen"):
+            value = self.parse_scalar(toks[2:-1])
+            if isinstance(value, _Label):
+                raise self.error(f"{toks[0].text}() needs a number or NA, found {value!r}",
+                                 toks[2])
+            return value
         sign = 1.0
         if toks[0].kind in ("minus", "plus") and len(toks) == 2:
             sign = -1.0 if toks[0].kind == "minus" else 1.0
@@ -454,12 +484,34 @@ class _Parser:
         if tok.kind == "name" and sign == 1.0:
             return _Label(tok.text)
         if tok.kind == "string" and sign == 1.0:
-            return _Label(tok.text[1:-1])
+            return _QuotedLabel(tok.text[1:-1])
         raise self.error(f"expected a number, NA or a label, found {tok.text!r}", tok)
 
 
 class _Label(str):
     """A label value inside a modifier."""
+
+
+class _QuotedLabel(_Label):
+    """A label written as a quoted string (``"a"``)."""
+
+
+#: R's coercions lavaan users write around NA (``as.numeric(NA)*x1``: a free parameter)
+_AS_NUMERIC = ("as.numeric", "as.double")
+
+
+def _is_call(toks: list[Token], name: str) -> bool:
+    """Whether the tokens are exactly ``name( ... )``."""
+    if len(toks) < 3 or toks[0].kind != "name" or toks[0].text != name \
+            or toks[1].kind != "lparen" or toks[-1].kind != "rparen":
+        return False
+    depth = 0
+    for tok in toks[1:-1]:
+        depth += tok.kind == "lparen"
+        depth -= tok.kind == "rparen"
+        if depth == 0:
+            return False  # the first '(' closes before the end: c(1)*c(2), not one call
+    return True
 
 
 def _has_op(toks: list[Token]) -> bool:
@@ -474,25 +526,37 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def _as_number(value, parser: _Parser, tok: Token) -> float:
+def _as_number(value, parser: _Parser, tok: Token, func: str = "start") -> float:
     if isinstance(value, _Label):
-        raise parser.error(f"start() needs numbers, found {value!r}", tok)
+        raise parser.error(f"{func}() needs numbers, found {value!r}", tok)
     return value
 
 
 def _as_label(value, parser: _Parser, tok: Token) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return ""  # label(c("a", NA)): no label in that group
     if not isinstance(value, _Label):
         raise parser.error("label() and equal() need names", tok)
     return str(value)
 
 
 def _modifier_from_values(values: list, parser: _Parser, tok: Token) -> Modifier:
-    """``c(a, b)`` / ``c(1, NA)`` / a single value: labels, or fixed/free values, per group."""
+    """``c(a, b)`` / ``c(1, NA)`` / a single value: labels, or fixed/free values, per group.
+
+    NA among labels follows lavaan 0.6: among quoted labels (``c("a", NA)``) it means no label
+    in that group; among bare names (``c(a, NA)``) lavaan drops it, so ``c(NA, a)`` is the
+    single label ``a`` (shared by every group)."""
     is_label = [isinstance(v, _Label) for v in values]
     if all(is_label):
         return Modifier(label=[str(v) for v in values])
     if not any(is_label):
         return Modifier(fixed=list(values))
+    others = [v for v, lab in zip(values, is_label) if not lab]
+    if all(isinstance(v, float) and math.isnan(v) for v in others):
+        if all(isinstance(v, _QuotedLabel) for v in values if isinstance(v, _Label)):
+            return Modifier(label=["" if not isinstance(v, _Label) else str(v)
+                                   for v in values])
+        return Modifier(label=[str(v) for v in values if isinstance(v, _Label)])
     raise parser.error("a c() modifier mixes labels and numbers; use separate modifiers, "
                        "e.g. c(1, NA)*c(a, b)*x", tok)
 

@@ -1,10 +1,13 @@
 """Resampling: bootstrap of fitted models, Monte Carlo power, data simulation.
 
 :func:`run_replications` (:mod:`.executor`) runs seeded, batched replications in this process,
-in local processes or on a dask cluster with identical results; :func:`bootstrap`
+in local processes or on a dask cluster with identical results; :class:`Refitter`
+(:mod:`.refit`) refits a model to new data without rebuilding it; :func:`bootstrap`
 (:mod:`.boot`) refits a model on ordinary, Bollen-Stine, parametric or cluster bootstrap
-samples; :func:`power` and :func:`simulate_data` (:mod:`.simulate`) simulate from a population
-model written in lavaan syntax.
+samples, :func:`bootstrap_statistic` (:mod:`.statistic`) bootstraps any statistic of a data
+set (response surfaces), both with the intervals of :mod:`.intervals` and the resampling units
+of :mod:`.units`; :func:`power`, :func:`simulate_data` (:mod:`.simulate`) and
+:func:`power_curve` (:mod:`.curve`) simulate from a population model written in lavaan syntax.
 """
 from __future__ import annotations
 
@@ -18,7 +21,10 @@ _PUBLIC = {
     "CheckpointError": "executor",
     "bootstrap": "boot", "BootstrapResult": "boot", "bca_interval": "boot",
     "power": "simulate", "simulate_data": "simulate", "population_moments": "simulate",
-    "analytic_power": "simulate",
+    "analytic_power": "simulate", "simulate_fit": "simulate",
+    "power_curve": "curve", "PowerCurve": "curve",
+    "Refitter": "refit", "bootstrap_statistic": "statistic", "StatisticBootstrap": "statistic",
+    "interval": "intervals", "Units": "units",
 }
 
 __all__ = sorted(_PUBLIC)

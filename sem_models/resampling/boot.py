@@ -28,7 +28,6 @@ R. J. (1993). An introduction to the bootstrap. Chapman & Hall.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import warnings
 from typing import Optional, Sequence, Union
 
@@ -36,103 +35,19 @@ import numpy as np
 import pandas as pd
 
 from .executor import run_replications
+from .intervals import METHODS as CI_METHODS
+from .intervals import (_norm_cdf, acceleration, bca_interval, interval,  # noqa: F401
+                        percentile_interval)
+from .refit import Refitter
+from .refit import refit_options as _refit_options  # noqa: F401  (used by the tests)
+from .units import _cluster_units, _jackknife_units, _Sampler  # noqa: F401
 
 __all__ = ["bootstrap", "BootstrapResult", "bca_interval", "percentile_interval",
-           "BOOTSTRAP_KINDS", "CI_METHODS"]
+           "BOOTSTRAP_KINDS", "CI_METHODS", "check_bootstrap_options"]
 
 BOOTSTRAP_KINDS = ("ordinary", "bollen_stine", "parametric")
-CI_METHODS = ("percentile", "bca", "bca_simple", "normal", "basic")
-
-
-# ------------------------------------------------------------------------------ intervals
-def _norm_ppf(p):
-    from scipy.special import ndtri
-    return ndtri(p)
-
-
-def _norm_cdf(x):
-    from scipy.special import ndtr
-    return ndtr(x)
-
-
-def _quantiles(sorted_draws: np.ndarray, probs: np.ndarray, interpolation: str) -> np.ndarray:
-    """Quantiles of sorted draws: ``"normal"`` interpolates the order statistics on the normal
-    scale (Davison & Hinkley 1997, eq. 5.8: ``t_(k)`` with ``k = (B + 1) p``, interpolated
-    between neighbours when not an integer, the extremes outside ``1 .. B``); ``"linear"``
-    is numpy's default (R's type 7)."""
-    probs = np.asarray(probs, float)
-    B = len(sorted_draws)
-    if B == 0:
-        return np.full(probs.shape, np.nan)
-    if interpolation == "linear":
-        return np.quantile(sorted_draws, probs)
-    if interpolation != "normal":
-        raise ValueError(f"interpolation must be 'normal' or 'linear', not {interpolation!r}")
-    out = np.full(probs.shape, np.nan)
-    with np.errstate(invalid="ignore"):
-        rank = (B + 1) * probs
-    finite = np.isfinite(rank)
-    k = np.where(finite, np.floor(rank + 1e-10), 0).astype(int)
-    exact = finite & (np.abs(rank - np.round(rank)) < 1e-10) & (k >= 1) & (k <= B)
-    out[exact] = sorted_draws[k[exact] - 1]
-    low = finite & ~exact & (k <= 0)
-    high = finite & ~exact & (k >= B)
-    out[low] = sorted_draws[0]
-    out[high] = sorted_draws[-1]
-    mid = finite & ~exact & ~low & ~high
-    if mid.any():
-        km = k[mid]
-        q, q1, q2 = (_norm_ppf(probs[mid]), _norm_ppf(km / (B + 1)),
-                     _norm_ppf((km + 1) / (B + 1)))
-        t1, t2 = sorted_draws[km - 1], sorted_draws[km]
-        out[mid] = t1 + (q - q1) / (q2 - q1) * (t2 - t1)
-    return out
-
-
-def percentile_interval(draws: np.ndarray, level: float = 0.95, *,
-                        interpolation: str = "normal") -> tuple[float, float]:
-    """Percentile interval (Efron & Tibshirani 1993, eq. 13.5) of one statistic's draws."""
-    draws = np.sort(np.asarray(draws, float)[np.isfinite(draws)])
-    alpha = (1 - level) / 2
-    lo, hi = _quantiles(draws, np.array([alpha, 1 - alpha]), interpolation)
-    return float(lo), float(hi)
-
-
-def acceleration(jackknife: np.ndarray) -> float:
-    """Jackknife estimate of the BCa acceleration (Efron 1987, eq. 6.6; Efron & Tibshirani
-    1993, eq. 14.15): ``sum d^3 / (6 (sum d^2)^1.5)`` with ``d = mean(theta_(.)) - theta_(i)``."""
-    jack = np.asarray(jackknife, float)
-    jack = jack[np.isfinite(jack)]
-    d = jack.mean() - jack if len(jack) else jack
-    denom = 6.0 * np.sum(d ** 2) ** 1.5
-    return float(np.sum(d ** 3) / denom) if denom > 0 else 0.0
-
-
-def bca_interval(draws: np.ndarray, estimate: float, jackknife: Optional[np.ndarray],
-                 level: float = 0.95, *, interpolation: str = "normal") -> tuple[float, float]:
-    """Bias-corrected and accelerated interval of one statistic (Efron 1987; Efron &
-    Tibshirani 1993, eqs. 14.9-14.10).
-
-    ``z0 = Phi^-1(share of draws below the estimate)`` (ties count one half), ``a`` from the
-    jackknife values (:func:`acceleration`; ``jackknife=None``: ``a = 0``, the bias-corrected
-    percentile interval, lavaan's ``"bca.simple"``), and the interval is the pair of draw
-    quantiles at ``Phi(z0 + (z0 + z_alpha) / (1 - a (z0 + z_alpha)))`` for ``alpha`` and
-    ``1 - alpha``.  NaN when every draw lies on one side of the estimate.
-    """
-    draws = np.sort(np.asarray(draws, float)[np.isfinite(draws)])
-    if len(draws) == 0 or not np.isfinite(estimate):
-        return np.nan, np.nan
-    below = np.count_nonzero(draws < estimate) + 0.5 * np.count_nonzero(draws == estimate)
-    with np.errstate(divide="ignore"):
-        z0 = _norm_ppf(below / len(draws))
-    if not np.isfinite(z0):
-        return np.nan, np.nan
-    a = acceleration(jackknife) if jackknife is not None else 0.0
-    alpha = (1 - level) / 2
-    z = _norm_ppf(np.array([alpha, 1 - alpha]))
-    probs = _norm_cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
-    lo, hi = _quantiles(draws, probs, interpolation)
-    return float(lo), float(hi)
+#: lavaan's boot.ci.type names
+_LAVAAN_CI = {"perc": "percentile", "norm": "normal", "bca.simple": "bca_simple"}
 
 
 # ------------------------------------------------------------------------------ refits
@@ -154,30 +69,6 @@ def bollen_stine_transform(X: np.ndarray, sigma: np.ndarray, mu: np.ndarray) -> 
     return centred @ _sqrtm_sym(S, inverse=True) @ _sqrtm_sym(sigma) + mu
 
 
-def _accepts_start() -> bool:
-    from ..api import fit_model
-    return "start" in inspect.signature(fit_model).parameters
-
-
-#: options that change standard errors and tests but not the estimates (left out of refits)
-_INFERENCE_ONLY = {"se", "test", "information", "observed_information", "h1_information",
-                   "level", "cluster", "group", "group_labels", "start"}
-#: estimators whose point estimates are the ML estimates
-_ML_FAMILY = {"ML", "MLM", "MLR", "MLMV", "MLMVS", "MLF"}
-
-
-def _refit_options(fit) -> dict:
-    """The fit's options that determine the estimates, as keywords of
-    :func:`sem_models.sem` (robust ML variants refit as plain ML: same estimates)."""
-    from ..api import fit_model
-    accepted = inspect.signature(fit_model).parameters
-    opts = {key: value for key, value in fit.options.items()
-            if key in accepted and key not in _INFERENCE_ONLY}
-    if str(opts.get("estimator", "ML")).upper() in _ML_FAMILY:
-        opts["estimator"] = "ML"
-    return opts
-
-
 def _check_resamplable(fit) -> None:
     import re
     if re.search(r"(^|[\n;])\s*level\s*:", fit.model_syntax):
@@ -189,18 +80,16 @@ def _check_resamplable(fit) -> None:
 
 
 class _Refit:
-    """Refits one model on new data and extracts the drawn quantities (picklable: it holds
-    the syntax, options and arrays, never the fitted object)."""
+    """Refits one model on new data (:class:`~.refit.Refitter`) and extracts the drawn
+    quantities (picklable: it holds the parameter table, options and arrays, never the fitted
+    object)."""
 
     def __init__(self, fit, Xs: list[np.ndarray]):
-        table = fit.partable
-        self.syntax = fit.model_syntax
-        self.options = _refit_options(fit)
-        self.group = fit.options.get("group")
-        self.group_labels = list(fit.group_labels)
-        self.ov = list(fit.data.ov_names)
+        table = fit._partable  # without estimates and SEs (se="bootstrap" SEs come from here)
+        self.refitter = Refitter(fit)
+        self.ov = self.refitter.ov
         self.Xs = Xs
-        self.start = np.asarray(fit.values, float).copy()
+        self.start = self.refitter.start
         op = table["op"].to_numpy()
         free = table["free"].to_numpy() > 0
         self.rows = np.flatnonzero(free)  # drawn rows: free parameters, then := rows
@@ -216,7 +105,6 @@ class _Refit:
                 env_rows[labels[r]] = int(r)
         self.env_rows = env_rows
         self.names = param_names(table)
-        self.use_start = _accepts_start()
         self._compiled = None
 
     def __getstate__(self):
@@ -231,25 +119,12 @@ class _Refit:
         return self._compiled
 
     def frame(self, Xs: list[np.ndarray]) -> pd.DataFrame:
-        data = pd.DataFrame(np.vstack(Xs), columns=self.ov)
-        if self.group is not None:
-            data[self.group] = np.repeat(np.array(self.group_labels, dtype=object),
-                                         [len(X) for X in Xs])
-        return data
+        return self.refitter.frame(Xs)
 
     def fit(self, Xs: list[np.ndarray]):
-        from ..api import sem
-        data = self.frame(Xs)
-        kwargs = dict(self.options, group=self.group,
-                      group_labels=self.group_labels if self.group is not None else None)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.use_start:
-                try:
-                    return sem(self.syntax, data, start=self.start, **kwargs)
-                except (FloatingPointError, np.linalg.LinAlgError):
-                    pass  # the original estimates do not suit this sample: start afresh
-            return sem(self.syntax, data, **kwargs)
+        """The model refitted to ``Xs`` (one array per group), warm-started at the original
+        estimates."""
+        return self.refitter.fit(Xs)
 
     def defined_at(self, free_values: np.ndarray,
                    base: Optional[np.ndarray] = None) -> np.ndarray:
@@ -302,56 +177,6 @@ def param_names(table: pd.DataFrame) -> list[str]:
         names.append(name if int(g) <= 1 else f"{name}.g{int(g)}")
     names += [str(lhs) for lhs in table["lhs"][op == ":="]]
     return names
-
-
-class _Sampler:
-    """Draws one bootstrap sample (per group) from the generator."""
-
-    def __init__(self, kind: str, Xs: list[np.ndarray], clusters: Optional[list],
-                 moments: Optional[list]):
-        self.kind = kind
-        self.Xs = Xs
-        self.units = [None if c is None else _cluster_units(c) for c in clusters] \
-            if clusters is not None else [None] * len(Xs)
-        self.moments = moments
-
-    def indices(self, rng: np.random.Generator) -> list[np.ndarray]:
-        """Row positions (within each group) of one nonparametric bootstrap sample: n_g draws
-        with replacement, or whole clusters (as many as the group has) with replacement."""
-        out = []
-        for g, X in enumerate(self.Xs):
-            if self.units[g] is None:
-                out.append(rng.integers(0, X.shape[0], X.shape[0]))
-            else:
-                order, starts, counts = self.units[g]
-                picked = rng.integers(0, len(starts), len(starts))
-                out.append(order[_expand(starts[picked], counts[picked])])
-        return out
-
-    def __call__(self, rng: np.random.Generator) -> list[np.ndarray]:
-        if self.kind == "parametric":
-            return [mean + rng.standard_normal((X.shape[0], len(mean))) @ chol.T
-                    for X, (mean, chol) in zip(self.Xs, self.moments)]
-        return [X[idx] for X, idx in zip(self.Xs, self.indices(rng))]
-
-
-def _cluster_units(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows sorted by cluster, each cluster's first position and size."""
-    _, codes = np.unique(ids, return_inverse=True)
-    codes = codes.ravel()
-    order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return order, starts, counts
-
-
-def _expand(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenated ranges ``starts[i] .. starts[i] + counts[i] - 1`` (no Python loop)."""
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, int)
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    return offsets + np.arange(total)
 
 
 class _BootTask:
@@ -464,10 +289,13 @@ class BootstrapResult:
                 progress=self._progress, desc="jackknife")
         return self._jackknife
 
-    def vcov(self) -> pd.DataFrame:
-        """Bootstrap covariance matrix of the drawn quantities (converged replicates)."""
-        return pd.DataFrame(np.cov(self._matrix(), rowvar=False, ddof=1), index=self.names,
-                            columns=self.names)
+    def vcov(self, defined: bool = True) -> pd.DataFrame:
+        """Bootstrap covariance matrix of the drawn quantities (converged replicates): the
+        free parameters and (``defined=True``) the ``:=`` quantities."""
+        names = self.names if defined else self.names[:len(self._refit.rows)]
+        values = self.draws.loc[self.valid, names].to_numpy(float)
+        return pd.DataFrame(np.atleast_2d(np.cov(values, rowvar=False, ddof=1)), index=names,
+                            columns=names)
 
     def estimates(self, ci: str = "percentile", level: Optional[float] = None, *,
                   interpolation: str = "normal") -> pd.DataFrame:
@@ -479,13 +307,15 @@ class BootstrapResult:
         estimate, as lavaan's ``"norm"``) or ``"basic"`` (``2 est - percentile bounds``).
         Fixed rows: SE 0 and the interval collapsed to the estimate, as
         ``fit.estimates()``."""
+        ci = _LAVAAN_CI.get(ci, ci)
         if ci not in CI_METHODS:
             raise ValueError(f"ci must be one of {CI_METHODS}, not {ci!r}")
         level = self.fit.options.get("level", 0.95) if level is None else float(level)
         if not 0 < level < 1:
             raise ValueError(f"level must be between 0 and 1, not {level}")
-        table = self.fit.estimates(level=level)
-        pt = self.fit.partable
+        # the table of fit.estimates() (its point estimates; the SEs are replaced)
+        table = getattr(self.fit, "_estimates_table", self.fit.estimates)(level=level)
+        pt = self.fit._partable
         keep = ~pt["op"].isin(["==", "<", ">"]).to_numpy()
         rows = np.flatnonzero(keep)  # estimates() row i <- parameter-table row rows[i]
         position = {int(r): i for i, r in enumerate(rows)}
@@ -504,12 +334,13 @@ class BootstrapResult:
         se = table["se"].to_numpy(float).copy()
         lower = table["ci_lower"].to_numpy(float).copy()
         upper = table["ci_upper"].to_numpy(float).copy()
-        crit = _norm_ppf(0.5 + level / 2)
         n_free = len(self._refit.rows)
-        if ci == "normal":
+        centres = np.full(len(targets), np.nan)
+        if ci == "normal" and len(targets) > n_free:
+            # := rows: the quantity at the mean of the drawn free parameters (lavaan's "norm")
             mean_free = np.nanmean(draws[:, :n_free], axis=0) if len(draws) else \
                 np.full(n_free, np.nan)
-            centre_defined = self._refit.defined_at(mean_free)
+            centres[n_free:] = self._refit.defined_at(mean_free)
         for j, i in enumerate(targets):
             col = draws[:, j]
             col = col[np.isfinite(col)]
@@ -517,19 +348,10 @@ class BootstrapResult:
                 se[i] = lower[i] = upper[i] = np.nan
                 continue
             se[i] = np.std(col, ddof=1)
-            if ci == "percentile":
-                lower[i], upper[i] = percentile_interval(col, level, interpolation=interpolation)
-            elif ci == "basic":
-                lo, hi = percentile_interval(col, level, interpolation=interpolation)
-                lower[i], upper[i] = 2 * est[i] - hi, 2 * est[i] - lo
-            elif ci == "normal":
-                boot_mean = col.mean() if j < n_free else centre_defined[j - n_free]
-                centre = est[i] - (boot_mean - est[i])
-                lower[i], upper[i] = centre - crit * se[i], centre + crit * se[i]
-            else:
-                lower[i], upper[i] = bca_interval(
-                    col, est[i], jack[:, j] if jack is not None else None, level,
-                    interpolation=interpolation)
+            lower[i], upper[i] = interval(
+                col, est[i], ci, level, jackknife=jack[:, j] if jack is not None else None,
+                centre=centres[j] if np.isfinite(centres[j]) else None,
+                interpolation=interpolation)
         out = table.copy()
         out["se"] = se
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -550,6 +372,20 @@ class BootstrapResult:
 
 
 # ------------------------------------------------------------------------------ entry point
+def check_bootstrap_options(R, seed, moments_input: bool = False) -> None:
+    """The options of ``sem(..., se="bootstrap", bootstrap=R, iseed=seed)`` (a
+    :class:`~sem_models.errors.ModelError` naming the bad one)."""
+    from ..errors import ModelError
+    if isinstance(R, (bool, np.bool_)) or not isinstance(R, (int, np.integer)) or R < 2:
+        raise ModelError(f"bootstrap= must be a number of replicates >= 2, got {R!r}")
+    if seed is not None and (isinstance(seed, (bool, np.bool_))
+                             or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ModelError(f"iseed= must be a non-negative integer or None, got {seed!r}")
+    if moments_input:
+        raise ModelError('se="bootstrap" resamples cases: it needs the raw data, not '
+                         "sample_cov")
+
+
 def _cluster_ids(fit, cluster, data) -> Optional[list[np.ndarray]]:
     groups = fit.data.groups
     if cluster is False:
@@ -581,17 +417,6 @@ def _cluster_ids(fit, cluster, data) -> Optional[list[np.ndarray]]:
             raise DataError(f"cluster has missing values among the analysed rows of group "
                             f"{g.label!r}")
     return out
-
-
-def _jackknife_units(Xs: list[np.ndarray], clusters: Optional[list]) -> list:
-    units = []
-    for g, X in enumerate(Xs):
-        if clusters is None:
-            units.extend((g, np.array([i])) for i in range(X.shape[0]))
-        else:
-            order, starts, counts = _cluster_units(clusters[g])
-            units.extend((g, order[s:s + c]) for s, c in zip(starts, counts))
-    return units
 
 
 def _fingerprint(fit, kind, clusters, Xs) -> str:

@@ -36,22 +36,28 @@ import numpy as np
 import pandas as pd
 
 from .executor import run_replications
+from .refit import Refitter
 
-__all__ = ["population_moments", "simulate_data", "power", "analytic_power"]
+__all__ = ["population_moments", "simulate_data", "simulate_fit", "power", "analytic_power"]
 
 Sizes = Union[int, Sequence[int]]
 
 
 # ------------------------------------------------------------------------------ population
 class _Population:
-    """A population model: parameter table with every value filled in, and its moments."""
+    """A population model: parameter table with every value filled in, and its moments.
 
-    def __init__(self, model: str, n_groups: int = 1, *, meanstructure: bool = False,
+    Ordinal variables (those with thresholds, ``y | t1 + t2``) get latent responses of unit
+    variance (lavaan's delta parameterization; their residual variance is ``1 -`` the
+    explained variance unless given) and ``thresholds[g][j]``: the sorted thresholds of
+    observed variable ``j`` in group ``g``."""
+
+    def __init__(self, model, n_groups: int = 1, *, meanstructure: bool = False,
                  std_lv: bool = True):
         from ..model.matrices import RAMModel
         from ..model.partable import build_partable
         from ..model.syntax import parse_model
-        parsed = parse_model(model)
+        parsed = parse_model(model) if isinstance(model, str) else model
         n_groups = max(int(n_groups), parsed.n_group_modifiers)
         table, variables = build_partable(parsed, n_groups, std_lv=std_lv,
                                           meanstructure=meanstructure, fixed_x=False)
@@ -69,6 +75,7 @@ class _Population:
         default = np.where((op == "=~") | ((op == "~~") & (lhs == rhs)), 1.0, 0.0)
         self.values = np.where(unset, default, values)
         ram = RAMModel(table, variables, n_groups)
+        self.thresholds = self._ordinal(ram, unset)
         self.moments = []
         for g in range(n_groups):
             mom = ram.moments(self.values, g)
@@ -82,6 +89,39 @@ class _Population:
                                  "loadings, correlations above 1?)") from None
             mean = mom.mean if ram.meanstructure else np.zeros(len(self.ov))
             self.moments.append((np.asarray(mean, float), cov))
+
+    def _ordinal(self, ram, unset: np.ndarray) -> list[dict]:
+        """Thresholds per group and ordinal variable; residual variances that were not given
+        set so that the latent responses have variance 1 (lavaan's simulateData cuts
+        standardized latent responses)."""
+        t = self.table
+        op, lhs, rhs, group = t["op"], t["lhs"], t["rhs"], t["group"]
+        out: list[dict] = []
+        for g in range(1, self.n_groups + 1):
+            rows = np.flatnonzero((op == "|") & (group == g))
+            per_var: dict[int, np.ndarray] = {}
+            for name in dict.fromkeys(lhs[rows]):
+                if name not in self.ov:
+                    raise ValueError(f"thresholds are given for {name!r}, which is not an "
+                                     "observed variable of the population model")
+                j = self.ov.index(name)
+                per_var[j] = np.sort(self.values[rows[lhs[rows] == name]])
+                res = np.flatnonzero((op == "~~") & (lhs == name) & (rhs == name)
+                                     & (group == g))
+                if len(res) and unset[res[0]]:
+                    r = res[0]
+                    self.values[r] = 0.0
+                    var0 = ram.moments(self.values, g - 1).cov[j, j]
+                    self.values[r] = 1.0
+                    slope = ram.moments(self.values, g - 1).cov[j, j] - var0
+                    if var0 >= 1 or slope <= 0:
+                        raise ValueError(
+                            f"the latent response of the ordinal variable {name!r} has an "
+                            f"explained variance of {var0:.3g} (must be below 1: its "
+                            "thresholds apply to a standardized latent response)")
+                    self.values[r] = (1.0 - var0) / slope
+            out.append(per_var)
+        return out
 
     def value_of(self, lhs: str, op: str, rhs: str, group: int) -> float:
         """Population value of one parameter (NaN when the population model lacks it)."""
@@ -174,9 +214,11 @@ def _vale_maurelli_setup(cov: np.ndarray, skewness, kurtosis) -> tuple:
 class _Generator:
     """Draws samples of given sizes from a population's moments (picklable)."""
 
-    def __init__(self, moments: list, ov: list[str], skewness=None, kurtosis=None):
+    def __init__(self, moments: list, ov: list[str], skewness=None, kurtosis=None,
+                 thresholds: Optional[list] = None):
         self.moments = moments
         self.ov = ov
+        self.thresholds = thresholds if thresholds and any(thresholds) else None
         self.chol = [np.linalg.cholesky(cov) for _, cov in moments]
         self.nonnormal = skewness is not None or kurtosis is not None
         self.vm = [_vale_maurelli_setup(cov, skewness, kurtosis) for _, cov in moments] \
@@ -184,6 +226,15 @@ class _Generator:
 
     def draw(self, rng: np.random.Generator, sizes: Sequence[int],
              empirical: bool = False) -> list[np.ndarray]:
+        out = self._draw(rng, sizes, empirical)
+        if self.thresholds is not None:  # ordinal variables: cut the latent responses
+            for X, cuts in zip(out, self.thresholds):
+                for j, th in cuts.items():
+                    X[:, j] = 1 + (X[:, j, None] > th).sum(axis=1)
+        return out
+
+    def _draw(self, rng: np.random.Generator, sizes: Sequence[int],
+              empirical: bool = False) -> list[np.ndarray]:
         out = []
         for g, n in enumerate(sizes):
             mean, cov = self.moments[g]
@@ -204,10 +255,16 @@ class _Generator:
             out.append(mean + Z @ self.chol[g].T)
         return out
 
-    def frame(self, Xs: list[np.ndarray], group: Optional[str]) -> pd.DataFrame:
+    def frame(self, Xs: list[np.ndarray], group: Optional[str],
+              labels: Optional[Sequence] = None) -> pd.DataFrame:
         data = pd.DataFrame(np.vstack(Xs), columns=self.ov)
+        if self.thresholds is not None:  # categories 1, 2, ... as integers (as lavaan)
+            for j in sorted(set().union(*[set(t) for t in self.thresholds])):
+                data[self.ov[j]] = data[self.ov[j]].astype(np.int64)
         if group is not None:
-            data[group] = np.repeat(np.arange(1, len(Xs) + 1), [len(X) for X in Xs])
+            values = np.arange(1, len(Xs) + 1) if labels is None else \
+                np.array(list(labels), dtype=object)
+            data[group] = np.repeat(values, [len(X) for X in Xs])
         return data
 
 
@@ -218,9 +275,11 @@ def _sizes(n: Sizes) -> list[int]:
     return sizes
 
 
-def simulate_data(model: str, n: Sizes = 500, *, seed=None, group: str = "group",
+def simulate_data(model: str, n: Optional[Sizes] = 500, *, seed=None, group: str = "group",
                   empirical: bool = False, skewness=None, kurtosis=None,
-                  meanstructure: bool = False, std_lv: bool = True) -> pd.DataFrame:
+                  meanstructure: bool = False, std_lv: bool = True,
+                  cluster_sizes: Union[None, int, Sequence[int]] = None,
+                  cluster: str = "cluster") -> pd.DataFrame:
     """Simulate data from a population model in lavaan syntax (lavaan's ``simulateData``).
 
     ``n`` is a sample size, or one per group (then the rows are stacked and the column
@@ -229,7 +288,28 @@ def simulate_data(model: str, n: Sizes = 500, *, seed=None, group: str = "group"
     samples whose means and covariance matrix (divisor N, the ML estimate) equal the
     population's exactly; ``skewness`` / ``kurtosis`` (excess; one value or one per observed
     variable) use the Vale & Maurelli (1983) method.
+
+    Ordinal variables: thresholds in the syntax (``y1 | -0.5*t1 + 0.5*t2``) cut the
+    variable's latent response, which has variance 1 (its residual variance, unless given,
+    is 1 minus the explained variance), into categories 1, 2, ... (integers, as lavaan's
+    ``simulateData``; fit them with ``sem(..., ordered=[...])``).
+
+    Two-level models (``level: 1`` / ``level: 2`` blocks): ``cluster_sizes`` gives one size
+    per cluster (or one size for every cluster, ``n`` rows in all); each row is the sum of a
+    within part drawn per row from the level-1 model and a between part drawn per cluster
+    from the level-2 model (variables of one level only have no part at the other: they are
+    within-only, or constant within clusters), with the cluster ids 1, 2, ... in the column
+    ``cluster`` (``n`` may then be None).
     """
+    from ..model.levels import has_levels
+    if has_levels(model):
+        if empirical or skewness is not None or kurtosis is not None:
+            raise ValueError("two-level simulation draws normal data: empirical, skewness and "
+                             "kurtosis are not available")
+        return _simulate_twolevel(model, n, cluster_sizes, seed=seed, cluster=cluster,
+                                  std_lv=std_lv)
+    if cluster_sizes is not None:
+        raise ValueError("cluster_sizes= applies to two-level models (level: blocks)")
     sizes = _sizes(n)
     if empirical and (skewness is not None or kurtosis is not None):
         raise ValueError("empirical=True is only available for normal data")
@@ -237,9 +317,105 @@ def simulate_data(model: str, n: Sizes = 500, *, seed=None, group: str = "group"
     if pop.n_groups != len(sizes):
         raise ValueError(f"the population model has {pop.n_groups} groups (c() modifiers) but "
                          f"{len(sizes)} sample size(s) were given")
-    gen = _Generator(pop.moments, pop.ov, skewness, kurtosis)
+    gen = _Generator(pop.moments, pop.ov, skewness, kurtosis, pop.thresholds)
     rng = np.random.default_rng(seed)
     return gen.frame(gen.draw(rng, sizes, empirical), group if len(sizes) > 1 else None)
+
+
+def _cluster_sizes(n, cluster_sizes) -> np.ndarray:
+    if cluster_sizes is None:
+        raise ValueError("a two-level population model needs cluster_sizes= (one size per "
+                         "cluster, or the size of every cluster)")
+    if np.isscalar(cluster_sizes):
+        size = int(cluster_sizes)
+        if n is None or not np.isscalar(n):
+            raise ValueError("cluster_sizes= as one number needs the total sample size n")
+        if size < 1 or int(n) < 1:
+            raise ValueError(f"cluster size and n must be positive, not {size} and {n}")
+        k, rest = divmod(int(n), size)
+        sizes = np.array([size] * k + ([rest] if rest else []), int)
+    else:
+        sizes = np.asarray(list(cluster_sizes), int)
+        if n is not None and (not np.isscalar(n) or int(n) != int(sizes.sum())):
+            raise ValueError(f"the cluster sizes sum to {int(sizes.sum())} rows, not n={n}")
+    if len(sizes) < 2 or sizes.min() < 1:
+        raise ValueError("cluster_sizes must give at least two clusters of at least one row")
+    return sizes
+
+
+def _simulate_twolevel(model: str, n, cluster_sizes, *, seed, cluster: str,
+                       std_lv: bool) -> pd.DataFrame:
+    """Two-level normal data: ``y_ij = w_ij + b_j`` with ``w_ij ~ N(mu_W, Sigma_W)`` (level-1
+    model) and ``b_j ~ N(mu_B, Sigma_B)`` (level-2 model), the standard two-level SEM
+    decomposition (Muthen 1994; Rosseel 2021)."""
+    from ..model.levels import parse_twolevel
+    sizes = _cluster_sizes(n, cluster_sizes)
+    syntax = parse_twolevel(model)
+    pops = {}
+    for level in (1, 2):
+        pop = _Population(syntax.levels[level], 1, meanstructure=True, std_lv=std_lv)
+        if pop.n_groups > 1:
+            raise ValueError("two-level simulation supports one group (no c() modifiers)")
+        if any(pop.thresholds):
+            raise ValueError("two-level simulation of ordinal variables is not supported")
+        pops[level] = pop
+    names = list(dict.fromkeys(pops[1].ov + pops[2].ov))
+    rng = np.random.default_rng(seed)
+    total = int(sizes.sum())
+    Y = np.zeros((total, len(names)))
+    cluster_of_row = np.repeat(np.arange(len(sizes)), sizes)
+    for level, count in ((1, total), (2, len(sizes))):
+        pop = pops[level]
+        mean, cov = pop.moments[0]
+        part = mean + rng.standard_normal((count, len(mean))) @ np.linalg.cholesky(cov).T
+        if level == 2:
+            part = part[cluster_of_row]
+        Y[:, [names.index(v) for v in pop.ov]] += part
+    data = pd.DataFrame(Y, columns=names)
+    data[cluster] = cluster_of_row + 1
+    return data
+
+
+def simulate_fit(fit, n: Optional[Sizes] = None, *, seed=None,
+                 empirical: bool = False) -> pd.DataFrame:
+    """Normal data from a fitted model's implied moments (per group: ``fit.implied()``,
+    whose means are the sample means when the model has no mean structure).
+
+    ``n``: None (the fit's group sizes), a total (split in the proportions of the fit's
+    groups) or one size per group.  The columns are the fit's observed variables, and its
+    group column (with its group labels) for several groups."""
+    from ..results import SEMFit
+    if type(fit) is not SEMFit:
+        raise ValueError(f"simulate() draws continuous single-level data; a "
+                         f"{type(fit).__name__} is not supported")
+    implied = fit.implied()
+    moments = [(implied[k]["mean"].to_numpy(float), implied[k]["cov"].to_numpy(float))
+               for k in implied]
+    for k, (_, cov) in zip(implied, moments):
+        try:
+            np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            where = f" of group {k!r}" if k is not None else ""
+            raise ValueError(f"the implied covariance matrix{where} is not positive "
+                             "definite: cannot simulate from this fit") from None
+    nobs = np.asarray(fit.nobs, int)
+    if n is None:
+        sizes = nobs.tolist()
+    elif np.isscalar(n):
+        total = int(n)
+        if total < len(nobs):
+            raise ValueError(f"n={n} is smaller than the number of groups")
+        sizes = np.floor(total * nobs / nobs.sum()).astype(int)
+        sizes[: total - int(sizes.sum())] += 1  # the rows left over go to the first groups
+        sizes = sizes.tolist()
+    else:
+        sizes = _sizes(n)
+        if len(sizes) != len(nobs):
+            raise ValueError(f"{len(sizes)} sample sizes for {len(nobs)} groups")
+    gen = _Generator(moments, list(fit.data.ov_names))
+    group = fit.options.get("group") if fit.n_groups > 1 else None
+    Xs = gen.draw(np.random.default_rng(seed), sizes, empirical)
+    return gen.frame(Xs, group, fit.group_labels if group is not None else None)
 
 
 # ------------------------------------------------------------------------------ power
@@ -319,6 +495,14 @@ def _restricted_syntax(model: str, table: pd.DataFrame, row: int) -> str:
     return f"{model}\n{table['plabel'][row]} == 0\n"
 
 
+def _split(total: int, shares: np.ndarray) -> list[int]:
+    """``total`` cases split in the proportions ``shares`` (rounded down; the rest to the
+    first groups)."""
+    sizes = np.floor(total * shares).astype(int)
+    sizes[: total - int(sizes.sum())] += 1
+    return sizes.tolist()
+
+
 def _test_stats(fit) -> tuple[float, float]:
     stats = getattr(fit, "_test_statistics", None)
     s = stats() if stats is not None else fit.measures()
@@ -332,29 +516,24 @@ class _PowerTask:
     parameters only; ``:=`` quantities by the delta method with a central-difference gradient
     (as ``fit.estimates()``, without evaluating every defined parameter)."""
 
-    def __init__(self, gen: _Generator, conditions: list[list[int]], reps: int, model: str,
-                 options: dict, params: list[tuple[str, int]], targets: list, refit,
-                 restricted: dict, test: str, truth: dict, group: Optional[str],
+    def __init__(self, gen: _Generator, conditions: list[list[int]], reps: int,
+                 fitter, params: list[tuple[str, int]], targets: list, refit,
+                 restricted: dict, test: str, truth: dict, columns: np.ndarray,
                  level: float):
         self.gen = gen
         self.conditions = conditions
         self.reps = reps
-        self.model = model
-        self.options = options
+        self.fitter = fitter  # Refitter of the analysis model (from the pilot fit)
+        self.columns = columns  # the analysis model's variables among the population's
         self.params = params
         self.targets = targets  # per parameter: ("free", k) or ("defined", j)
         self.refit = refit  # evaluates the := quantities (boot._Refit of the pilot fit)
-        self.restricted = restricted
+        self.restricted = restricted  # parameter -> Refitter of the restricted model
         self.test = test
         self.truth = truth
-        self.group = group
         self.level = level
-
-    def _fit(self, syntax: str, data: pd.DataFrame):
-        from ..api import sem
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return sem(syntax, data, **self.options)
+        #: (n_min, n_max, group shares): n drawn per replication, log-uniform (power curves)
+        self.n_range: Optional[tuple] = None
 
     def _est_se(self, fit) -> tuple[np.ndarray, np.ndarray]:
         values = np.asarray(fit.values, float)
@@ -381,9 +560,15 @@ class _PowerTask:
 
     def __call__(self, rng: np.random.Generator, r: int) -> dict:
         from scipy.special import chdtrc, ndtr, ndtri  # scipy.stats costs seconds to import
-        c = r // self.reps
-        data = self.gen.frame(self.gen.draw(rng, self.conditions[c]), self.group)
-        fit = self._fit(self.model, data)
+        if self.n_range is not None:
+            lo, hi, shares = self.n_range
+            c = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
+            sizes = _split(c, shares)
+        else:
+            c = r // self.reps
+            sizes = self.conditions[c]
+        Xs = [X[:, self.columns] for X in self.gen.draw(rng, sizes)]
+        fit = self.fitter.fit(Xs)
         est, se = self._est_se(fit)
         with np.errstate(divide="ignore", invalid="ignore"):
             pv = 2 * ndtr(-np.abs(est / se))
@@ -400,7 +585,7 @@ class _PowerTask:
             if self.test == "lrt":
                 if chisq is None:
                     chisq, df = _test_stats(fit)
-                small = self._fit(self.restricted[name], data)
+                small = self.restricted[name].fit(Xs)
                 chisq0, df0 = _test_stats(small)
                 diff = max(chisq0 - chisq, 0.0)
                 out[f"{name}|p_lrt"] = float(chdtrc(df0 - df, diff)) if df0 > df else np.nan
@@ -444,6 +629,23 @@ def power(population: str, model: str, n: Union[Sizes, Sequence[Sequence[int]]] 
     n_groups = len(conditions[0])
     if any(len(c) != n_groups for c in conditions):
         raise ValueError("every condition in n must give the same number of group sizes")
+    pilot_n = [max(c) for c in zip(*conditions)]
+    task = _power_task(population, model, n_groups, pilot_n, parameters, test, fit_options,
+                       skewness, kurtosis)
+    task.conditions, task.reps = conditions, reps
+    reps_table = run_replications(task, reps * len(conditions), seed=seed, executor=executor,
+                                  batch_size=batch_size, progress=progress,
+                                  checkpoint=checkpoint, desc="power")
+    summary = _summarise(reps_table, conditions, n_list, reps, task.params, task.truth, test,
+                         alpha)
+    return (summary, reps_table) if return_replications else summary
+
+
+def _power_task(population: str, model: str, n_groups: int, pilot_n: list[int], parameters,
+                test: str, fit_options: dict, skewness, kurtosis) -> "_PowerTask":
+    """The replication of a power study: population, pilot fit of the analysis model (to data
+    with the population moments exactly: it checks the model and options and maps the
+    parameters to rows), refitters, true values."""
     pop = _Population(population, n_groups)
     if pop.n_groups != n_groups:
         raise ValueError(f"the population model has {pop.n_groups} groups but n gives "
@@ -452,12 +654,10 @@ def power(population: str, model: str, n: Union[Sizes, Sequence[Sequence[int]]] 
     options = dict(fit_options)
     if group is not None:
         options.setdefault("group", group)
-    gen = _Generator(pop.moments, pop.ov, skewness, kurtosis)
-    # a pilot fit to data with the population moments: checks the model and options, and
-    # maps the parameters to rows of estimates()
+    gen = _Generator(pop.moments, pop.ov, skewness, kurtosis, pop.thresholds)
     from ..api import sem
-    pilot_n = [max(max(c), len(pop.ov) + 1) for c in zip(*conditions)]
-    pilot_data = gen.frame(_Generator(pop.moments, pop.ov).draw(
+    pilot_n = [max(k, len(pop.ov) + 1) for k in pilot_n]
+    pilot_data = gen.frame(_Generator(pop.moments, pop.ov, thresholds=pop.thresholds).draw(
         np.random.default_rng(0), pilot_n, empirical=True), group)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -476,10 +676,20 @@ def power(population: str, model: str, n: Union[Sizes, Sequence[Sequence[int]]] 
         else:
             truth[name] = pop.value_of(table["lhs"][i], op, table["rhs"][i],
                                        int(table["group"][i]))
-    restricted = {name: _restricted_syntax(model, table, i) for name, i in params} \
-        if test == "lrt" else {}
+    restricted = {}
+    if test == "lrt":
+        for name, i in params:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                small = sem(_restricted_syntax(model, table, i), pilot_data, **options)
+            restricted[name] = Refitter(small, inference=True)
     from .boot import _Refit
     refit = _Refit(pilot, [])
+    missing_vars = [v for v in pilot.data.ov_names if v not in pop.ov]
+    if missing_vars:
+        raise ValueError(f"the analysis model's variable(s) {missing_vars} are not in the "
+                         "population model")
+    columns = np.array([pop.ov.index(v) for v in pilot.data.ov_names])
     free_rows = {int(r): k for k, r in enumerate(refit.rows)}
     keep_rows = np.flatnonzero(~pt["op"].isin(["==", "<", ">"]).to_numpy())
     defined_names = [name for name, _ in refit.defined]
@@ -489,13 +699,8 @@ def power(population: str, model: str, n: Union[Sizes, Sequence[Sequence[int]]] 
         targets.append(("free", free_rows[row]) if row in free_rows
                        else ("defined", defined_names.index(table["lhs"][i])))
     level = float(options.get("level", 0.95))
-    task = _PowerTask(gen, conditions, reps, model, options, params, targets, refit,
-                      restricted, test, truth, group, level)
-    reps_table = run_replications(task, reps * len(conditions), seed=seed, executor=executor,
-                                  batch_size=batch_size, progress=progress,
-                                  checkpoint=checkpoint, desc="power")
-    summary = _summarise(reps_table, conditions, n_list, reps, params, truth, test, alpha)
-    return (summary, reps_table) if return_replications else summary
+    return _PowerTask(gen, [], 1, Refitter(pilot, inference=True), params, targets, refit,
+                      restricted, test, truth, columns, level)
 
 
 def _is_true(column: pd.Series) -> np.ndarray:

@@ -15,7 +15,7 @@ import math
 from typing import Any, Iterable, Mapping, Optional
 
 __all__ = ["ALPHA", "VERDICT_RULE", "VERDICTS", "make_test", "expectation_met", "verdict",
-           "format_p", "describe_test"]
+           "format_p", "describe_test", "analyses_agree"]
 
 ALPHA = 0.05
 
@@ -107,3 +107,23 @@ def describe_test(t: Mapping) -> str:
     if p:
         parts.append(f"p {p}" if p[0] in "<>" else f"p = {p}")
     return f"{t['name']}: " + ", ".join(parts) if parts else str(t["name"])
+
+
+def analyses_agree(est_primary: Any, p_primary: Any, est_check: Any, p_check: Any,
+                   alpha: float = ALPHA) -> tuple[bool, str]:
+    """Whether a sensitivity analysis agrees with the primary one on an effect: the same sign
+    and the same side of ``alpha``.  Returns ``(agree, description)``; the description says
+    where they differ (direction, significance).  Used for the report only: verdicts come
+    from the primary analysis' tests (:func:`verdict`)."""
+    e1, e2, q1, q2 = _num(est_primary), _num(est_check), _num(p_primary), _num(p_check)
+    if None in (e1, e2, q1, q2):
+        return False, "not comparable (a value is missing)"
+    same_sign = (e1 > 0) == (e2 > 0) or e1 == e2 == 0
+    s1, s2 = q1 < alpha, q2 < alpha
+    if same_sign and s1 == s2:
+        return True, ("agree: same direction, both significant" if s1
+                      else "agree: same direction, neither significant")
+    if not same_sign:
+        return False, "disagree on the direction"
+    return False, ("disagree on significance: primary p "
+                   f"{format_p(q1)}, sensitivity p {format_p(q2)} (same direction)")

@@ -14,8 +14,13 @@ Steps (STUDY.md, "The analysis sequence"):
    baseline, FIML, MLR, cluster-robust, pooled and by format with Wald and likelihood-ratio
    tests of equal paths;
 5. discrepancy moderated by format: response surface analysis of therapist and child
-   trait-level bond scores (centred at the pooled mean, bootstrap intervals) and the latent
-   congruence model for bond.
+   trait-level bond scores (centred at the pooled mean, bootstrap intervals resampling whole
+   schools within format) and the latent congruence model for bond (optionally with school
+   bootstrap intervals of its discrepancy paths, ``lcm_bootstrap``; and, ``power=True``, the
+   power of the format x discrepancy effect by number of schools:
+   :mod:`.resampling_step`);
+6. sensitivity: a two-level model of the group format, children within therapy groups
+   (ICCs, within and between structure; :mod:`.twolevel_step`).
 
 The trait factors of the outcome models are measured by the four state scale means of each
 informant x dimension (two per trait, loadings 1, same-occasion residuals correlated): a
@@ -347,7 +352,9 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
               estimator: str = "MLR", missing: str = "fiml", cluster: Optional[str] = "school",
               group_column: str = "format", formats: Sequence = ("individual", "group"),
               bootstrap: int = 300, seed: int = 20240126, item_level_outcomes: bool = True,
-              report: bool = True) -> StudyResults:
+              report: bool = True, lcm_bootstrap: int = 0, power: bool = False,
+              power_schools: Sequence[int] = (5, 10, 15, 20, 30), power_reps: int = 200,
+              executor=None) -> StudyResults:
     """Run the STUDY.md analysis sequence and (with ``report=True``) write the HTML report.
 
     Parameters
@@ -368,7 +375,19 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
         The column with the treatment format and its labels for the individual and the group
         format (in that order).
     bootstrap, seed
-        Bootstrap replicates of the response surface (0: none).
+        Bootstrap replicates of the response surface (0: none); whole clusters (schools) are
+        resampled within format when ``cluster`` is given.
+    lcm_bootstrap
+        School bootstrap replicates of the latent congruence model's discrepancy paths (0:
+        none; each is a FIML refit, about half a second; needs ``cluster``).
+    power, power_schools, power_reps
+        Add the power of the format x discrepancy effect for these numbers of schools per
+        format, ``power_reps`` replications each
+        (:func:`sem_models.study.resampling_step.school_power`; needs ``cluster``).
+    executor
+        Where bootstrap and power replications run (as
+        :func:`sem_models.resampling.run_replications`; default: local processes when
+        worthwhile).
     item_level_outcomes
         Also fit the pooled item-level outcome model (48 items, child wording factors; a few
         seconds) as a check of the parcel model.
@@ -380,7 +399,14 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
     out = prepare_out_dir(out_dir) if out_dir is not None else None
     raw, source = _load(data)
     roles = check_study_data(raw, group_column, cluster, formats)
+    from .resampling_step import check_options
+    try:
+        check_options(lcm_bootstrap, power, power_schools, power_reps, cluster)
+    except ValueError as exc:
+        raise StudyError(str(exc)) from None
     opts = dict(estimator=estimator, missing=missing, cluster=cluster, bootstrap=bootstrap,
+                lcm_bootstrap=int(lcm_bootstrap), power=bool(power),
+                power_schools=[int(j) for j in power_schools], power_reps=int(power_reps),
                 seed=seed, group_column=group_column,
                 formats={k: str(v) for k, v in roles.items()}, data=source)
     res = StudyResults(out_dir=out, options=opts)
@@ -395,13 +421,15 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
     ctx = _Context(res=res, raw=raw, design=alliance_design(), roles=roles,
                    group_column=group_column, cluster=cluster,
                    fit_opts=dict(estimator=estimator, missing=missing), bootstrap=bootstrap,
-                   seed=seed)
-    steps = [("reliability", "Scoring and reliability per informant x occasion x subscale",
-              _step_reliability),
-             ("longitudinal", "Longitudinal invariance (mid vs end) per informant",
-              _step_longitudinal),
-             ("format", "Invariance across format (trait models) with partial invariance",
-              _step_format_invariance),
+                   seed=seed, lcm_bootstrap=int(lcm_bootstrap),
+                   power_schools=[int(j) for j in power_schools], power_reps=int(power_reps),
+                   executor=executor)
+    steps = [("reliability", "Scoring, reliability and measurement models per informant x "
+              "occasion (items ordinal, WLSMV; and continuous)", _step_reliability),
+             ("longitudinal", "Longitudinal invariance (mid vs end) per informant, ordinal "
+              "and continuous", _step_longitudinal),
+             ("format", "Invariance across format (trait models) with partial invariance, "
+              "ordinal and continuous", _step_format_invariance),
              ("outcomes", f"Outcome models (FIML, {estimator}"
               + (f", cluster-robust by {cluster}" if cluster else "")
               + ") pooled and by format", _step_outcomes)]
@@ -410,8 +438,13 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
     steps += [("rsa", "Response surface analysis: therapist vs child bond -> int_fu by format",
                _step_rsa),
               ("lcm", "Latent congruence model for bond by format", _step_lcm),
+              ("twolevel", "Two-level sensitivity: children within therapy groups "
+               "(group format)", _step_twolevel),
+              ] + ([("power", "Power of the format x discrepancy effect by number of "
+                     "schools", _step_power)] if power else []) + [
               ("findings", "Checking the study's findings", _step_findings)]
     res.steps = {key: title for key, title, _ in steps}
+    step.n = len(steps) + (2 if report and out else 0)
     if report and out is not None:
         res.steps.update(figures="Figures", report="HTML report")
     try:
@@ -454,6 +487,10 @@ class _Context:
     fit_opts: dict
     bootstrap: int
     seed: int
+    lcm_bootstrap: int = 0
+    power_schools: list = field(default_factory=lambda: [5, 10, 15, 20, 30])
+    power_reps: int = 200
+    executor: object = None
     _df: Optional[pd.DataFrame] = None
 
     @property
@@ -472,91 +509,18 @@ class _Context:
 
 
 def _step_reliability(ctx: _Context) -> None:
-    from measurement import reliability, state_model
-
-    from ..api import cfa
-    res, design, df = ctx.res, ctx.design, ctx.df
-    rel_rows, meas_rows = [], []
-    missing = ctx.fit_opts["missing"]
-    for i in design.informants:
-        for o in design.occasions:
-            sub = design.subset(informants=[i], occasions=[o])
-            fit = cfa(state_model(sub), df, **ctx.fit_opts)
-            rel = reliability(fit, df, missing="ml" if missing == "fiml" else "listwise")
-            for fac, r in rel.iterrows():
-                rel_rows.append({"informant": INFORMANT_NAMES[i], "occasion": o,
-                                 "subscale": fac.split("_")[-1], "items": int(r["n_items"]),
-                                 "alpha": r["alpha"], "omega": r["omega"], "ave": r["ave"]})
-            meas_rows.append({"informant": INFORMANT_NAMES[i], "occasion": o,
-                              "model": "bond + task", "n": int(fit.ntotal), **_fitm(fit)})
-            if i == "c":
-                fw = cfa(state_model(sub, wording_factor=True), df, **ctx.fit_opts)
-                meas_rows.append({"informant": INFORMANT_NAMES[i], "occasion": o,
-                                  "model": "bond + task + wording factor",
-                                  "n": int(fw.ntotal), **_fitm(fw)})
-    res.tables["reliability"] = pd.DataFrame(rel_rows)
-    res.tables["measurement"] = pd.DataFrame(meas_rows)
+    from .measurement_steps import step_measurement
+    step_measurement(ctx)
 
 
 def _step_longitudinal(ctx: _Context) -> None:
-    import invariance
-    from measurement import state_model
-    res, design, df = ctx.res, ctx.design, ctx.df
-    rows = []
-    for i in design.informants:
-        sub = design.subset(informants=[i])
-        model = state_model(sub, wording_factor=(i == "c"))
-        constructs = {d: [design.factor(i, d, o) for o in design.occasions]
-                      for d in design.dimensions}
-        if i == "c":
-            constructs["wording"] = [design.wording_factor(i, o) for o in design.occasions]
-        seq = invariance.longitudinal(model, df, constructs,
-                                      levels=["configural", "metric", "scalar"],
-                                      rules="chen2007", partial=True,
-                                      partial_options={"max_steps": 4}, **ctx.fit_opts)
-        t = seq.table.reset_index()
-        t.insert(0, "informant", INFORMANT_NAMES[i])
-        rows.append(t)
-        res.fits[f"longitudinal_{i}"] = seq
-    res.tables["longitudinal"] = pd.concat(rows, ignore_index=True)
+    from .measurement_steps import step_longitudinal
+    step_longitudinal(ctx)
 
 
 def _step_format_invariance(ctx: _Context) -> None:
-    import invariance
-    from measurement import trait_model
-    res, design, df = ctx.res, ctx.design, ctx.df
-    rows, part_rows, diff_rows = [], [], []
-    for i in design.informants:
-        sub = design.subset(informants=[i])
-        model = trait_model(sub, wording_factor=(i == "c"))
-        seq = invariance.sequence(model, df, group=ctx.group_column, group_labels=ctx.labels,
-                                  levels=["configural", "metric", "scalar", "strict"],
-                                  rules="chisq_difference", partial=True,
-                                  partial_options={"max_steps": 4}, **ctx.fit_opts)
-        t = seq.table.reset_index()
-        t["decision_chen2007"] = seq.decide("chen2007").to_numpy()
-        t.insert(0, "informant", INFORMANT_NAMES[i])
-        rows.append(t)
-        for lvl, p in seq.partial_steps.items():
-            p = p.copy()
-            p.insert(0, "level", lvl)
-            p.insert(0, "informant", INFORMANT_NAMES[i])
-            part_rows.append(p)
-        res.fits[f"format_{i}"] = seq
-        # trait means need (partial) scalar invariance: the scalar model that passed
-        scalar_ok = seq.table.loc["scalar", "decision"] == "invariant" or \
-            seq.table.loc["scalar", "partial_decision"] == "invariant"
-        ld = seq.latent_differences("scalar", reference_group=ctx.roles["group"])
-        ld = ld[ld["factor"].isin(TRAITS)].copy()
-        ld.insert(0, "informant", INFORMANT_NAMES[i])
-        ld.insert(3, "difference", "individual - group")
-        ld["scalar_model"] = ("partial scalar" if seq.table.loc["scalar", "decision"] !=
-                              "invariant" else "scalar") + ("" if scalar_ok else " (rejected)")
-        diff_rows.append(ld)
-    res.tables["format_invariance"] = pd.concat(rows, ignore_index=True)
-    if part_rows:
-        res.tables["partial_invariance"] = pd.concat(part_rows, ignore_index=True)
-    res.tables["trait_means"] = pd.concat(diff_rows, ignore_index=True)
+    from .measurement_steps import step_format_invariance
+    step_format_invariance(ctx)
 
 
 def _outcome_data(ctx: _Context) -> pd.DataFrame:
@@ -637,10 +601,12 @@ def _step_rsa(ctx: _Context) -> None:
     from ..discrepancy.rsa import response_surface
     res = ctx.res
     tm = scale_means(ctx.df, ctx.design, min_items=0.5, level="trait")
-    rd = pd.concat([ctx.df[[ctx.group_column, "int_pre", "int_fu"]], tm], axis=1)
+    keep = [ctx.group_column, "int_pre", "int_fu"] + ([ctx.cluster] if ctx.cluster else [])
+    rd = pd.concat([ctx.df[keep], tm], axis=1)
     rsa = response_surface(rd, "int_fu", "t_bond", "c_bond", controls=["int_pre"],
                            group=ctx.group_column, group_labels=ctx.labels, center="pooled",
-                           bootstrap=ctx.bootstrap, seed=ctx.seed, cluster=None, **ctx.fit_opts)
+                           bootstrap=ctx.bootstrap, seed=ctx.seed, cluster=None,
+                           bootstrap_cluster=ctx.cluster, **ctx.fit_opts)
     res.fits["rsa"] = rsa
     res.tables["rsa_surface"] = rsa.surface
     res.tables["rsa_stationary"] = rsa.stationary
@@ -687,6 +653,20 @@ def _step_lcm(ctx: _Context) -> None:
     res.tables["lcm_moderation"] = lcm.moderation()
     res.tables["lcm_fit"] = pd.DataFrame([{"model": "LCM bond (mid + end items), by format",
                                            "n": int(lcm.fit.ntotal), **_fitm(lcm.fit)}])
+    if ctx.lcm_bootstrap > 0 and ctx.cluster:
+        from .resampling_step import lcm_bootstrap_table
+        res.tables["lcm_bootstrap"] = lcm_bootstrap_table(
+            lcm, ctx.df, ctx.cluster, ctx.lcm_bootstrap, seed=ctx.seed, executor=ctx.executor)
+
+
+def _step_power(ctx: _Context) -> None:
+    from .resampling_step import step_power
+    step_power(ctx)
+
+
+def _step_twolevel(ctx: _Context) -> None:
+    from .twolevel_step import step_twolevel
+    step_twolevel(ctx)
 
 
 def _step_findings(ctx: _Context) -> None:
@@ -800,12 +780,24 @@ def study_findings(res: StudyResults) -> list:
         if "rejected" in str(r.get("scalar_model", "")):
             raise ValueError("the child scalar model across format was rejected and no partial "
                              "scalar model passed: the latent means are not comparable")
-        t = make_test("latent mean difference of c_task, individual - group", r["pvalue"],
-                      "significant", estimate=r["mean_diff"], statistic=r["z"],
-                      direction="positive")
-        return [t], (f"d = {float(r['d']):.3f} (SE {float(r['d_se']):.3f}); "
-                     f"{r.get('scalar_model', 'scalar')} model, {int(r['n_invariant'])} items "
-                     "with invariant loadings and intercepts")
+        t = make_test("latent mean difference of c_task, individual - group (items ordinal, "
+                      "WLSMV)", r["pvalue"], "significant", estimate=r["mean_diff"],
+                      statistic=r["z"], direction="positive")
+        context = (f"d = {float(r['d']):.3f} (SE {float(r['d_se']):.3f}); "
+                   f"{r.get('scalar_model', 'scalar')} model with the items as ordinal, "
+                   f"{int(r['n_invariant'])} items with invariant thresholds, loadings and "
+                   "intercepts")
+        tc = res.tables.get("trait_means_continuous")
+        rc = _row(tc, factor="c_task") if tc is not None else None
+        if rc is not None:  # the sensitivity check: reported, not part of the verdict
+            from .findings import analyses_agree
+            _, how = analyses_agree(r["d"], r["pvalue"], rc["d"], rc["pvalue"])
+            pc = format_p(rc["pvalue"])
+            context += (f". Sensitivity check, items continuous (MLR; not part of the "
+                        f"verdict): d = {float(rc['d']):.3f} (SE {float(rc['d_se']):.3f}), "
+                        f"p {pc if pc[:1] in '<>' else '= ' + pc}, "
+                        f"{rc.get('scalar_model', 'scalar')} model; the two analyses {how}")
+        return [t], context
 
     out.append(_finding(res, 1, 1, "Children seen individually report higher trait-like task "
                         "collaboration than children in groups (a latent mean difference under "

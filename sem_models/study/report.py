@@ -247,11 +247,16 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.3em 0; }
 """
 
 _TEXT_COLUMNS = {"informant", "occasion", "subscale", "model", "level", "decision", "freed",
+                 "scale", "dimension", "converged",
                  "lhs", "op", "rhs", "group", "label", "factor", "construct", "ref_factor",
                  "ref_group", "difference", "compared_with", "partial", "outcome", "predictor",
                  "parameter", "path", "format", "requirement", "step", "fit", "test",
                  "expected", "direction", "met", "difference_test", "lr_test", "scalar_model",
-                 "decision_chen2007", "predictor_type", "warning", "seconds_label"}
+                 "decision_chen2007", "predictor_type", "warning", "seconds_label",
+                 "analysis", "item", "empty", "collapsed", "sequence", "decision_ordinal",
+                 "decision_continuous", "partial_ordinal", "partial_continuous", "agree",
+                 "agreement", "scalar_model_ordinal", "scalar_model_continuous",
+                 "constrained", "fixed", "released", "ref_item"}
 
 
 def _is_p(col: str) -> bool:
@@ -313,7 +318,7 @@ def poor_fit(row: Any) -> str:
     """``""`` or why the fit of a model (a row with cfi / rmsea, robust versions preferred) is
     poor by :data:`POOR_FIT_RULE`."""
     def get(k):
-        for c in (f"{k}_robust", k):
+        for c in (f"{k}_robust", f"{k}_robust_wls", k):
             v = row.get(c) if hasattr(row, "get") else None
             if v is not None and isinstance(v, (int, float, np.floating)) and math.isfinite(v):
                 return float(v), c
@@ -334,6 +339,10 @@ _FIT_COLUMNS = ["n", "chisq", "df", "pvalue", "cfi", "tli", "rmsea", "srmr"]
 # (the standard CFI / TLI / RMSEA and p are in the CSV tables)
 _FIT_COLUMNS_ROBUST = ["n", "chisq", "chisq_scaled", "df", "pvalue_scaled", "cfi_robust",
                        "tli_robust", "rmsea_robust", "srmr"]
+# ordinal items: lavaan's robust (catML) indices where defined and those of the WLS statistic
+_FIT_COLUMNS_ORDINAL = ["n", "chisq", "chisq_scaled", "df", "pvalue_scaled", "cfi_robust",
+                        "rmsea_robust", "cfi_robust_wls", "tli_robust_wls", "rmsea_robust_wls",
+                        "srmr"]
 
 
 def _fit_table(df: Optional[pd.DataFrame], labels: list, what: str,
@@ -346,7 +355,8 @@ def _fit_table(df: Optional[pd.DataFrame], labels: list, what: str,
     df = df.reset_index(drop=True).copy()
     flags = [poor_fit(r) for _, r in df.iterrows()]
     df["fit"] = ["poor" if f else "" for f in flags]
-    fitcols = _FIT_COLUMNS_ROBUST if "chisq_scaled" in df.columns else _FIT_COLUMNS
+    fitcols = (_FIT_COLUMNS_ORDINAL if "cfi_robust_wls" in df.columns else
+               _FIT_COLUMNS_ROBUST if "chisq_scaled" in df.columns else _FIT_COLUMNS)
     cols = labels + [c for c in fitcols if c in df.columns and c not in drop] + (extra or []) \
         + ["fit"]
     out = _table(df, cols, rename=rename, poor=[bool(f) for f in flags])
@@ -427,11 +437,13 @@ def _findings_html(res: Any) -> list:
 
 
 def _robust_rename(df: Optional[pd.DataFrame]) -> dict:
-    """Display names of the change columns: robust versions say so."""
+    """Display names of the change columns: robust versions say so (ordinal items: the robust
+    indices of the WLS statistic)."""
     if df is None or "cfi_robust" not in df.columns:
         return {}
-    return {"delta_cfi": "delta_cfi (robust)", "delta_tli": "delta_tli (robust)",
-            "delta_rmsea": "delta_rmsea (robust)"}
+    kind = "robust WLS" if "cfi_robust_wls" in df.columns else "robust"
+    return {"delta_cfi": f"delta_cfi ({kind})", "delta_tli": f"delta_tli ({kind})",
+            "delta_rmsea": f"delta_rmsea ({kind})"}
 
 
 def _difference_tests(df: Optional[pd.DataFrame], col: str = "difference_test") -> str:
@@ -451,7 +463,145 @@ def _invariance_table(df: Optional[pd.DataFrame], extra: Optional[list] = None) 
     cols = ["delta_chisq", "delta_df", "delta_pvalue", "delta_cfi", "delta_rmsea",
             "delta_srmr", "compared_with", "decision", "partial"] + (extra or [])
     return _fit_table(df, ["informant", "level"], "these invariance models", extra=cols,
-                      rename=_robust_rename(df), drop=("tli", "tli_robust"))
+                      rename=_robust_rename(df), drop=("tli", "tli_robust", "tli_robust_wls"))
+
+
+def _analysis_note(primary: bool) -> str:
+    if primary:
+        return ("<p class='rule'><b>Items as ordinal</b> (primary analysis): WLSMV, thresholds "
+                "and polychoric correlations, missing = pairwise, theta parameterization, "
+                "Wu &amp; Estabrook (2016) identification; chisq and the scaled-shifted "
+                "chisq_scaled side by side; delta_chisq: Satorra (2000) scaled-shifted "
+                "difference; delta_cfi / delta_rmsea: robust indices of the WLS statistic "
+                "(<code>*_robust_wls</code>: lavaan's catML robust indices, "
+                "<code>cfi_robust</code>, are undefined once thresholds are held equal).</p>")
+    return ("<p class='rule'><b>Items as continuous</b> (sensitivity check): MLR with FIML; "
+            "delta_chisq: Satorra-Bentler 2001 scaled difference; delta_cfi / delta_rmsea: "
+            "robust indices.</p>")
+
+
+def _agreement_text(res: Any) -> str:
+    """One paragraph: where the ordinal and the continuous analyses agree."""
+    T = res.tables
+    parts = []
+    ic = T.get("invariance_comparison")
+    if ic is not None and len(ic):
+        both = ic[ic["agree"].isin(["yes", "no"])]
+        n_yes = int((both["agree"] == "yes").sum())
+        dis = [f"{r['informant']} {r['sequence']} {r['level']} (ordinal: {r['decision_ordinal']}"
+               f"; continuous: {r['decision_continuous']})"
+               for _, r in both[both["agree"] == "no"].iterrows()]
+        parts.append(f"The invariance decisions agree at {n_yes} of {len(both)} levels tested "
+                     "in both analyses" + (": they differ at " + "; ".join(dis) if dis else "")
+                     + ".")
+    tm = T.get("trait_means_comparison")
+    if tm is not None and len(tm):
+        agree = tm[tm["agree"].astype(bool)]
+        parts.append(f"The trait mean differences agree (same direction, same side of p = .05) "
+                     f"for {len(agree)} of {len(tm)} traits"
+                     + "".join(f"; {r['factor']}: {r['agreement']}"
+                               for _, r in tm[~tm["agree"].astype(bool)].iterrows()) + ".")
+    if not parts:
+        return ""
+    return ("<p class='conv'><b>Ordinal vs continuous.</b> " + html.escape(" ".join(parts))
+            + " Verdicts use the ordinal (primary) analysis.</p>")
+
+
+def _measurement_sections(res: Any) -> list:
+    """Report sections 1 (reliability and measurement models) and 2 (invariance, partial
+    invariance, trait means): the ordinal analysis (primary) and the continuous one (sensitivity)
+    side by side, and where they agree."""
+    T = res.tables
+    parts = ["<h2>1. Reliability and measurement models</h2>"
+             "<p>Items reverse-scored (2, 4, 6). One model per informant x occasion with "
+             "correlated bond and task factors (child: also with a wording factor for the "
+             "negatively worded items), fitted with the items as ordinal (WLSMV, the primary "
+             "analysis) and as continuous (MLR, FIML). Omega as semTools::compRelSEM; alpha "
+             "on observed items.</p>" + _step_status(res, "reliability")]
+    if "reliability" in T:
+        parts.append(_table(T["reliability"]))
+    if "item_categories" in T:
+        ic = T["item_categories"]
+        rec = res.text.get("collapsed_categories", {})
+        parts.append("<h3>Item categories by format (before collapsing)</h3><p>Thresholds can "
+                     "only be held equal when every category of an item is observed in both "
+                     "formats and at both occasions. " + (
+                         f"{len(rec)} items had an empty category; it was merged into its "
+                         "neighbour with the same mapping for both formats and occasions "
+                         "(<code>collapsed</code>)." if rec else "No category was empty.")
+                     + "</p>")
+        show = ic[(ic["empty"].astype(str) != "") | (ic["collapsed"].astype(str) != "")]
+        parts.append(_table(show if len(show) else ic.head(8)))
+    if "measurement" in T:
+        parts.append(_fit_table(T["measurement"], ["informant", "occasion", "model",
+                                                   "analysis"], "these measurement models"))
+
+    parts.append("<h2>2. Measurement invariance</h2>"
+                 "<p>Each level is compared with the last model that passed; when a level "
+                 "fails, constraints are freed one at a time by the largest score test "
+                 "(partial invariance) and the next level is fitted on top of the partial model "
+                 "that passed (<code>compared_with</code>), or reported as <i>not tested: "
+                 "previous level failed</i>. With the items as ordinal, the thresholds are "
+                 "tested before the loadings (Wu &amp; Estabrook 2016); an item with three "
+                 "categories has no testable threshold constraint (its two thresholds trade "
+                 "against its intercept and scale), and the thresholds of an item are freed "
+                 "together.</p>")
+    parts.append(_agreement_text(res))
+    for key, title, step, extra in (
+            ("longitudinal", "Longitudinal (mid vs end) per informant, Chen (2007) rules",
+             "longitudinal", None),
+            ("format_invariance", "Across format (trait models): decisions by the chi-square "
+             "difference test (alpha = .05), Chen (2007) for comparison", "format",
+             ["decision_chen2007"])):
+        parts.append(f"<h3>{html.escape(title)}</h3>" + _step_status(res, step))
+        for suffix, primary in (("", True), ("_continuous", False)):
+            if f"{key}{suffix}" in T:
+                parts.append(_analysis_note(primary))
+                parts.append(_invariance_table(T[f"{key}{suffix}"], extra))
+    if "invariance_comparison" in T:
+        parts.append("<h3>Invariance decisions: ordinal vs continuous</h3>"
+                     + _table(T["invariance_comparison"]))
+    if "format_identification" in T:
+        parts.append("<h3>What each level constrained and freed for identification (items "
+                     "ordinal, across format)</h3>"
+                     + _table(T["format_identification"],
+                              ["informant", "level", "constrained", "equalities", "npar",
+                               "freed", "fixed", "released"]))
+    parts.append(_img(res, "invariance_changes", "invariance fit changes"))
+    for suffix, primary in (("", True), ("_continuous", False)):
+        if f"partial_invariance{suffix}" in T:
+            tab = T[f"partial_invariance{suffix}"]
+            what = "ordinal" if primary else "continuous"
+            parts.append(f"<h3>Partial invariance, items {what}: constraints freed one at a "
+                         "time by the largest score test</h3>")
+            cols = ["informant", "level", "step", "freed", "score_X2", "score_df",
+                    "score_pvalue", "chisq", "chisq_scaled", "df",
+                    "cfi_robust_wls" if primary else "cfi_robust", "delta_chisq",
+                    "delta_pvalue", "delta_cfi", "decision"]
+            parts.append(_table(tab, [c for c in cols if c in tab.columns],
+                                rename=_robust_rename(tab)))
+    for suffix, primary in (("", True), ("_continuous", False)):
+        if f"dmacs{suffix}" in T:
+            what = ("ordinal: expected item score of the graded probit model" if primary
+                    else "continuous")
+            parts.append(f"<h3>Size of the non-invariance: dMACS of the freed items ({what}; "
+                         "Nye &amp; Drasgow 2011)</h3>"
+                         + _table(T[f"dmacs{suffix}"], ["informant", "factor", "item",
+                                                        "group", "ref_group", "dmacs",
+                                                        "dmacs_signed"]))
+    tm_cols = ["informant", "factor", "difference", "scalar_model", "n_invariant",
+               "mean_diff", "mean_diff_se", "z", "pvalue", "d", "d_se", "var_ratio"]
+    if "trait_means" in T:
+        parts.append("<h3>Trait means by format: individual - group (d = mean difference / "
+                     "pooled latent SD), in the (partial) scalar models</h3>"
+                     + _analysis_note(True) + _table(T["trait_means"], tm_cols))
+    if "trait_means_continuous" in T:
+        parts.append(_analysis_note(False) + _table(T["trait_means_continuous"], tm_cols))
+    if "trait_means_comparison" in T:
+        parts.append("<h3>Trait means: ordinal vs continuous (d is comparable across the two "
+                     "metrics)</h3>" + _table(T["trait_means_comparison"]))
+    parts.append(_img(res, "trait_means", "trait means by format"))
+    return parts
 
 
 def write_report(res: Any, out: Path) -> Path:
@@ -487,6 +637,9 @@ def write_report(res: Any, out: Path) -> Path:
              "<b>therapist minus child</b> (D of the latent congruence model). For the robust "
              "estimator the tables show lavaan's <code>chisq</code> and its "
              "<code>chisq_scaled</code> side by side, with the robust CFI, TLI and RMSEA; "
+             "measurement and invariance are analysed with the items as ordinal (WLSMV, the "
+             "primary analysis, whose tests give the verdicts) and as continuous (MLR, a "
+             "sensitivity check) side by side; "
              "models whose fit is poor (" + POOR_FIT_RULE + ") are flagged next to their "
              "results.</p>"]
     if res.interrupted:
@@ -508,55 +661,7 @@ def write_report(res: Any, out: Path) -> Path:
                   for n, a in glance]
         parts.append("</div>")
 
-    parts.append("<h2>1. Reliability and measurement models</h2>"
-                 "<p>Items reverse-scored (2, 4, 6). One model per informant x occasion with "
-                 "correlated bond and task factors (child: also with a wording factor for the "
-                 "negatively worded items). Omega as semTools::compRelSEM; alpha on observed "
-                 "items.</p>" + _step_status(res, "reliability"))
-    if "reliability" in T:
-        parts.append(_table(T["reliability"]))
-    if "measurement" in T:
-        parts.append(_fit_table(T["measurement"], ["informant", "occasion", "model"],
-                                "these measurement models"))
-
-    parts.append("<h2>2. Measurement invariance</h2>"
-                 "<p>Each level is compared with the last model that passed; when a level "
-                 "fails, constraints are freed one at a time by the largest score test "
-                 "(partial invariance) and the next level is fitted on top of the partial model "
-                 "that passed (<code>compared_with</code>), or reported as <i>not tested: "
-                 "previous level failed</i>.</p>")
-    parts.append("<h3>Longitudinal (mid vs end) per informant, Chen (2007) rules</h3>"
-                 + _step_status(res, "longitudinal"))
-    if "longitudinal" in T:
-        tests = _difference_tests(T["longitudinal"])
-        if tests:
-            parts.append(f"<p class='rule'>delta_chisq: {html.escape(tests)} test.</p>")
-        parts.append(_invariance_table(T["longitudinal"]))
-    parts.append("<h3>Across format (trait models): decisions by the chi-square difference "
-                 "test (alpha = .05), Chen (2007) for comparison</h3>"
-                 + _step_status(res, "format"))
-    if "format_invariance" in T:
-        tests = _difference_tests(T["format_invariance"])
-        if tests:
-            parts.append(f"<p class='rule'>delta_chisq: {html.escape(tests)} test.</p>")
-        parts.append(_invariance_table(T["format_invariance"], ["decision_chen2007"]))
-    parts.append(_img(res, "invariance_changes", "invariance fit changes"))
-    if "partial_invariance" in T:
-        parts.append("<h3>Partial invariance: constraints freed one at a time by the largest "
-                     "score test</h3>")
-        parts.append(_table(T["partial_invariance"],
-                            ["informant", "level", "step", "freed", "score_X2", "score_pvalue",
-                             "chisq", "chisq_scaled", "df", "cfi_robust", "delta_chisq",
-                             "delta_pvalue", "delta_cfi", "decision"],
-                            rename=_robust_rename(T["partial_invariance"])))
-    if "trait_means" in T:
-        parts.append("<h3>Trait means by format: individual - group (d = mean difference / "
-                     "pooled latent SD), in the (partial) scalar models</h3>")
-        parts.append(_table(T["trait_means"], ["informant", "factor", "difference",
-                                               "scalar_model", "n_invariant", "mean_diff",
-                                               "mean_diff_se", "z", "pvalue", "d", "d_se",
-                                               "var_ratio"]))
-    parts.append(_img(res, "trait_means", "trait means by format"))
+    parts += _measurement_sections(res)
 
     parts.append("<h2>3. Outcome models</h2><p>Follow-up externalizing (ext_fu) and "
                  "internalizing (int_fu) problems on the four trait factors, baseline "
@@ -608,8 +713,11 @@ def write_report(res: Any, out: Path) -> Path:
         parts.append("<h3>Format differences of the surface parameters (Wald; diff = "
                      "individual - group)</h3>" + _table(T["rsa_group_tests"]))
     if "rsa_bootstrap" in T:
+        by = (f", whole {o['cluster']}s resampled within format" if o.get("cluster")
+              else "")
         parts.append(f"<h3>Bootstrap percentile intervals ({o['bootstrap']} replicates, "
-                     "OLS on observed scores)</h3>" + _table(T["rsa_bootstrap"]))
+                     f"OLS on observed scores{html.escape(by)})</h3>"
+                     + _table(T["rsa_bootstrap"]))
     if "rsa_stationary" in T:
         parts.append("<h3>Stationary point and principal axes (delta method)</h3>"
                      + _table(T["rsa_stationary"], scols))
@@ -641,7 +749,11 @@ def write_report(res: Any, out: Path) -> Path:
     if "lcm_latent" in T:
         parts.append(_table(T["lcm_latent"], ["lhs", "op", "rhs", "group", "est", "se",
                                               "pvalue"]))
+    from .resampling_step import report_section as _resampling_section
+    parts += _resampling_section(res, _table)
 
+    from .twolevel_step import report_section
+    parts += report_section(res, 6)
     parts.append("<h2>Run</h2>")
     tim = pd.DataFrame([{"step": k, "seconds": float(v)} for k, v in res.timings.items()])
     parts.append(_table(tim))
