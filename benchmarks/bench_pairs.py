@@ -29,9 +29,10 @@ The packages are timed in alternating blocks in one persistent R session (timing
 machine drift by 20-40% within minutes): per round a block of our runs, then a block of
 lavaan's.  One lavaan run times both members of a pair (laps after ``cfa()``/``sem()`` and
 after ``fitMeasures()``).  Printed per pair: the medians over rounds of the mean time per run,
-the median and the worst (smallest) round's ratio lavaan / ours, our peak memory (tracemalloc:
-Python and numpy allocations) and lavaan's (R ``gc()`` max used above the memory in use before
-its blocks), and the arithmetic floor of the task:
+the median and the worst (smallest) round's ratio lavaan / ours ("cpu x": the median ratio
+of CPU seconds, which a busy machine disturbs much less than wall time), our peak memory
+(tracemalloc: Python and numpy allocations) and lavaan's (R ``gc()`` max used above the memory
+in use before its blocks), and the arithmetic floor of the task:
 
     floor = flops / (this machine's single-threaded GEMM rate, measured at start-up)
 
@@ -64,7 +65,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from timing import RLapSession, block_mean, gemm_gflops, peak_memory  # noqa: E402
+from timing import (RLapSession, block_mean, block_wall_cpu, gemm_gflops,  # noqa: E402
+                    peak_memory)
 
 import sem_models as sm  # noqa: E402
 
@@ -249,16 +251,24 @@ def main(argv=None) -> None:
                 func()  # warm-up: imports, caches
             times = {pair: [] for pair in case.pairs}
             theirs = {pair: [] for pair in case.pairs}
+            cpu_ours = {pair: [] for pair in case.pairs}
+            cpu_theirs = {pair: [] for pair in case.pairs}
             lav_mb = np.nan
             use_r = session is not None and case.lavaan
             for _ in range(case.rounds):
                 for pair, func in ours.items():
-                    times[pair].append(block_mean(func, case.block))
+                    wall, cpu = block_wall_cpu(func, case.block)
+                    times[pair].append(wall)
+                    cpu_ours[pair].append(cpu)
                 if use_r:
                     laps = session.block_laps(case.r_task, case.block)
+                    cpu = session.last_cpu
                     lav_mb = np.nanmax([lav_mb, session.last_peak_mb])
-                    for pair, t in zip(case.pairs, laps if len(case.pairs) > 1 else laps[-1:]):
+                    if len(case.pairs) == 1:
+                        laps, cpu = laps[-1:], cpu[-1:]
+                    for pair, t, c in zip(case.pairs, laps, cpu):
                         theirs[pair].append(t)
+                        cpu_theirs[pair].append(c)
             fit = case.fit()
             flops = flop_model(fit)
             for pair, func in ours.items():
@@ -268,9 +278,10 @@ def main(argv=None) -> None:
                        "floor_ms": flops[pair] / rate / 1e6, "rounds": case.rounds}
                 if theirs[pair]:
                     ratios = [t / o for t, o in zip(theirs[pair], times[pair])]
+                    cpu_ratios = [t / o for t, o in zip(cpu_theirs[pair], cpu_ours[pair])]
                     row.update(lavaan_ms=statistics.median(theirs[pair]) * 1e3,
                                ratio=statistics.median(ratios), worst=min(ratios),
-                               lavaan_mb=lav_mb)
+                               cpu_ratio=statistics.median(cpu_ratios), lavaan_mb=lav_mb)
                 rows.append(row)
             loss = fit.problem.losses[0]
             if hasattr(loss, "patterns"):
@@ -312,13 +323,15 @@ def main(argv=None) -> None:
     print(f"single-threaded GEMM: {rate:.1f} GFlop/s (the floors' rate); "
           f"run time {time.perf_counter() - started:.0f} s")
     head = (f"{'case':<17}{'pair':<12}{'ours ms':>10}{'lavaan ms':>11}{'x lavaan':>9}"
-            f"{'worst':>7}{'our MB':>8}{'lav MB':>8}{'floor ms':>10}{'x floor':>9}{'rounds':>7}")
+            f"{'worst':>7}{'cpu x':>7}{'our MB':>8}{'lav MB':>8}{'floor ms':>10}{'x floor':>9}"
+            f"{'rounds':>7}")
     print(head)
     print("-" * len(head))
     for r in rows:
         lav = r.get("lavaan_ms")
         print(f"{r['case']:<17}{r['pair']:<12}{r['ours_ms']:10.2f}"
-              + (f"{lav:11.1f}{r['ratio']:9.1f}{r['worst']:7.1f}" if lav else f"{'':>27}")
+              + (f"{lav:11.1f}{r['ratio']:9.1f}{r['worst']:7.1f}{r['cpu_ratio']:7.1f}" if lav
+                 else f"{'':>34}")
               + (f"{r['ours_mb']:8.1f}" if 'ours_mb' in r else f"{'':>8}")
               + (f"{r['lavaan_mb']:8.1f}" if lav and np.isfinite(r['lavaan_mb']) else f"{'':>8}")
               + f"{r['floor_ms']:10.3f}{r['ours_ms'] / r['floor_ms']:9.0f}{r['rounds']:7d}")

@@ -36,6 +36,14 @@ def block_mean(func, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
+def block_wall_cpu(func, n: int) -> tuple[float, float]:
+    """Mean wall and CPU (this process, all threads) seconds of ``n`` consecutive calls."""
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        func()
+    return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
+
+
 _R_SERVER = r"""
 tasks <- local({ %s })
 con <- file("stdin"); open(con)
@@ -91,8 +99,9 @@ class RSession:
 
 # ------------------------------------------------------------------ laps and peak memory in R
 _R_SERVER_LAPS = r"""
+lap_clock <- function()  # wall and CPU (user + system) seconds of this R process
+  c(as.numeric(Sys.time()), sum(proc.time()[c("user.self", "sys.self")]))
 tasks <- local({ %s })
-lap_clock <- function() as.numeric(Sys.time())
 con <- file("stdin"); open(con)
 cat("ready\n"); flush(stdout())
 while (length(line <- readLines(con, n = 1)) > 0) {
@@ -103,11 +112,13 @@ while (length(line <- readLines(con, n = 1)) > 0) {
   invisible(gc(reset = TRUE)); before <- sum(gc()[, 2]); invisible(gc(reset = TRUE))
   for (i in seq_len(n)) {
     start <- lap_clock(); laps <- f(); end <- lap_clock()
-    laps <- if (!is.numeric(laps)) end - start else c(laps - start, end - start)
+    laps <- if (!is.numeric(laps)) rbind(end - start) else rbind(laps - start, end - start)
     total <- if (is.null(total)) laps else total + laps
   }
   peak <- sum(gc()[, 6]) - before
-  cat(paste(sprintf("%%.9f", c(total / n, peak)), collapse = " "), "\n"); flush(stdout())
+  # wall laps, then CPU laps, then the peak memory
+  cat(paste(sprintf("%%.9f", c(total[, 1] / n, total[, 2] / n, peak)), collapse = " "), "\n")
+  flush(stdout())
 }
 """
 
@@ -145,12 +156,16 @@ class RLapSession(RSession):
         return out
 
     last_peak_mb = float("nan")
+    last_cpu: list = []
 
     def block_laps(self, task: str, n: int) -> list[float]:
-        """Mean seconds from the start of the task to each of its laps and to its end."""
+        """Mean wall seconds from the start of the task to each of its laps and to its end
+        (``last_cpu``: the same in CPU seconds of the R process)."""
         values = [float(x) for x in self._ask(f"time {task} {n}").split()]
         self.last_peak_mb = values[-1]
-        return values[:-1]
+        k = (len(values) - 1) // 2
+        self.last_cpu = values[k:2 * k]
+        return values[:k]
 
     def block_mean(self, task: str, n: int) -> float:
         return self.block_laps(task, n)[-1]

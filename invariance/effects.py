@@ -192,7 +192,8 @@ def latent_differences(fit, constructs: Optional[Mapping[str, Sequence[str]]] = 
     Rows: one per comparison (a factor in a non-reference group vs. the reference group; a
     later occasion's factor vs. the first occasion's, within a group).  Columns: ``construct``,
     ``factor``, ``group``, ``ref_factor``, ``ref_group``, ``n_invariant`` (items with invariant
-    loading and intercept, and thresholds for ordinal items), ``mean_diff`` (alpha_f - alpha_r) with ``mean_diff_se``, ``z``,
+    loading and intercept, and thresholds for ordinal items), ``mean_diff`` (alpha_f -
+    alpha_r) with ``mean_diff_se``, ``z``,
     ``pvalue``; ``d`` (standardized by the pooled latent SD) with ``d_se``; ``var_ratio``
     (psi_f / psi_r) with ``var_ratio_se``.  SEs by the delta method (``fit.vcov()``).
 
@@ -327,6 +328,14 @@ def _category_variance(fit, item: str, g: int) -> tuple[float, np.ndarray]:
     return float(((x - m) ** 2) @ n) / (tot - 1), x
 
 
+def _continuous_variance(fit, item: str, g: int) -> float:
+    """Sample variance (divisor n - 1) of a continuous item of an ordinal fit in group ``g``
+    (its ML variance among the sample statistics)."""
+    st = fit.categorical[g - 1]
+    n = st.nobs
+    return float(st.var[list(st.names).index(item)]) * n / (n - 1)
+
+
 def dmacs(fit, constructs: Optional[Mapping[str, Sequence[str]]] = None,
           reference_group=None, all_items: bool = False) -> pd.DataFrame:
     """dMACS (Nye & Drasgow 2011) of the items whose loading or intercept (ordinal items:
@@ -390,10 +399,14 @@ def dmacs(fit, constructs: Optional[Mapping[str, Sequence[str]]] = None,
                 value = math.sqrt(max(d2, 0.0)) / sd_pooled
                 signed = float(weights @ diff) / sd_pooled
             else:
-                var_r = moments[comp.ref_group - 1][0][ov.index(it["ref_item"]),
-                                                       ov.index(it["ref_item"])] * n_r / (n_r - 1)
-                var_f = moments[comp.group - 1][0][ov.index(it["item"]),
-                                                   ov.index(it["item"])] * n_f / (n_f - 1)
+                if moments is None:  # a continuous item of a fit with ordinal items
+                    var_r = _continuous_variance(fit, it["ref_item"], comp.ref_group)
+                    var_f = _continuous_variance(fit, it["item"], comp.group)
+                else:
+                    var_r = moments[comp.ref_group - 1][0][
+                        ov.index(it["ref_item"]), ov.index(it["ref_item"])] * n_r / (n_r - 1)
+                    var_f = moments[comp.group - 1][0][
+                        ov.index(it["item"]), ov.index(it["item"])] * n_f / (n_f - 1)
                 sd_pooled = math.sqrt(((n_r - 1) * var_r + (n_f - 1) * var_f)
                                       / (n_r + n_f - 2))
                 dnu, dlam = nu_r - nu_f, lam_r - lam_f

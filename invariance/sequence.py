@@ -431,7 +431,7 @@ class InvarianceSequence:
             for (kind, grp, val), part in sub.groupby(["kind", "group", "value"], sort=False,
                                                       dropna=False):
                 items = list(dict.fromkeys(
-                    f"{a}|{c}" if o == "|" else a for a, o, c in
+                    f"{a}{o}{c}" if o in ("|", "=~") else a for a, o, c in
                     zip(part["lhs"], part["op"], part["rhs"])))
                 what = ", ".join(items) if len(items) <= 4 else \
                     f"{items[0]}, ..., {items[-1]} ({len(items)})"

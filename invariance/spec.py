@@ -440,8 +440,9 @@ class MeasurementSpec:
                         f"construct {c!r}: the ordered items {chain} have different numbers of "
                         f"categories at the occasions ({ {v: n + 1 for v, n in nth.items()} }); "
                         "their thresholds cannot be held equal. Collapse categories the same "
-                        "way at every occasion (invariance.collapse_categories(data, ..., "
-                        "constructs=...) or collapse= in the sequence)")
+                        "way at every occasion (invariance.collapse_categories(data, items, "
+                        "chains=[[item at occasion 1, item at occasion 2, ...]]) or "
+                        "collapse='empty' in the sequence)")
 
     # ------------------------------------------------------------------ structure
     @property

@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .errors import ModelError
+from .errors import EstimationError, ModelError
 from .estimation.data import DataError, prepare_data
 from .estimation.optimizer import ConvergenceWarning, Problem, optimize
 from .estimation.threads import single_threaded_blas
@@ -154,6 +154,7 @@ def fit_twolevel(model: str, data: pd.DataFrame, *, group=None, group_equal=(),
     view = BlockView(table)
     values = start_values(view, union, covs, means)
     values = adjust_intercept_starts(values, view, model_.ram, means)
+    values = _level2_starts(values, table, datasets, h1)
     if start is not None:
         previous = np.asarray(getattr(start, "values", start), float)
         if previous.shape != values.shape:
@@ -171,7 +172,17 @@ def fit_twolevel(model: str, data: pd.DataFrame, *, group=None, group_equal=(),
     losses = [TwoLevelLoss(d, h.moments) for d, h in zip(datasets, h1)]
     problem = Problem(model_, losses, pmap, values)
     z0 = pmap.z_from_free(values[pmap.free_rows])
-    result = optimize(problem, z0, max_iter=max_iter)
+    result = _run_optimizer(problem, z0, max_iter)
+    if not result.converged and start is None:
+        # a restart from lavaan-like "simple" between-level start values (see
+        # _level2_starts); the better search is kept
+        simple = _level2_starts(values, table, datasets, h1, simple=True)
+        z1 = pmap.z_from_free(simple[pmap.free_rows])
+        if not np.allclose(z1, z0):
+            again = _run_optimizer(problem, z1, max_iter)
+            if (again.converged, -again.fmin) > (result.converged, -result.fmin):
+                again.iterations += result.iterations
+                result = again
     if not result.converged:
         warnings.warn(
             f"the optimizer did not converge ({result.message}; largest gradient "
@@ -186,6 +197,60 @@ def fit_twolevel(model: str, data: pd.DataFrame, *, group=None, group_equal=(),
     fit._setup(tl, datasets, h1, exo)
     fit._warn_heywood()
     return fit
+
+
+def _run_optimizer(problem: Problem, z0: np.ndarray, max_iter: int):
+    """:func:`~sem_models.estimation.optimizer.optimize`, with its numerical failures as
+    :class:`~sem_models.errors.EstimationError` that says what to do."""
+    try:
+        with np.errstate(all="ignore"):
+            return optimize(problem, z0, max_iter=max_iter)
+    except (FloatingPointError, np.linalg.LinAlgError) as exc:
+        raise EstimationError(
+            "the two-level model cannot be evaluated at its start values (" + str(exc)
+            + "): the implied within or between covariance matrix is not positive definite. "
+            "Give start values with start() (e.g. 'fb =~ start(0.5)*y2'), check fixed "
+            "values, or fix between-level variances of variables with ICC near 0 to 0"
+        ) from None
+
+
+def _level2_starts(values: np.ndarray, table, datasets: list, h1: list,
+                   simple: bool = False) -> np.ndarray:
+    """Start values of the between level that survive small ICCs.
+
+    The one-level start values scale a factor by its marker's variance; at level 2 a marker
+    with almost no between-cluster variance (ICC near 0) gives a factor variance near 0, and
+    then the information about the loadings (proportional to it) is near 0 and the first
+    scoring steps send them to absurd values.  So a level-2 factor variance starts at no less
+    than ``0.05`` times the mean within-level variance of its indicators (lavaan starts every
+    factor variance at 0.05 whatever the scale; this floor is unit-free).  ``simple=True``
+    (the restart after a failed search) also starts the level-2 loadings at 1 (lavaan's
+    "simple" start values) and the level-2 residual variances at half the saturated between
+    variances (at least 1% of the within variances).  User ``start()`` values are kept."""
+    values = values.copy()
+    lhs, op, rhs = table["lhs"], table["op"], table["rhs"]
+    level, group, free = table["level"], table["group"], table["free"] > 0
+    derived = free & np.isnan(table["start"])
+    for g, (d, h) in enumerate(zip(datasets, h1)):
+        in_b = (level == 2) & (group == g + 1)
+        var_w = dict(zip(d.level1_names, np.diag(h.moments.sigma_w)))
+        var_b = dict(zip(d.level2_names, np.diag(h.moments.sigma_b)))
+        loading = in_b & (op == "=~")
+        for lv in dict.fromkeys(lhs[loading]):
+            inds = [v for v in rhs[loading & (lhs == lv)] if v in var_w]
+            if not inds:
+                continue
+            scale = float(np.mean([var_w[v] for v in inds]))
+            rows = np.flatnonzero(in_b & derived & (op == "~~") & (lhs == lv) & (rhs == lv))
+            values[rows] = np.maximum(values[rows], 0.05 * scale)
+            if simple:
+                values[np.flatnonzero(in_b & derived & (op == "=~") & (lhs == lv))] = 1.0
+        if simple:
+            for r in np.flatnonzero(in_b & derived & (op == "~~") & (lhs == rhs)):
+                v = lhs[r]
+                if v in var_b:
+                    values[r] = max(0.5 * var_b[v], 0.01 * var_w.get(v, var_b[v]))
+    return values
 
 
 def _single_level_loglik(X: np.ndarray) -> float:

@@ -145,6 +145,8 @@ BAD_INPUTS = [
      "'==' constraints contradict each other", None),
     ("bounds tied by ==", "visual =~ x1 + a*x2 + b*x3\na == b\nb > 2\na < 1", {}, None,
      sm.ModelError, "contradict each other once the '==' constraints tie", None),
+    ("constraint not evaluable", "f1 =~ x1 + b*x2 + x3\nb == log(b)^0", {}, None,
+     sm.ModelSyntaxError, "cannot be evaluated", 2),  # was a ZeroDivisionError (fuzz)
     ("negative fixed variance", HS_MODEL + "\nx1 ~~ -1*x1", {}, None, sm.EstimationError,
      "the variance of 'x1' is fixed to -1 (model syntax line 4)", None),
     ("loop of unit loadings", "f1 =~ x1 + x2 + f2\nf2 =~ x3 + x4 + f3\nf3 =~ x5 + x6 + f1", {},

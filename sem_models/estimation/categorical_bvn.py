@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 from scipy.special import ndtr
 
-__all__ = ["pbinorm", "pbinorm_finite", "pbinorm_grid", "dbinorm", "rectangle_prob"]
+__all__ = ["pbinorm", "pbinorm_grid", "dbinorm", "rectangle_prob"]
 
 _TWOPI = 2.0 * np.pi
 
@@ -88,16 +88,6 @@ def _upper_finite(h: np.ndarray, k: np.ndarray, r: np.ndarray) -> np.ndarray:
         neg_val = np.where(kk > hh, lval - bvn, -bvn)
         out[sel] = np.where(neg, neg_val, pos_val)
     return out
-
-
-def pbinorm_finite(h: np.ndarray, k: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """P(X <= h, Y <= k; r) for 1-d arrays of finite ``h``, ``k`` and ``|r| < 1`` (no checks).
-
-    The fast path of :func:`pbinorm` for callers that have already split off infinite
-    limits and degenerate correlations (e.g. the threshold grids of the polychoric
-    correlations): the lower orthant is the upper orthant of (-h, -k) (Genz 2004).
-    """
-    return np.clip(_upper_finite(-h, -k, r), 0.0, 1.0)
 
 
 def pbinorm_grid(h: np.ndarray, k: np.ndarray, r: np.ndarray,

@@ -10,8 +10,8 @@ import pandas as pd
 
 from .data import DataError
 
-__all__ = ["CategoricalDataError", "to_codes", "codes_matrix", "check_levels", "frame_inputs", "group_order",
-           "collapse_categories"]
+__all__ = ["CategoricalDataError", "to_codes", "codes_matrix", "check_levels", "frame_inputs",
+           "group_order", "collapse_categories"]
 
 
 class CategoricalDataError(DataError):
@@ -68,8 +68,6 @@ def codes_matrix(X: np.ndarray, levels: Sequence[Optional[Sequence]]):
             lv = v[np.concatenate(([True], v[1:] != v[:-1]))]
         else:
             lv = np.asarray(levels[r], float)
-            if lv.size == 0 or np.any(np.diff(lv) <= 0):
-                return None
         lvs.append(lv)
     codes = np.empty((N, m), dtype=np.int64)
     same: dict = {}
@@ -77,11 +75,20 @@ def codes_matrix(X: np.ndarray, levels: Sequence[Optional[Sequence]]):
         same.setdefault(lv.tobytes(), []).append(r)
     for cols in same.values():
         lv = lvs[cols[0]]
+        if lv.size == 0 or np.any(np.diff(lv) <= 0):
+            return None
         V = X[:, cols]
         obs = ~np.isnan(V)
-        pos = np.minimum(np.searchsorted(lv, V), lv.size - 1)
-        if np.any(obs & (lv[pos] != V)):
-            return None
+        if np.array_equal(lv, lv[0] + np.arange(lv.size)):
+            # consecutive integers (Likert codes): the code is the value minus the lowest
+            C = np.where(obs, V - lv[0], 0.0)
+            pos = C.astype(np.int64)
+            if np.any((pos != C) | (pos < 0) | (pos >= lv.size)):
+                return None
+        else:
+            pos = np.minimum(np.searchsorted(lv, V), lv.size - 1)
+            if np.any(obs & (lv[pos] != V)):
+                return None
         codes[:, cols] = np.where(obs, pos, -1)
     kmax = max(lv.size for lv in lvs) if lvs else 0
     counts = np.bincount((codes + 1 + (kmax + 1) * np.arange(m)).ravel(),

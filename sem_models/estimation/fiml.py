@@ -748,9 +748,6 @@ class FIMLGroupLoss:
     meanstructure = True
 
     def __init__(self, X: np.ndarray, em_tol: float = 1e-5, em_max_iter: int = 500):
-        import scipy.linalg  # noqa: F401  (loaded before BLAS is limited, so that its own
-        # BLAS library is limited too: the information and robust pieces use it)
-
         from .threads import blas_single_thread
         with blas_single_thread():  # tall-thin products: threads only contend
             self.patterns = MissingPatterns.from_data(X)

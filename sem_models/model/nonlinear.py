@@ -162,7 +162,7 @@ class ConstraintFunction:
         with np.errstate(all="ignore"):
             for code, arg in program:
                 if code == _CONST:
-                    stack.append((float(arg), zero))
+                    stack.append((np.float64(arg), zero))
                 elif code == _VAR:
                     stack.append(self._name(arg, env, m, memo))
                 elif code == _NEG:
@@ -171,7 +171,9 @@ class ConstraintFunction:
                 elif code == _CALL:
                     v, d = stack.pop()
                     name = _FUNCTION_NAME[id(arg)]
-                    stack.append((float(arg(v)), float(_DERIVATIVE[name](v)) * d))
+                    # np.float64, not float: 1/0 gives inf (then "cannot be evaluated"),
+                    # not a ZeroDivisionError (issue 11)
+                    stack.append((np.float64(arg(v)), np.float64(_DERIVATIVE[name](v)) * d))
                 else:
                     (v2, d2), (v1, d1) = stack.pop(), stack.pop()
                     if arg == "+":
@@ -183,7 +185,7 @@ class ConstraintFunction:
                     elif arg == "/":
                         stack.append((v1 / v2, (d1 * v2 - v1 * d2) / (v2 * v2)))
                     else:  # a^b = exp(b log a)
-                        value = float(np.power(v1, v2))
+                        value = np.float64(np.power(v1, v2))
                         grad = v2 * np.power(v1, v2 - 1.0) * d1 if d1.any() else zero
                         if d2.any():
                             grad = grad + value * np.log(v1) * d2
@@ -196,11 +198,11 @@ class ConstraintFunction:
         if name in self._local:
             grad = np.zeros(m)
             grad[self._local[name]] = 1.0
-            out = (float(env[name]), grad)
+            out = (np.float64(env[name]), grad)
         elif name in self._defined:
             out = self._run(self._defined[name].program, env, m, memo)
         else:
-            out = (float(self._fixed[name]), np.zeros(m))
+            out = (np.float64(self._fixed[name]), np.zeros(m))
         memo[name] = out
         return out
 

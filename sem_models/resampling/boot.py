@@ -153,7 +153,9 @@ class _Refit:
                 except (ZeroDivisionError, OverflowError, ValueError):
                     env[name] = np.nan
                 out[name] = env[name]
-        out["chisq"] = _chisq(refit)
+        # ML and FIML refits: the statistic is 2 N F at the minimum (no test machinery)
+        out["chisq"] = 2.0 * refit.ntotal * float(refit.result.fmin) \
+            if self.refitter.fast else _chisq(refit)
         out["converged"] = bool(refit.converged)
         return out
 

@@ -136,7 +136,7 @@ class _Checkpoint:
             import pyarrow  # noqa: F401
         except ImportError:  # pragma: no cover - pyarrow is installed where tests run
             raise ImportError("checkpoint= writes Parquet files and needs pyarrow: "
-                              "pip install pyarrow (or sem-models[resampling])") from None
+                              'pip install pyarrow (or "sem-models[checkpoint]")') from None
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         meta_path = self.folder / "meta.json"
