@@ -20,6 +20,7 @@ from .errors import EstimationError, ModelError, validate_level
 from .model.constraints import build_parameter_map
 from .estimation.data import DataError, prepare_data
 from .estimation.optimizer import ConvergenceWarning, Problem, optimize
+from .estimation.threads import single_threaded_blas
 from .estimation.ml import MLGroupLoss
 from .estimation.wls import WLS_LOSS_ESTIMATORS, wls_exogenous_values, wls_losses
 from .model.graph import check_model_graph
@@ -278,6 +279,7 @@ def _is_ordinal(ordered, data, model) -> bool:
     return True
 
 
+@single_threaded_blas  # issue 18: the whole fit on one BLAS thread (small matrices)
 def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), group_partial=(),
               std_lv=False, meanstructure="default", fixed_x=True, orthogonal=False,
               estimator="default", missing="listwise", cluster=None, group_labels=None,

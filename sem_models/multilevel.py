@@ -224,9 +224,10 @@ def _level2_starts(values: np.ndarray, table, datasets: list, h1: list,
     scoring steps send them to absurd values.  So a level-2 factor variance starts at no less
     than ``0.05`` times the mean within-level variance of its indicators (lavaan starts every
     factor variance at 0.05 whatever the scale; this floor is unit-free).  ``simple=True``
-    (the restart after a failed search) also starts the level-2 loadings at 1 (lavaan's
-    "simple" start values) and the level-2 residual variances at half the saturated between
-    variances (at least 1% of the within variances).  User ``start()`` values are kept."""
+    (the restart after a failed search) raises that floor to 0.1, starts the level-2
+    loadings at 1 (lavaan's "simple" start values) and the level-2 residual variances at half
+    the saturated between variances (at least 1% of the within variances).  User ``start()``
+    values are kept."""
     values = values.copy()
     lhs, op, rhs = table["lhs"], table["op"], table["rhs"]
     level, group, free = table["level"], table["group"], table["free"] > 0
@@ -242,7 +243,7 @@ def _level2_starts(values: np.ndarray, table, datasets: list, h1: list,
                 continue
             scale = float(np.mean([var_w[v] for v in inds]))
             rows = np.flatnonzero(in_b & derived & (op == "~~") & (lhs == lv) & (rhs == lv))
-            values[rows] = np.maximum(values[rows], 0.05 * scale)
+            values[rows] = np.maximum(values[rows], (0.1 if simple else 0.05) * scale)
             if simple:
                 values[np.flatnonzero(in_b & derived & (op == "=~") & (lhs == lv))] = 1.0
         if simple:

@@ -1,7 +1,12 @@
-"""Resampling: the execution layer, the bootstrap, data simulation and power (issue 17).
+"""Resampling: the execution layer, the refit path, the bootstrap (fitted models, se="bootstrap",
+any statistic), data simulation (groups, ordinal items, two levels), power and power curves,
+and the study's school bootstrap and power analysis (issue 17).
 
 References: tests/reference/json/resampling.json (tests/reference/cases_resampling.R, lavaan
-0.6-14 / semTools 0.5-6) with inputs from tests/reference/make_resampling_inputs.py.
+0.6-14 / semTools 0.5-6) with inputs from tests/reference/make_resampling_inputs.py; the
+analytic power of the likelihood-ratio test (semTools::SSpower) for the Monte Carlo power and
+the power curve; independent computations written out in the tests (BCa, maximum likelihood
+of the curve, ANOVA estimators).  Permutation tests: tests/test_permutation.py.
 """
 from __future__ import annotations
 
@@ -1045,6 +1050,7 @@ def test_school_power(study_power_data):
     assert a["schools_per_format"].tolist() == [4, 12]
     assert (a["n"] == 2 * a["schools_per_format"] * a["students_per_school"]).all()
     assert a["power"].between(0, 1).all() and (a["converged"] == 16).all()
+    assert a["type1_error"].between(0, 1).all()
     # the population difference of the D paths is the data's estimate
     fit = _quiet(sm.sem, "int_fu ~ c(bM1, bM2)*M + c(bD1, bD2)*D + int_pre",
                  study_power_data.dropna(subset=["int_fu", "M", "D", "int_pre"]),

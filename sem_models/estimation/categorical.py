@@ -479,10 +479,13 @@ def categorical_stats(X: np.ndarray, ordered: Sequence[bool], exo: Optional[np.n
                  + [f"{names[a]}~~{names[b]}" for a, b in zip(cj, ci)])
 
     G = psi = None
-    if gamma or keep_influence:
+    if gamma and not keep_influence and ordered.all():
+        G = N * _gamma_ordinal(uni, cols, nuni, A21[:, :nuni], s_rho, names, group)
+    elif gamma or keep_influence:
         psi = _influence(uni, ordered, cols, nuni, A21[:, :nuni], s_rho, rho, ci, cj, var,
                          th_numeric, names, group)
         G = N * (psi.T @ psi)
+    if G is not None:
         if not np.all(np.isfinite(G)):
             warnings.warn(f"Gamma (NACOV){_where(group)} is not finite (a correlation of +-1?)",
                           UserWarning, stacklevel=3)
@@ -499,14 +502,16 @@ def categorical_stats(X: np.ndarray, ordered: Sequence[bool], exo: Optional[np.n
         influence=psi if keep_influence else None)
 
 
-def _uni_block_inverse(SC: np.ndarray, blocks: list, names, group) -> np.ndarray:
+def _uni_block_inverse(SC: np.ndarray, blocks: list, names, group,
+                       A: Optional[np.ndarray] = None) -> np.ndarray:
     """Block-diagonal A11^-1 (nuni x nuni) from the casewise univariate scores ``SC``:
     A11 is the outer-product information sum_i s_i s_i' of each variable's own parameters
-    (``blocks[j]`` its columns). Blocks of equal size are factored together (batched
-    Cholesky); a block that is not positive definite gets a generalized inverse, with a
-    warning naming the variable."""
+    (``blocks[j]`` its columns; ``A``: SC' SC if known). Blocks of equal size are factored
+    together (batched Cholesky); a block that is not positive definite gets a generalized
+    inverse, with a warning naming the variable."""
     nuni = SC.shape[1]
-    A = SC.T @ SC
+    if A is None:
+        A = SC.T @ SC
     Ainv = np.zeros((nuni, nuni))
     sizes = np.array([c.size for c in blocks])
     for size in np.unique(sizes):
@@ -533,6 +538,45 @@ def _uni_block_inverse(SC: np.ndarray, blocks: list, names, group) -> np.ndarray
     return Ainv
 
 
+def _score_matrix(uni, cols, nuni):
+    """N x nuni casewise scores of all univariate parameters and each variable's columns."""
+    N = uni[0].scores.shape[0]
+    SC = np.zeros((N, nuni))
+    blocks = []
+    for j in range(len(uni)):
+        c = cols[j][cols[j] < nuni]
+        SC[:, c] = uni[j].scores
+        blocks.append(c)
+    return SC, blocks
+
+
+def _gamma_ordinal(uni, cols, nuni, A21, s_rho, names, group) -> np.ndarray:
+    """N * Gamma of ordinal variables (no continuous ones) without the casewise psi_i.
+
+    With M = A11^-1 (block diagonal), W = M A21' and D = diag(A22) (see :func:`_influence`),
+    psi_i = [M s_uni,i ; D^-1 (s_rho,i - W' s_uni,i)], so sum_i psi_i psi_i' needs only the
+    cross products of the scores: A = S_uni' S_uni, C = S_uni' S_rho and R = S_rho' S_rho
+    (A22 = diag R), i.e. one N x (nuni + P) syrk's worth of work split in two smaller
+    products and no N x k influence matrix (Muthen 1984; Muthen & Satorra 1995)."""
+    SC, blocks = _score_matrix(uni, cols, nuni)
+    A = SC.T @ SC
+    M = _uni_block_inverse(SC, blocks, names, group, A)
+    C = SC.T @ s_rho                                    # nuni x P
+    R = s_rho.T @ s_rho                                 # P x P
+    A22 = np.diag(R).copy()
+    W = M @ np.ascontiguousarray(A21).T                 # nuni x P
+    AW = A @ W
+    CW = W.T @ C
+    nu = nuni
+    G = np.empty((nu + A22.size, nu + A22.size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        G[:nu, :nu] = M @ A @ M
+        G[:nu, nu:] = M @ (C - AW) / A22
+        G[nu:, :nu] = G[:nu, nu:].T
+        G[nu:, nu:] = (R - CW - CW.T + W.T @ AW) / np.outer(A22, A22)
+    return G
+
+
 def _influence(uni, ordered, cols, nuni, A21, s_rho, rho, ci, cj, var, th_numeric, names,
                group):
     """Casewise psi_i = H B^-1 s_i; NACOV = N * sum_i psi_i psi_i' (Muthen 1984;
@@ -542,13 +586,7 @@ def _influence(uni, ordered, cols, nuni, A21, s_rho, rho, ci, cj, var, th_numeri
     psi_uni = A11^-1 s_uni (block diagonal per variable), psi_cor = A22^-1 (s_rho -
     A21 psi_uni) with A22 diagonal; written into one N x k array (no stacking copies)."""
     N, P = s_rho.shape
-    p = len(uni)
-    SC = np.zeros((N, nuni))
-    blocks = []
-    for j in range(p):
-        c = cols[j][cols[j] < nuni]
-        SC[:, c] = uni[j].scores
-        blocks.append(c)
+    SC, blocks = _score_matrix(uni, cols, nuni)
     # column-major: both column blocks are contiguous, so the BLAS products write into
     # them directly and no N x k temporaries are made (Gamma = N psi' psi follows by syrk)
     psi = np.empty((N, nuni + P), order="F")

@@ -187,22 +187,22 @@ def _th_G(codes: np.ndarray, w1: np.ndarray, w2: np.ndarray, tmax: int) -> np.nd
 # ---------------------------------------------------------------------------------------
 # polychoric, no covariates: contingency tables
 # ---------------------------------------------------------------------------------------
-def _tables(codes: np.ndarray, K: np.ndarray, ia: np.ndarray, ib: np.ndarray, kmax: int):
-    """All bivariate frequency tables (P x kmax x kmax), pairwise complete, via one-hot
-    cross products."""
-    N, p = codes.shape
-    off = np.concatenate(([0], np.cumsum(K)))
-    tot = int(off[-1])
-    onehot = np.zeros((N, tot + 1))
-    obs = codes >= 0
-    cols = np.where(obs, off[:-1][None, :] + codes, tot)
-    onehot[np.repeat(np.arange(N), p), cols.ravel()] = 1.0   # distinct columns per row
-    onehot[:, tot] = 0.0
-    T = onehot.T @ onehot
-    r = np.arange(kmax)
-    ra = np.where(r[None, :] < K[ia][:, None], off[ia][:, None] + r[None, :], tot)
-    rb = np.where(r[None, :] < K[ib][:, None], off[ib][:, None] + r[None, :], tot)
-    return T[ra[:, :, None], rb[:, None, :]]
+def _cell_index(codes: np.ndarray, ia: np.ndarray, ib: np.ndarray, kmax: int) -> np.ndarray:
+    """N x P index of each case's cell in the stacked P x kmax x kmax tables of the pairs
+    (ia[p], ib[p]): p kmax^2 + code_a kmax + code_b, or P kmax^2 (one past the tables)
+    where a code is missing. It gives the tables (one ``bincount``) and gathers the
+    casewise scores from the cell scores. The cell codes are formed in the smallest integer
+    type that holds them (the N x P index arrays dominate the cost)."""
+    P = ia.shape[0]
+    k2 = kmax * kmax
+    small = np.int8 if k2 <= 127 else np.int16 if k2 <= 32767 else np.int64
+    c = codes.astype(small)
+    idx = c[:, ia] * small(kmax)
+    idx += c[:, ib]
+    flat = np.add(idx, np.arange(P, dtype=np.intp) * k2, dtype=np.intp)
+    if np.any(codes < 0):
+        flat[(c[:, ia] < 0) | (c[:, ib] < 0)] = P * k2
+    return flat
 
 
 class _CornerGrid:
@@ -295,7 +295,10 @@ def polychoric_tables(codes: np.ndarray, K: np.ndarray, th: list, ia: np.ndarray
                converged=np.ones(P, bool))
     if P == 0:
         return out
-    freq_raw = _tables(codes, K, ia, ib, kmax)
+    flat = _cell_index(codes, ia, ib, kmax)
+    k2 = kmax * kmax
+    freq_raw = np.bincount(flat.ravel(), minlength=P * k2 + 1)[:P * k2].reshape(
+        P, kmax, kmax).astype(float)
     ext = np.full((len(th), kmax + 1), np.inf)
     ext[:, 0] = -np.inf
     for v, t in enumerate(th):
@@ -403,27 +406,8 @@ def polychoric_tables(codes: np.ndarray, K: np.ndarray, th: list, ia: np.ndarray
     u2b = np.sum(wr * dFb[:, :, :-1], axis=1)
     out["Ga"] = u1a[:, :tmax] - u2a[:, 1:]
     out["Gb"] = u1b[:, :tmax] - u2b[:, 1:]
-    out["s_rho"] = _gather_cells(srho_cell, codes, ia, ib, kmax)
+    out["s_rho"] = np.append(srho_cell.ravel(), 0.0)[flat]
     return out
-
-
-def _gather_cells(cell: np.ndarray, codes: np.ndarray, ia: np.ndarray, ib: np.ndarray,
-                  kmax: int) -> np.ndarray:
-    """N x P casewise values ``cell[p, code_a, code_b]`` (0 where a code is missing).
-
-    The cell index code_a * kmax + code_b is formed in the smallest integer type that
-    holds it (the N x P index arrays dominate the cost), then offset per pair."""
-    P = ia.shape[0]
-    small = np.int8 if kmax * kmax <= 127 else np.int16 if kmax * kmax <= 32767 else np.int64
-    c = codes.astype(small)
-    idx = c[:, ia] * small(kmax)
-    idx += c[:, ib]
-    flat = np.add(idx, np.arange(P, dtype=np.intp) * (kmax * kmax), dtype=np.intp)
-    table = np.append(cell.ravel(), 0.0)
-    if np.any(codes < 0):
-        miss = (c[:, ia] < 0) | (c[:, ib] < 0)
-        flat[miss] = table.size - 1
-    return table[flat]
 
 
 # ---------------------------------------------------------------------------------------

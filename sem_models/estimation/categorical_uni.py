@@ -268,11 +268,11 @@ def fit_uvord_nox(codes: np.ndarray, K: np.ndarray,
     S_cat[rr, cc, cc - 1] -= p2[rr, cc] / pi[rr, cc]
     z1t = np.hstack([z1c, np.full((m, 1), np.nan)])
     z2t = np.hstack([z2c, np.full((m, 1), np.nan)])
-    c = np.where(codes >= 0, codes, kmax)
-    var = np.arange(m)[None, :]
-    Z1 = z1t[var, c]
-    Z2 = z2t[var, c]
-    S = S_cat[var, c]                                           # N x m x (kmax-1)
+    # one flat index into the (variable, category) tables, gathered along the first axis
+    c = np.where(codes >= 0, codes, kmax) + (kmax + 1) * np.arange(m)[None, :]
+    Z1 = z1t.ravel()[c]
+    Z2 = z2t.ravel()[c]
+    S = S_cat.reshape(m * (kmax + 1), kmax - 1)[c]              # N x m x (kmax-1)
     out = []
     for r in range(m):
         k = int(K[r])
