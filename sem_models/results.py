@@ -497,9 +497,10 @@ class SEMFit:
     @single_threaded_blas
     def measures(self) -> pd.Series:
         """Fit measures (lavaan's ``fitMeasures`` names with ``.`` replaced by ``_``)."""
-        from .inference.fitmeasures import fit_measures
         if self.options.get("estimator") in _WLS_FAMILY:
             from .inference.wls_inference import wls_fit_measures as fit_measures
+        else:
+            from .inference.fitmeasures import fit_measures
         if "_measures" not in self.__dict__:
             self.__dict__["_measures"] = fit_measures(self)
         return self.__dict__["_measures"].copy()
