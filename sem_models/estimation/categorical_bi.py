@@ -290,10 +290,10 @@ def polychoric_tables(codes: np.ndarray, K: np.ndarray, th: list, ia: np.ndarray
     P = ia.shape[0]
     kmax = int(K.max()) if K.size else 2
     tmax = kmax - 1
-    out = dict(rho=np.zeros(P), s_rho=np.zeros((N, P)), Ga=np.zeros((P, tmax)),
-               Gb=np.zeros((P, tmax)), zero_cells=np.zeros(P, bool),
-               converged=np.ones(P, bool))
+    out = dict(rho=np.zeros(P), Ga=np.zeros((P, tmax)), Gb=np.zeros((P, tmax)),
+               zero_cells=np.zeros(P, bool), converged=np.ones(P, bool))
     if P == 0:
+        out["s_rho"] = np.zeros((N, 0))
         return out
     flat = _cell_index(codes, ia, ib, kmax)
     k2 = kmax * kmax
@@ -350,9 +350,10 @@ def polychoric_tables(codes: np.ndarray, K: np.ndarray, th: list, ia: np.ndarray
         return f, g, h
 
     # start: the Pearson correlation r of the codes (lavaan's start) corrected for the
-    # coarse categories by the ad hoc polyserial ratio sd(codes) / sum_k phi(tau_k) of each
-    # variable (Olsson, Drasgow & Dorans 1982, eq. 17): a few 1e-3 from the polychoric
-    # estimate, where r itself is often 0.05 off, so Newton needs two steps fewer
+    # coarse categories by the ratio sd(codes) / sum_k phi(tau_k) of each variable (the ad
+    # hoc polyserial estimator of Olsson, Drasgow & Dorans 1982, applied to both): a few
+    # 1e-3 from the polychoric estimate where r is often 0.05 off, so Newton needs two
+    # steps fewer
     n_tab = freq_raw.sum(axis=(1, 2))
     ra = np.arange(kmax, dtype=float)[None, :, None]
     sb = np.arange(kmax, dtype=float)[None, None, :]
