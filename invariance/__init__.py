@@ -76,5 +76,5 @@ def model_syntax(model: str, level: str = "configural", *, n_groups: int = 1,
 
 
 def _chain(level: str, thresholds: bool = False) -> list[str]:
-    from .sequence import normalize_levels_upto
+    from .levels import normalize_levels_upto
     return normalize_levels_upto(level, thresholds)

@@ -30,13 +30,14 @@ _PUBLIC = {
     "polychoric": "estimation.categorical",
     "collapse_categories": "estimation.categorical_data",
     "bootstrap": "resampling.boot", "simulate_data": "resampling.simulate",
-    "power": "resampling.simulate", "analytic_power": "resampling.simulate",
+    "power": "resampling.power_analysis", "analytic_power": "resampling.power_analysis",
     "power_curve": "resampling.curve",
 }
 # subpackages and modules, plus the module names users imported before the stage layout
 # (``sem_models.surface``, ``sem_models.robust``, ...: thin re-export modules)
 _SUBMODULES = {
-    "api", "cli", "datasets", "diagram", "errors", "multilevel", "results", "summary",
+    "api", "cli", "datasets", "diagram", "errors", "multilevel", "results", "results_inspect",
+    "summary",
     "model", "estimation", "inference", "discrepancy", "study", "resampling",
     "congruence", "outcomes", "robust", "rsa", "surface",
 }
@@ -81,4 +82,5 @@ if TYPE_CHECKING:  # what static analysis and IDEs see
     from .errors import EstimationError, ModelError
     from .resampling.boot import bootstrap
     from .resampling.curve import power_curve
-    from .resampling.simulate import analytic_power, power, simulate_data
+    from .resampling.power_analysis import analytic_power, power
+    from .resampling.simulate import simulate_data

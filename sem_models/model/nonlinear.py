@@ -27,7 +27,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .syntax import _CALL, _CONST, _NEG, _VAR, _FUNCTIONS, compile_expression
+from .expressions import _CALL, _CONST, _NEG, _VAR, _FUNCTIONS
+from .syntax import compile_expression
 
 __all__ = ["ConstraintFunction", "GeneralConstraints", "expression_degree", "CONSTANT",
            "LINEAR", "NONLINEAR"]

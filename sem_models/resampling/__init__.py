@@ -6,8 +6,9 @@ in local processes or on a dask cluster with identical results; :class:`Refitter
 (:mod:`.boot`) refits a model on ordinary, Bollen-Stine, parametric or cluster bootstrap
 samples, :func:`bootstrap_statistic` (:mod:`.statistic`) bootstraps any statistic of a data
 set (response surfaces), both with the intervals of :mod:`.intervals` and the resampling units
-of :mod:`.units`; :func:`power`, :func:`simulate_data` (:mod:`.simulate`) and
-:func:`power_curve` (:mod:`.curve`) simulate from a population model written in lavaan syntax.
+of :mod:`.units`; :func:`simulate_data` (:mod:`.simulate`), :func:`power`
+(:mod:`.power_analysis`) and :func:`power_curve` (:mod:`.curve`) simulate from a population
+model written in lavaan syntax.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ _PUBLIC = {
     "run_replications": "executor", "replication_rng": "executor",
     "CheckpointError": "executor",
     "bootstrap": "boot", "BootstrapResult": "boot", "bca_interval": "boot",
-    "power": "simulate", "simulate_data": "simulate", "population_moments": "simulate",
-    "analytic_power": "simulate", "simulate_fit": "simulate",
+    "power": "power_analysis", "analytic_power": "power_analysis",
+    "simulate_data": "simulate", "population_moments": "simulate", "simulate_fit": "simulate",
     "power_curve": "curve", "PowerCurve": "curve",
     "Refitter": "refit", "bootstrap_statistic": "statistic", "StatisticBootstrap": "statistic",
     "interval": "intervals", "Units": "units",

@@ -155,14 +155,14 @@ def power_curve(population: str, model: str, n_range: tuple = (50, 500), reps: i
     module docstring).
 
     ``population``, ``model``, ``parameters``, ``alpha``, ``test`` and ``fit_options`` as
-    :func:`~sem_models.resampling.simulate.power`; ``n_range = (n_min, n_max)`` the range of
+    :func:`~sem_models.resampling.power_analysis.power`; ``n_range = (n_min, n_max)`` the range of
     the total sample size (drawn per replication, log-uniform); ``group_shares`` the split of
     n over the groups of a multi-group population (default equal).  ``link`` (``"probit"``
     or ``"logit"``) and ``scale`` (``"sqrt"``, ``"log"`` or ``"linear"`` n) define the curve;
     ``grid`` points of n in ``table``.  Non-converged replications are left out of the curve
     (power over converged runs).
     """
-    from .simulate import _is_true, _power_task
+    from .power_analysis import _is_true, _power_task
 
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, not {link!r}")
