@@ -12,10 +12,16 @@ significant expectation to count as met.  The verdict is never set by hand: it i
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from .pipeline import StudyResults
 
 __all__ = ["ALPHA", "VERDICT_RULE", "VERDICTS", "make_test", "expectation_met", "verdict",
-           "format_p", "describe_test", "analyses_agree"]
+           "format_p", "describe_test", "analyses_agree", "study_findings"]
 
 ALPHA = 0.05
 
@@ -127,3 +133,212 @@ def analyses_agree(est_primary: Any, p_primary: Any, est_check: Any, p_check: An
         return False, "disagree on the direction"
     return False, ("disagree on significance: primary p "
                    f"{format_p(q1)}, sensitivity p {format_p(q2)} (same direction)")
+
+
+# ----------------------------------------------------------------------------- findings
+def _row(tab: pd.DataFrame, **eq) -> Optional[pd.Series]:
+    sel = np.ones(len(tab), bool)
+    for k, v in eq.items():
+        sel &= (tab[k].astype(str) == str(v)).to_numpy()
+    return tab[sel].iloc[0] if sel.any() else None
+
+
+def _path_test(tab: pd.DataFrame, name: str, expect: str, direction: Optional[str], **eq):
+    r = _row(tab, **eq)
+    if r is None:
+        raise KeyError(f"no row {eq} in the table")
+    return make_test(name, r["pvalue"], expect, estimate=r["est"], statistic=r["z"],
+                     direction=direction)
+
+
+# what each finding needs: table -> the step that makes it
+_NEEDS = {1: ["trait_means"], 2: ["outcome_paths"], 3: ["outcome_paths", "outcome_paths_format"],
+          4: ["lcm_paths", "lcm_moderation"], 5: ["rsa_surface", "rsa_group_tests"]}
+
+
+def _finding(res: StudyResults, key: int, fid: int, text: str, build) -> dict:
+    """A finding with its tests from ``build()``; when a table it needs is missing (its step
+    failed) or building the tests fails, it has no tests and the reason."""
+    missing = [t for t in _NEEDS[key] if t not in res.tables]
+    tests, context, reason = [], "", ""
+    if missing:
+        steps = sorted({s for s in res.failed} | ({res.interrupted} if res.interrupted else
+                                                  set()))
+        reason = (f"not tested: table(s) {missing} missing"
+                  + (f" (step(s) failed: {'; '.join(steps)})" if steps else ""))
+    else:
+        try:
+            tests, context = build()
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            reason = f"not tested: {type(exc).__name__}: {exc}"
+            tests = []
+    out = {"id": fid, "finding": text, "tests": tests, "verdict": verdict(tests)}
+    warn = _fit_warning(res, key) if tests else ""
+    if warn:
+        out["fit_warning"] = warn
+    lines = [_describe(t) for t in tests]
+    out["evidence"] = "; ".join(lines) if lines else reason
+    if context:
+        out["context"] = context
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def _fit_rows(res: StudyResults, key: int) -> list:
+    """(label, fit row) of the models the tests of finding ``key`` come from."""
+    T = res.tables
+    rows = []
+    if key == 1 and "format_invariance" in T:
+        fi = T["format_invariance"]
+        r = _row(fi, informant="child", level="scalar")
+        part = T.get("partial_invariance")
+        if part is not None:
+            p = part[(part["informant"] == "child") & (part["level"] == "scalar")]
+            if len(p):
+                rows.append(("child partial scalar model across format", p.iloc[-1]))
+                r = None
+        if r is not None:
+            rows.append(("child scalar model across format", r))
+    elif key in (2, 3) and "outcome_fit" in T:
+        of = T["outcome_fit"]
+        for name in (("pooled",) if key == 2 else ("pooled", "by format")):
+            r = _row(of, model=name)
+            if r is not None:
+                rows.append((f"{name} outcome model", r))
+    elif key == 4 and "lcm_fit" in T:
+        rows.append(("latent congruence model", T["lcm_fit"].iloc[0]))
+    return rows
+
+
+def _fit_warning(res: StudyResults, key: int) -> str:
+    from .report import POOR_FIT_RULE, poor_fit
+    bad = [f"{label} ({why})" for label, row in _fit_rows(res, key) if (why := poor_fit(row))]
+    if not bad:
+        return ""
+    return ("The model behind these tests fits poorly (" + POOR_FIT_RULE + "): "
+            + "; ".join(bad) + ". Read the verdict with caution.")
+
+
+def _describe(t: dict) -> str:
+    p = format_p(t["p"])
+    p = f"p {p}" if p.startswith(("<", ">")) else f"p = {p}"
+    est = "" if t["estimate"] is None else f"{t['estimate']:.3f}, "
+    stat = "" if t["statistic"] is None else f"{t['statistic_type']} = {t['statistic']:.3f}, "
+    return f"{t['name']} {est}{stat}{p}"
+
+
+def study_findings(res: StudyResults) -> list:
+    """The study's findings (STUDY.md), each with its tests and the computed verdict."""
+    fmt = res.options.get("formats", {"individual": "individual", "group": "group"})
+    ind, grp = fmt["individual"], fmt["group"]
+    out = []
+
+    def f1():
+        td = res.tables["trait_means"]
+        r = _row(td, factor="c_task")
+        if r is None:
+            raise KeyError("c_task is not in the trait means table")
+        if "rejected" in str(r.get("scalar_model", "")):
+            raise ValueError("the child scalar model across format was rejected and no partial "
+                             "scalar model passed: the latent means are not comparable")
+        t = make_test("latent mean difference of c_task, individual - group (items ordinal, "
+                      "WLSMV)", r["pvalue"], "significant", estimate=r["mean_diff"],
+                      statistic=r["z"], direction="positive")
+        context = (f"d = {float(r['d']):.3f} (SE {float(r['d_se']):.3f}); "
+                   f"{r.get('scalar_model', 'scalar')} model with the items as ordinal, "
+                   f"{int(r['n_invariant'])} items with invariant thresholds, loadings and "
+                   "intercepts")
+        tc = res.tables.get("trait_means_continuous")
+        rc = _row(tc, factor="c_task") if tc is not None else None
+        if rc is not None:  # the sensitivity check: reported, not part of the verdict
+            from .findings import analyses_agree
+            _, how = analyses_agree(r["d"], r["pvalue"], rc["d"], rc["pvalue"])
+            pc = format_p(rc["pvalue"])
+            context += (f". Sensitivity check, items continuous (MLR; not part of the "
+                        f"verdict): d = {float(rc['d']):.3f} (SE {float(rc['d_se']):.3f}), "
+                        f"p {pc if pc[:1] in '<>' else '= ' + pc}, "
+                        f"{rc.get('scalar_model', 'scalar')} model; the two analyses {how}")
+        return [t], context
+
+    out.append(_finding(res, 1, 1, "Children seen individually report higher trait-like task "
+                        "collaboration than children in groups (a latent mean difference under "
+                        "partial scalar invariance)", f1))
+
+    def item_context(outcome, predictors):
+        if "outcome_paths_items" not in res.tables:
+            return ""
+        ip = res.tables["outcome_paths_items"]
+        parts = []
+        for p in predictors:
+            r = _row(ip, lhs=outcome, rhs=p)
+            if r is not None:
+                pv = format_p(r["pvalue"])
+                parts.append(f"{outcome} on {p} std {r['std_all']:.3f} "
+                             f"(p {pv if pv[:1] in '<>' else '= ' + pv})")
+        return ("check, pooled item-level model (not part of the verdict): " + ", ".join(parts)
+                if parts else "")
+
+    def f2():
+        pp = res.tables["outcome_paths"]
+        tests = [_path_test(pp, f"ext_fu on {p} (pooled)", "significant", "negative",
+                            lhs="ext_fu", rhs=p) for p in ("t_bond", "t_task")]
+        return tests, item_context("ext_fu", ("t_bond", "t_task"))
+
+    out.append(_finding(res, 2, 2, "Higher trait therapist-rated bond and task predict fewer "
+                        "externalizing problems at follow-up, independent of format (baseline "
+                        "controlled)", f2))
+
+    def f3():
+        pp = res.tables["outcome_paths"]
+        bf = res.tables["outcome_paths_format"]
+        tests = [_path_test(pp, f"int_fu on {p} (pooled)", "significant", "negative",
+                            lhs="int_fu", rhs=p) for p in ("c_task", "t_task")]
+        tests.append(_path_test(bf, f"int_fu on t_bond ({ind} format)", "significant",
+                                "negative", lhs="int_fu", rhs="t_bond", group=ind))
+        return tests, item_context("int_fu", ("c_task", "t_task"))
+
+    out.append(_finding(res, 3, 2, "Child- and therapist-rated task and therapist-rated bond "
+                        "predict fewer internalizing problems (the bond path in the individual "
+                        "format: in the group format finding 3 reverses it)", f3))
+
+    def f4():
+        lp = res.tables["lcm_paths"]
+        mod = res.tables["lcm_moderation"]
+        m = _row(mod, path="D")
+        if m is None:
+            raise KeyError("no D row in the LCM moderation table")
+        tests = [_path_test(lp, f"int_fu on D ({grp} format)", "significant", "positive",
+                            rhs="D", group=grp),
+                 _path_test(lp, f"int_fu on D ({ind} format)", "not significant", None,
+                            rhs="D", group=ind),
+                 make_test("D effect equal across formats (Wald)", m["pvalue"], "significant",
+                           statistic=m["stat"], statistic_type=f"chi2({int(m['df'])})")]
+        return tests, ""
+
+    out.append(_finding(res, 4, 3, "Therapist-child disagreement on bond (D = therapist - "
+                        "child) predicts more internalizing problems in the group format only "
+                        "(latent congruence model)", f4))
+
+    def f5():
+        surf = res.tables["rsa_surface"]
+        gt = res.tables["rsa_group_tests"]
+        g = _row(gt, parameter="a3")
+        if g is None:
+            raise KeyError("no a3 row in the RSA group tests")
+        tests = [_path_test(surf, f"a3 ({grp} format)", "significant", "positive",
+                            group=grp, parameter="a3"),
+                 _path_test(surf, f"a3 ({ind} format)", "not significant", None,
+                            group=ind, parameter="a3"),
+                 make_test("a3 difference, individual - group (Wald)", g["pvalue"],
+                           "significant", estimate=g.get("diff"), statistic=g["chisq"],
+                           statistic_type=f"chi2({int(g['df'])})", direction="negative")]
+        return tests, ""
+
+    out.append(_finding(res, 5, 3, "Response surface: int_fu rises along the line of "
+                        "incongruence (therapist above child, a3 > 0) in the group format only",
+                        f5))
+    return out
+
+
+__all__ += ["study_findings", "VERDICT_RULE"]
