@@ -14,7 +14,7 @@ import pytest
 
 import sem_models as sm
 import sem_models.estimation.fiml as fiml
-from lavaan_reference import fit_reference, load_reference
+from lavaan_reference import ROOT, fit_reference, load_reference
 from sem_models.estimation.data import DataError, column_moments, prepare_data
 from sem_models.estimation.fiml import (FIMLGroupLoss, H1Coordinates, MissingPatterns,
                                         information_in_parameters, observed_moments,
@@ -183,8 +183,7 @@ def test_parameter_space_information_equals_delta_h1_delta(monkeypatch, schur):
     (direct or Schur-complement route) against Delta' I Delta with the direct h1 formula."""
     if schur:
         monkeypatch.setattr(fiml, "SCHUR_MIN_FLOPS", 0.0)
-    data = pd.read_csv(fiml.__file__.replace("sem_models/estimation/fiml.py",
-                                             "tests/reference/data/hs_mcar.csv"))
+    data = pd.read_csv(ROOT / "tests" / "reference" / "data" / "hs_mcar.csv")
     model = ("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n"
              "speed ~ visual\nx1 ~~ x4")
     fit = sm.sem(model, data, missing="ml")
@@ -277,8 +276,7 @@ def test_fiml_corrected_k_equals_the_direct_formula(fits, case, version):
 
 def test_fiml_corrected_k_with_fewer_cases_than_moments():
     """r = n < dim: B1 = J J' from the casewise scores (the low-rank branch)."""
-    data = pd.read_csv(fiml.__file__.replace("sem_models/estimation/fiml.py",
-                                             "tests/reference/data/hs_mcar.csv")).iloc[:50]
+    data = pd.read_csv(ROOT / "tests" / "reference" / "data" / "hs_mcar.csv").iloc[:50]
     model = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
