@@ -56,7 +56,7 @@ SETTINGS = dict(deadline=None, database=None,
                 derandomize=os.environ.get("SEM_MODELS_FUZZ_RANDOM", "") in ("", "0"),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 #: seconds one example (parse, or fit + every result table) may take
-TIME_LIMIT = 10.0
+TIME_LIMIT = 5.0
 
 
 class _TooSlow(Exception):

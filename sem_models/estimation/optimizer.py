@@ -178,7 +178,7 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
         return first
     best = first
     for start in (z0, first.z):
-        candidate = _optimize_bounded(problem, start, tol)
+        candidate = _optimize_bounded(problem, start, tol, max_iter - first.iterations)
         if np.isfinite(candidate.fmin) and candidate.fmin < best.fmin:
             best = candidate
     if best is first:
@@ -301,7 +301,7 @@ def _optimize_active_set(problem: Problem, z0: np.ndarray, max_iter: int, tol: f
     same precision as in unbounded models)."""
     import copy
 
-    first = _optimize_bounded(problem, z0, tol)
+    first = _optimize_bounded(problem, z0, tol, max_iter)
     z = first.z
     pmap = problem.pmap
     _, grad, _ = problem.derivatives(z, info=False)
@@ -333,7 +333,9 @@ def _optimize_active_set(problem: Problem, z0: np.ndarray, max_iter: int, tol: f
                               res.message, res.max_gradient, active)
 
 
-def _optimize_bounded(problem: Problem, z0: np.ndarray, tol: float) -> OptimizationResult:
+def _optimize_bounded(problem: Problem, z0: np.ndarray, tol: float,
+                      max_iter: int) -> OptimizationResult:
+    """L-BFGS-B within the bounds, for at most ``max_iter`` iterations (the caller's budget)."""
     bounds = list(zip(problem.pmap.lower, problem.pmap.upper))
     bounds = [(None if not np.isfinite(lo) else lo, None if not np.isfinite(hi) else hi)
               for lo, hi in bounds]
@@ -352,7 +354,7 @@ def _optimize_bounded(problem: Problem, z0: np.ndarray, tol: float) -> Optimizat
     import scipy.optimize
 
     res = scipy.optimize.minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=bounds,
-                                  options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10,
+                                  options={"maxiter": max(int(max_iter), 1), "ftol": 1e-15, "gtol": 1e-10,
                                            "maxcor": 30})
     f, grad, _ = problem.derivatives(res.x)
     # projected gradient: components at an active bound do not count
