@@ -314,30 +314,19 @@ class SEMFit(InspectMixin):
         if kind != "regression":
             raise ValueError(f"method={method!r}: factor scores by 'regression' or "
                              "'bartlett'")
-        lv = self.variables.lv
+        from .inference.factor_scores import scores_by_pattern
         p = self.model.n_ov
-        frames = []
-        for g, mom in enumerate(self._moments):
-            gd = self.data.groups[g]
-            lv_idx = np.arange(p, self.model.n_var)
-            mu_y = self._implied_mean(g)
-            from .inference.factor_scores import latent_means
-            mu_eta = latent_means(self, g, mom)
+        lv_idx = np.arange(p, self.model.n_var)
+
+        def group_weights(g, mom, gd):
             cov_ey = mom.full_cov[np.ix_(lv_idx, np.arange(p))]
-            X = gd.X
-            scores = np.empty((X.shape[0], len(lv)))
-            observed = ~np.isnan(X)
-            patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
-            for k, pat in enumerate(patterns):
-                rows = np.flatnonzero(inverse.ravel() == k)
+
+            def weights(pat):  # Sigma_oo^-1 Cov(y_o, eta)
                 obs = np.flatnonzero(pat)
-                weights = np.linalg.solve(mom.cov[np.ix_(obs, obs)], cov_ey[:, obs].T)
-                scores[rows] = mu_eta + (X[np.ix_(rows, obs)] - mu_y[obs]) @ weights
-            frame = pd.DataFrame(scores, columns=lv, index=gd.row_index)
-            if self.n_groups > 1:
-                frame.insert(0, "group", gd.label)
-            frames.append(frame)
-        return pd.concat(frames).sort_index()
+                return obs, np.linalg.solve(mom.cov[np.ix_(obs, obs)], cov_ey[:, obs].T)
+            return weights
+
+        return scores_by_pattern(self, group_weights)
 
     # ---------------------------------------------------------------------------- tests
     def _loglik(self) -> dict:

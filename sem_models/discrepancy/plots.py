@@ -158,6 +158,22 @@ def _axes_list(principal_axis: bool | int | Sequence[int]) -> list[int]:
     return [int(k) for k in principal_axis]
 
 
+def _grid_and_hull(c0, bv, x_range, y_range, n_grid, points, clip_to_hull):
+    """The surface on the grid (:func:`surface_grid`) and the convex hull of ``points`` (or
+    None); with ``clip_to_hull`` the surface is NaN outside the hull."""
+    X, Y, Z = surface_grid(bv, x_range, y_range, n_grid=n_grid, b0=c0)
+    hull = data_hull(points) if points is not None else None
+    if clip_to_hull and hull is not None:
+        Z = _mask_outside(X, Y, Z, hull)
+    return X, Y, Z, hull
+
+
+def _finite_points(points: Any) -> np.ndarray:
+    """Observed (x, y) pairs as an (n, 2) array without the rows with a missing value."""
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    return pts[np.isfinite(pts).all(axis=1)]
+
+
 def plot_surface(
     b: Any,
     x_range: Sequence[float] = (-2.0, 2.0),
@@ -220,10 +236,7 @@ def plot_surface(
         if not hasattr(ax, "plot_surface"):
             raise TypeError("ax must be a 3-D axes (created with projection='3d')")
         fig = ax.figure
-    X, Y, Z = surface_grid(bv, x_range, y_range, n_grid=n_grid, b0=c0)
-    hull = data_hull(points) if points is not None else None
-    if clip_to_hull and hull is not None:
-        Z = _mask_outside(X, Y, Z, hull)
+    X, Y, Z, hull = _grid_and_hull(c0, bv, x_range, y_range, n_grid, points, clip_to_hull)
     lo, hi = (float(np.nanmin(Z)), float(np.nanmax(Z))) if zlim is None else map(float, zlim)
     ax.plot_surface(X, Y, Z, cmap=cmap, alpha=alpha, linewidth=0.2, edgecolor="grey",
                     antialiased=True, vmin=lo, vmax=hi)
@@ -234,8 +247,7 @@ def plot_surface(
             xs, ys, zs = xs[keep], ys[keep], zs[keep]
         ax.plot(xs, ys, zs, label=label, zorder=10, **style)
     if points is not None:
-        pts = np.asarray(points, dtype=float).reshape(-1, 2)
-        pts = pts[np.isfinite(pts).all(axis=1)]
+        pts = _finite_points(points)
         ax.scatter(pts[:, 0], pts[:, 1], np.full(len(pts), lo), s=4, color="0.35", alpha=0.5,
                    depthshade=False, label="data (on the floor)")
         if hull is not None:
@@ -300,10 +312,7 @@ def plot_contour(
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    X, Y, Z = surface_grid(bv, x_range, y_range, n_grid=n_grid, b0=c0)
-    hull = data_hull(points) if points is not None else None
-    if clip_to_hull and hull is not None:
-        Z = _mask_outside(X, Y, Z, hull)
+    X, Y, Z, hull = _grid_and_hull(c0, bv, x_range, y_range, n_grid, points, clip_to_hull)
     if zlim is not None and isinstance(levels, (int, np.integer)):
         from matplotlib.ticker import MaxNLocator
         levels = MaxNLocator(nbins=int(levels)).tick_values(float(zlim[0]), float(zlim[1]))
@@ -320,8 +329,7 @@ def plot_contour(
             cs = ax.contour(X, Y, Z, levels=levels, cmap=cmap)
             ax.clabel(cs, fontsize="x-small")
     if points is not None:
-        pts = np.asarray(points, dtype=float).reshape(-1, 2)
-        pts = pts[np.isfinite(pts).all(axis=1)]
+        pts = _finite_points(points)
         ax.scatter(pts[:, 0], pts[:, 1], s=5, color="white", edgecolors="0.2", linewidths=0.3,
                    alpha=0.7, zorder=5, label="data")
         if hull is not None:

@@ -157,9 +157,14 @@ def _code_cor(ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
     """Pearson correlations of the category codes (pairwise complete), lavaan's start
     value of rho; 0 where undefined."""
     both = (ca >= 0) & (cb >= 0)
+    return _pairwise_cor(np.where(both, ca, 0).astype(float),
+                         np.where(both, cb, 0).astype(float), both)
+
+
+def _pairwise_cor(x: np.ndarray, y: np.ndarray, both: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each column pair of ``x`` and ``y`` over the rows where
+    ``both`` (entries outside it are 0 in x and y); 0 where undefined or ``|r| >= 1``."""
     n = both.sum(axis=0)
-    x = np.where(both, ca, 0).astype(float)
-    y = np.where(both, cb, 0).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         mx = x.sum(axis=0) / n
         my = y.sum(axis=0) / n
@@ -584,14 +589,7 @@ def pearson(E: np.ndarray, var: np.ndarray, X: Optional[np.ndarray], ia: np.ndar
     s1 = np.sqrt(v1)
     s2 = np.sqrt(v2)
     # sample correlation of the pairwise complete residuals
-    n = both.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m1 = e1.sum(axis=0) / n
-        m2 = e2.sum(axis=0) / n
-        c1 = np.where(both, e1 - m1, 0.0)
-        c2 = np.where(both, e2 - m2, 0.0)
-        r0 = (c1 * c2).sum(axis=0) / np.sqrt((c1 * c1).sum(axis=0) * (c2 * c2).sum(axis=0))
-    r0 = np.where(np.isfinite(r0) & (np.abs(r0) < 1), r0, 0.0)
+    r0 = _pairwise_cor(e1, e2, both)
     rho = r0.copy()
     ml = any_missing[ia] | any_missing[ib]
     a = e1 * e1 / v1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 import numpy as np
 
-__all__ = ["H1Coordinates", "symmetric_rank2"]
+__all__ = ["H1Coordinates", "symmetric_rank2", "fixed_x_mask", "zero_coordinates"]
 
 
 # ------------------------------------------------------------------------------ coordinates
@@ -79,6 +79,32 @@ class H1Coordinates:
         out *= self.half[:, None]
         out *= self.half[None, :]
         return out
+
+
+def fixed_x_mask(coords, x_idx, dim: Optional[int] = None) -> np.ndarray:
+    """The h1 coordinates of the fixed exogenous covariates ``x_idx`` (their means and the
+    x-x block of vech Sigma), for any coordinate layout with ``p``, ``meanstructure``,
+    ``offset``, vech index arrays ``rows`` / ``cols`` and ``dim`` (or the length ``dim``)."""
+    mask = np.zeros(coords.dim if dim is None else dim, bool)
+    if len(x_idx) == 0:
+        return mask
+    x = np.zeros(coords.p, bool)
+    x[list(x_idx)] = True
+    if coords.meanstructure:
+        mask[:coords.p] = x
+    mask[coords.offset:] = x[coords.rows] & x[coords.cols]
+    return mask
+
+
+def zero_coordinates(M: np.ndarray, mask: np.ndarray, columns: bool = True) -> np.ndarray:
+    """``M`` with the rows (and, with ``columns``, the columns) in ``mask`` set to 0; a copy
+    when any is, ``M`` itself otherwise (lavaan zeroes the fixed-x part of h1 matrices)."""
+    if mask.any():
+        M = M.copy()
+        M[mask, :] = 0.0
+        if columns:
+            M[:, mask] = 0.0
+    return M
 
 
 # ------------------------------------------------------------------- parameter-space factors

@@ -670,14 +670,9 @@ class OrdinalFit(SEMFit):
         are standardized by their model-implied standard deviations; the values lavaan
         derives (residual variances under delta, scale factors under theta) are recomputed
         inside the delta method, so they have standard errors."""
-        from ..inference.standardized import standardize_values
-        from ..model.constraints import numerical_jacobian
-        table = self.estimates()
-        pt = self._partable
-        keep = ~pt["op"].isin(["==", "<", ">"]).to_numpy()
+        from ..inference.standardized import standardize_values, standardized_table
         raw = self.problem.values(self.result.z)
-
-        scale_rows = pt["op"].to_numpy() == "~*~"
+        scale_rows = self._partable["op"].to_numpy() == "~*~"
 
         def std(vals, kind):
             full = self.model.derived_values(vals)
@@ -687,22 +682,7 @@ class OrdinalFit(SEMFit):
                 out[scale_rows] = 1.0
             return out
 
-        for kind in ("lv", "all", "nox"):
-            table[f"std_{kind}"] = std(raw, kind)[keep]
-        if se:
-            rows = self.problem.pmap.free_rows
-
-            def func(theta_free):
-                vals = raw.copy()
-                vals[rows] = theta_free
-                return std(vals, "all")[keep]
-
-            jac = numerical_jacobian(func, raw[rows])
-            cov = jac @ self._vcov_free @ jac.T
-            se_all = np.sqrt(np.clip(np.diag(cov), 0, None))
-            se_all[np.abs(se_all) < 1e-10] = 0.0
-            table["se_std_all"] = se_all
-        return table
+        return standardized_table(self, raw, std, se)
 
     def _standardize_thresholds(self, out: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Thresholds divided by the model-implied standard deviation of their latent

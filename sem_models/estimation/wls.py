@@ -47,6 +47,7 @@ import numpy as np
 
 from ..model.matrices import GroupMoments
 from .data import DataError
+from .h1 import fixed_x_mask
 
 __all__ = [
     "WLS_LOSS_ESTIMATORS", "WLS_BASE", "StatisticsMap", "MomentStatistics", "WLSGroupLoss",
@@ -129,15 +130,7 @@ class MomentStatistics:
 
     def coordinates(self, x_idx: Sequence[int]) -> np.ndarray:
         """Mask of the statistics that belong to fixed exogenous covariates only."""
-        mask = np.zeros(self.n_stats, bool)
-        if not len(x_idx):
-            return mask
-        x = np.zeros(self.p, bool)
-        x[list(x_idx)] = True
-        if self.meanstructure:
-            mask[:self.p] = x
-        mask[self.offset:] = x[self.rows] & x[self.cols]
-        return mask
+        return fixed_x_mask(self, x_idx, self.n_stats)
 
 
 # -------------------------------------------------------------------------------- the loss

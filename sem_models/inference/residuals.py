@@ -33,6 +33,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from ..estimation.h1 import fixed_x_mask, zero_coordinates
 from .distributions import norm_ppf, norm_sf
 
 __all__ = ["RESIDUAL_TYPES", "residuals", "residual_summary"]
@@ -73,14 +74,8 @@ class _Group:
         self.weight = float(fit.problem.weights[g])
         ov = list(fit.model.ov_names)
         fixed_x = fit.options.get("fixed_x", True)
-        x = np.zeros(self.p, bool)
-        if fixed_x:
-            x[[ov.index(v) for v in fit.variables.ov_x]] = True
-        mask = np.zeros(self.dim, bool)
-        if self.meanstructure:
-            mask[:self.p] = x
-        mask[self.offset:] = x[self.rows] & x[self.cols]
-        self.x_coords = mask
+        x_idx = [ov.index(v) for v in fit.variables.ov_x] if fixed_x else []
+        self.x_coords = fixed_x_mask(self, x_idx)
 
     def vector(self, cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
         parts = [mean] if self.meanstructure else []
@@ -114,11 +109,7 @@ class _Group:
         return out
 
     def zero_x(self, M: np.ndarray) -> np.ndarray:
-        if self.x_coords.any():
-            M = M.copy()
-            M[self.x_coords, :] = 0.0
-            M[:, self.x_coords] = 0.0
-        return M
+        return zero_coordinates(M, self.x_coords)
 
     def delta(self, T: np.ndarray) -> np.ndarray:
         """Jacobian of the h1 coordinates w.r.t. the reduced parameters (columns of T)."""

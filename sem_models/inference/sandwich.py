@@ -53,6 +53,7 @@ import numpy as np
 
 from ..estimation.fiml import (FIMLGroupLoss, H1Coordinates, MissingPatterns,
                                information_in_parameters)
+from ..estimation.h1 import fixed_x_mask, zero_coordinates
 from .options import _cluster_codes, _se_information_kind
 
 __all__ = ["RobustEvaluator", "robust_vcov"]
@@ -224,30 +225,13 @@ class _H1Data:
 
     def _x_coordinates(self, x_idx=None) -> np.ndarray:
         """h1 coordinates belonging to fixed exogenous covariates (means and x-x block)."""
-        c = self.coords
-        x_idx = self.x_idx if x_idx is None else x_idx
-        mask = np.zeros(c.dim, bool)
-        if not x_idx:
-            return mask
-        x = np.zeros(c.p, bool)
-        x[x_idx] = True
-        if c.meanstructure:
-            mask[:c.p] = x
-        mask[c.offset:] = x[c.rows] & x[c.cols]
-        return mask
+        return fixed_x_mask(self.coords, self.x_idx if x_idx is None else x_idx)
 
     def zero_x_rows(self, D: np.ndarray) -> np.ndarray:
-        if self.x_coords.any():
-            D = D.copy()
-            D[self.x_coords, :] = 0.0
-        return D
+        return zero_coordinates(D, self.x_coords, columns=False)
 
     def zero_x(self, M: np.ndarray) -> np.ndarray:
-        if self.x_coords.any():
-            M = M.copy()
-            M[self.x_coords, :] = 0.0
-            M[:, self.x_coords] = 0.0
-        return M
+        return zero_coordinates(M, self.x_coords)
 
     @cached_property
     def unstructured_information(self) -> "_ByKind":

@@ -17,6 +17,8 @@ method (numerical Jacobian).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -81,20 +83,28 @@ def standardize_values(fit, values: np.ndarray, kind: str) -> np.ndarray:
 
 def standardized_solution(fit, se: bool = True) -> pd.DataFrame:
     """Estimates with ``std_lv``, ``std_all`` and ``std_nox`` columns (and ``se_std_all``)."""
+    # defined parameters: keep their estimates in the value vector for the expressions
+    return standardized_table(fit, fit.values.copy(),
+                              lambda vals, kind: standardize_values(fit, vals, kind), se)
+
+
+def standardized_table(fit, values: np.ndarray, std: Callable[[np.ndarray, str], np.ndarray],
+                       se: bool = True) -> pd.DataFrame:
+    """``fit.estimates()`` with the columns ``std_lv`` / ``std_all`` / ``std_nox`` of
+    ``std(values, kind)`` (one value per table row) and, with ``se``, ``se_std_all`` by the
+    delta method (numerical Jacobian of ``std(., "all")`` in the free parameters)."""
     table = fit.estimates()
     pt = fit._partable
     keep = ~pt["op"].isin(["==", "<", ">"]).to_numpy()
-    values = fit.values.copy()
-    # defined parameters: keep their estimates in the value vector for the expressions
     for kind in ("lv", "all", "nox"):
-        table[f"std_{kind}"] = standardize_values(fit, values, kind)[keep]
+        table[f"std_{kind}"] = std(values, kind)[keep]
     if se:
         rows = fit.problem.pmap.free_rows
 
         def func(theta_free):
             vals = values.copy()
             vals[rows] = theta_free
-            return standardize_values(fit, vals, "all")[keep]
+            return std(vals, "all")[keep]
 
         jac = numerical_jacobian(func, values[rows])
         cov = jac @ fit._vcov_free @ jac.T

@@ -357,46 +357,43 @@ class _Parser:
             raise self.error(f"expected a variable name before {op_tok.text!r}", op_tok)
         return names
 
-    def split_terms(self, toks: list[Token], op_tok: Token) -> list[list[Token]]:
-        terms: list[list[Token]] = [[]]
+    def split_top_level(self, toks: list[Token], sep: str, empty_before: str,
+                        statement: bool = False) -> list[list[Token]]:
+        """Split ``toks`` at the ``sep`` tokens outside parentheses; an empty part before a
+        separator is the error ``empty_before``.  ``statement``: the right-hand side of a
+        statement, where an operator and unbalanced parentheses are errors too."""
+        parts: list[list[Token]] = [[]]
         depth = 0
         for tok in toks:
-            if tok.kind == "op":
+            if statement and tok.kind == "op":
                 raise self.error(f"unexpected second operator {tok.text!r} in one statement "
                                  "(start a new line or use ';')", tok)
             if tok.kind == "lparen":
                 depth += 1
             elif tok.kind == "rparen":
                 depth -= 1
-                if depth < 0:
+                if statement and depth < 0:
                     raise self.error("unmatched ')'", tok)
-            if tok.kind == "plus" and depth == 0:
-                if not terms[-1]:
-                    raise self.error("expected a variable name before '+'", tok)
-                terms.append([])
+            if tok.kind == sep and depth == 0:
+                if not parts[-1]:
+                    raise self.error(empty_before, tok)
+                parts.append([])
                 continue
-            terms[-1].append(tok)
-        if depth > 0:
+            parts[-1].append(tok)
+        if statement and depth > 0:
             raise self.error("missing ')'", toks[-1])
+        return parts
+
+    def split_terms(self, toks: list[Token], op_tok: Token) -> list[list[Token]]:
+        terms = self.split_top_level(toks, "plus", "expected a variable name before '+'",
+                                     statement=True)
         if not terms[-1]:
             raise self.error("expected a variable name after '+'", _after(toks[-1]))
         return terms
 
     def parse_term(self, toks: list[Token], op: str) -> tuple[Modifier, Token]:
         """A term is ``modifier * modifier * ... * variable``."""
-        parts: list[list[Token]] = [[]]
-        depth = 0
-        for tok in toks:
-            if tok.kind == "lparen":
-                depth += 1
-            elif tok.kind == "rparen":
-                depth -= 1
-            if tok.kind == "star" and depth == 0:
-                if not parts[-1]:
-                    raise self.error("expected a modifier before '*'", tok)
-                parts.append([])
-                continue
-            parts[-1].append(tok)
+        parts = self.split_top_level(toks, "star", "expected a modifier before '*'")
         if not parts[-1]:
             raise self.error("expected a variable name after '*'", _after(toks[-1]))
         var = parts[-1]
@@ -440,19 +437,7 @@ class _Parser:
         return _modifier_from_values([value], self, first)
 
     def parse_args(self, toks: list[Token], func_tok: Token) -> list:
-        args: list[list[Token]] = [[]]
-        depth = 0
-        for tok in toks:
-            if tok.kind == "lparen":
-                depth += 1
-            elif tok.kind == "rparen":
-                depth -= 1
-            if tok.kind == "comma" and depth == 0:
-                if not args[-1]:
-                    raise self.error("empty element in the list", tok)
-                args.append([])
-            else:
-                args[-1].append(tok)
+        args = self.split_top_level(toks, "comma", "empty element in the list")
         if not args[-1]:
             raise self.error(f"empty argument list in {func_tok.text}()", func_tok)
         return [self.parse_scalar(a) for a in args]

@@ -102,6 +102,11 @@ def format_p(p: Any) -> str:
     return f"{v:.3f}".lstrip("0")
 
 
+def _p_phrase(p: str) -> str:
+    """``p = .014`` or ``p <.001`` / ``p >.999`` from :func:`format_p`'s text."""
+    return f"p {p}" if p.startswith(("<", ">")) else f"p = {p}"
+
+
 def describe_test(t: Mapping) -> str:
     """One line: ``name: estimate 0.340, z = 2.455, p = .014``."""
     parts = []
@@ -111,7 +116,7 @@ def describe_test(t: Mapping) -> str:
         parts.append(f"{t.get('statistic_type') or 'statistic'} = {t['statistic']:.3f}")
     p = format_p(t.get("p"))
     if p:
-        parts.append(f"p {p}" if p[0] in "<>" else f"p = {p}")
+        parts.append(_p_phrase(p))
     return f"{t['name']}: " + ", ".join(parts) if parts else str(t["name"])
 
 
@@ -143,12 +148,27 @@ def _row(tab: pd.DataFrame, **eq) -> Optional[pd.Series]:
     return tab[sel].iloc[0] if sel.any() else None
 
 
-def _path_test(tab: pd.DataFrame, name: str, expect: str, direction: Optional[str], **eq):
+def _required_row(tab: pd.DataFrame, missing: str, **eq) -> pd.Series:
+    """The first row of ``tab`` matching ``eq``; KeyError(``missing``) when there is none."""
     r = _row(tab, **eq)
     if r is None:
-        raise KeyError(f"no row {eq} in the table")
+        raise KeyError(missing)
+    return r
+
+
+def _path_test(tab: pd.DataFrame, name: str, expect: str, direction: Optional[str], **eq):
+    r = _required_row(tab, f"no row {eq} in the table", **eq)
     return make_test(name, r["pvalue"], expect, estimate=r["est"], statistic=r["z"],
                      direction=direction)
+
+
+def _group_format_only(tab: pd.DataFrame, label: str, grp: str, ind: str, **eq) -> list:
+    """The two tests of an effect expected in the group format only: significant and
+    positive in ``grp``, not significant in ``ind``."""
+    return [_path_test(tab, f"{label} ({grp} format)", "significant", "positive",
+                       group=grp, **eq),
+            _path_test(tab, f"{label} ({ind} format)", "not significant", None,
+                       group=ind, **eq)]
 
 
 # what each finding needs: table -> the step that makes it
@@ -221,8 +241,7 @@ def _fit_warning(res: StudyResults, key: int) -> str:
 
 
 def _describe(t: dict) -> str:
-    p = format_p(t["p"])
-    p = f"p {p}" if p.startswith(("<", ">")) else f"p = {p}"
+    p = _p_phrase(format_p(t["p"]))
     est = "" if t["estimate"] is None else f"{t['estimate']:.3f}, "
     stat = "" if t["statistic"] is None else f"{t['statistic_type']} = {t['statistic']:.3f}, "
     return f"{t['name']} {est}{stat}{p}"
@@ -236,9 +255,7 @@ def study_findings(res: StudyResults) -> list:
 
     def f1():
         td = res.tables["trait_means"]
-        r = _row(td, factor="c_task")
-        if r is None:
-            raise KeyError("c_task is not in the trait means table")
+        r = _required_row(td, "c_task is not in the trait means table", factor="c_task")
         if "rejected" in str(r.get("scalar_model", "")):
             raise ValueError("the child scalar model across format was rejected and no partial "
                              "scalar model passed: the latent means are not comparable")
@@ -305,15 +322,11 @@ def study_findings(res: StudyResults) -> list:
     def f4():
         lp = res.tables["lcm_paths"]
         mod = res.tables["lcm_moderation"]
-        m = _row(mod, path="D")
-        if m is None:
-            raise KeyError("no D row in the LCM moderation table")
-        tests = [_path_test(lp, f"int_fu on D ({grp} format)", "significant", "positive",
-                            rhs="D", group=grp),
-                 _path_test(lp, f"int_fu on D ({ind} format)", "not significant", None,
-                            rhs="D", group=ind),
-                 make_test("D effect equal across formats (Wald)", m["pvalue"], "significant",
-                           statistic=m["stat"], statistic_type=f"chi2({int(m['df'])})")]
+        m = _required_row(mod, "no D row in the LCM moderation table", path="D")
+        tests = _group_format_only(lp, "int_fu on D", grp, ind, rhs="D")
+        tests.append(make_test("D effect equal across formats (Wald)", m["pvalue"],
+                               "significant", statistic=m["stat"],
+                               statistic_type=f"chi2({int(m['df'])})"))
         return tests, ""
 
     out.append(_finding(res, 4, 3, "Therapist-child disagreement on bond (D = therapist - "
@@ -323,16 +336,11 @@ def study_findings(res: StudyResults) -> list:
     def f5():
         surf = res.tables["rsa_surface"]
         gt = res.tables["rsa_group_tests"]
-        g = _row(gt, parameter="a3")
-        if g is None:
-            raise KeyError("no a3 row in the RSA group tests")
-        tests = [_path_test(surf, f"a3 ({grp} format)", "significant", "positive",
-                            group=grp, parameter="a3"),
-                 _path_test(surf, f"a3 ({ind} format)", "not significant", None,
-                            group=ind, parameter="a3"),
-                 make_test("a3 difference, individual - group (Wald)", g["pvalue"],
-                           "significant", estimate=g.get("diff"), statistic=g["chisq"],
-                           statistic_type=f"chi2({int(g['df'])})", direction="negative")]
+        g = _required_row(gt, "no a3 row in the RSA group tests", parameter="a3")
+        tests = _group_format_only(surf, "a3", grp, ind, parameter="a3")
+        tests.append(make_test("a3 difference, individual - group (Wald)", g["pvalue"],
+                               "significant", estimate=g.get("diff"), statistic=g["chisq"],
+                               statistic_type=f"chi2({int(g['df'])})", direction="negative"))
         return tests, ""
 
     out.append(_finding(res, 5, 3, "Response surface: int_fu rises along the line of "
