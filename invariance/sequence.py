@@ -65,16 +65,24 @@ _DIFFERENCE_TESTS = _fit_changes._DIFFERENCE_TESTS
 
 
 def fit_level(spec: MeasurementSpec, data: pd.DataFrame, *, group=None, group_labels=None,
-              group_eq=(), long_eq=(), released: Sequence[RowKey] = (), **fit_options):
+              group_eq=(), long_eq=(), released: Sequence[RowKey] = (), observed=None,
+              **fit_options):
     """Fit one level: write its syntax and fit it with :func:`sem_models.sem` (ordered
     indicators: WLSMV unless ``estimator=`` says otherwise, with the spec's
-    parameterization)."""
+    parameterization).  ``observed``: the prepared data (``fit.data``) of another level's
+    fit of the same data and options, reused instead of preparing the data again."""
     syntax = spec.syntax(group_eq, long_eq, released)
     if spec.ordered:
         fit_options = dict(fit_options, ordered=list(spec.ordered),
                            parameterization=spec.parameterization)
-    fit = sm.sem(syntax, data, group=group, group_labels=group_labels, meanstructure=True,
-                 std_lv=False, **fit_options)
+    if observed is None:
+        fit = sm.sem(syntax, data, group=group, group_labels=group_labels, meanstructure=True,
+                     std_lv=False, **fit_options)
+    else:
+        from sem_models.api import fit_model
+
+        fit = fit_model(syntax, data, group=group, group_labels=group_labels,
+                        meanstructure=True, std_lv=False, _observed=observed, **fit_options)
     return syntax, fit
 
 
@@ -126,8 +134,15 @@ class InvarianceSequence(PartialSearch):
 
     def _fit(self, level: str, released=()):
         geq, leq = self.keywords(level)
-        return fit_level(self.spec, self.data, group=self.group, group_labels=self.group_labels,
-                         group_eq=geq, long_eq=leq, released=released, **self.fit_options)
+        # the levels share the data, options and observed variables: the data are prepared
+        # by the first fit only (issue 18)
+        syntax, fit = fit_level(self.spec, self.data, group=self.group,
+                                group_labels=self.group_labels, group_eq=geq, long_eq=leq,
+                                released=released,
+                                observed=self.__dict__.get("_observed"), **self.fit_options)
+        if "_observed" not in self.__dict__:
+            self.__dict__["_observed"] = getattr(fit, "data", None)
+        return syntax, fit
 
     @single_threaded_blas
     def _run(self) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import EstimationError, ModelError, validate_level
 from .model.constraints import build_parameter_map
-from .estimation.data import DataError, prepare_data
+from .estimation.data import DataError, ObservedData, prepare_data
 from .estimation.optimizer import ConvergenceWarning, Problem, optimize
 from .estimation.threads import single_threaded_blas
 from .estimation.ml import MLGroupLoss
@@ -286,7 +286,10 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
               level=0.95, max_iter=500, se=None, test=None, information=None,
               start=None, ordered=None, parameterization="delta", sample_cov=None,
               sample_mean=None, sample_nobs=None, int_ov_free=True,
-              int_lv_free=False, bootstrap=1000, iseed=None) -> SEMFit:
+              int_lv_free=False, bootstrap=1000, iseed=None, _observed=None) -> SEMFit:
+    # _observed (private): the ObservedData (``fit.data``) of an earlier fit of the same data
+    # with the same observed variables, group, group_labels, missing and cluster, reused
+    # instead of preparing the data again (issue 18: the levels of an invariance sequence)
     moments_input = sample_cov is not None
     if moments_input:  # summary statistics: :mod:`.estimation.moments_input`
         from .estimation.moments_input import check_moments_options
@@ -385,6 +388,9 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         from .estimation.fiml import prepare_data_fixed_x
         obs = prepare_data_fixed_x(data, variables, group=group, cluster=cluster, where=where,
                                    group_labels=group_labels)
+    elif (isinstance(_observed, ObservedData) and list(_observed.ov_names) == list(variables.ov)
+          and _observed.group_var == group):
+        obs = _observed
     else:
         obs = prepare_data(data, variables.ov, group=group, missing=missing, cluster=cluster,
                            where=where, group_labels=group_labels)

@@ -91,9 +91,13 @@ class Problem:
         (``info``), the analytic observed Hessian (``hessian``, for losses that have one) or
         None."""
         vals = self.values(z)
-        n_free = len(self.pmap.free_rows)
-        grad_free = np.zeros(n_free)
-        curv_free = np.zeros((n_free, n_free))
+        identity = self.pmap.is_identity
+        # identity map: accumulate in the free rows; otherwise straight into z, group by
+        # group, through the rows of T that group touches (see _group_maps)
+        maps = None if identity else self._group_maps()
+        size = len(self.pmap.free_rows) if identity else self.pmap.n_z
+        grad_out = np.zeros(size)
+        curv_out = np.zeros((size, size))
         want = "hessian" if hessian else ("info" if info else None)
         total = 0.0
         for g, loss in enumerate(self.losses):
@@ -103,21 +107,65 @@ class Problem:
                 return np.inf, np.full(self.pmap.n_z, np.nan), None
             _, d_cov, d_mean = self.group_jacobian(vals, g, mom)
             grad, inf = loss.derivatives(mom, d_cov, d_mean, info=want == "info")
-            rows, block = self._blocks[g]
-            grad_free[rows] += self.weights[g] * grad  # positions are unique within a group
-            if want == "info":
-                curv_free[block] += self.weights[g] * inf
-            elif want == "hessian":
+            if want == "hessian":
                 cells = self._cells[g]
 
                 def second(W, r, mom=mom, cells=cells):
                     return self.model.second_order_terms(mom, cells, W, r)
 
-                curv_free[block] += self.weights[g] * loss.hessian(mom, d_cov, d_mean, second)
-        if self.pmap.is_identity:
-            return total, grad_free, (curv_free if want else None)
+                inf = loss.hessian(mom, d_cov, d_mean, second)
+            w = self.weights[g]
+            if identity:
+                rows, block = self._blocks[g]
+                grad_out[rows] += w * grad  # positions are unique within a group
+                if want:
+                    curv_out[block] += w * inf
+            else:
+                cols, t_g, kind, block = maps[g]
+                if kind == "unique":  # each row is one z coordinate of its own
+                    grad_out[cols] += w * grad
+                    if want:
+                        curv_out[block] += w * inf
+                elif kind == "select":  # rows sharing a z coordinate: index sums
+                    np.add.at(grad_out, cols, w * grad)
+                    if want:
+                        np.add.at(curv_out, (cols[:, None], cols[None, :]), w * inf)
+                else:
+                    grad_out[cols] += t_g.T @ (w * grad)
+                    if want:
+                        curv_out[block] += t_g.T @ (w * inf) @ t_g
+        return total, grad_out, (curv_out if want else None)
+
+    def _group_maps(self) -> list:
+        """Per group: the z coordinates its free rows depend on and the rows of T restricted
+        to them, so that ``T' g`` and ``T' C T`` are sums of small per-group products (the
+        information is block diagonal over groups; a dense ``T' C T`` costs n_free^2 n_z, which
+        grows like G^3).  When each of the group's rows has a single unit entry (labels shared
+        across groups, the usual ``group_equal`` case) the products are index sums
+        (``np.add.at``).  Cached for the current ``pmap.T``."""
         T = self.pmap.T
-        return total, T.T @ grad_free, (T.T @ curv_free @ T if want else None)
+        cached = self.__dict__.get("_maps_cache")
+        if cached is not None and cached[0] is T:
+            return cached[1]
+        import scipy.sparse
+
+        sparse = scipy.sparse.csr_matrix(T)
+        maps = []
+        for pos in self._positions:
+            sub = sparse[pos]
+            nnz_rows = np.diff(sub.indptr)
+            if np.all(nnz_rows == 1) and np.all(sub.data == 1.0):
+                cols = sub.indices.astype(np.intp)
+                if len(np.unique(cols)) == len(cols):
+                    maps.append((cols, None, "unique", _block(cols)[1]))
+                else:
+                    maps.append((cols, None, "select", None))
+                continue
+            cols = np.unique(sub.indices).astype(np.intp)
+            t_g = sub[:, cols].toarray()
+            maps.append((cols, t_g, "dense", _block(cols)[1]))
+        self.__dict__["_maps_cache"] = (T, maps)
+        return maps
 
 
 def _block(positions: np.ndarray) -> tuple:

@@ -57,10 +57,35 @@ class ParameterMap:
         return self.T.shape[1]
 
     def theta_free(self, z: np.ndarray) -> np.ndarray:
+        cols = self.selection
+        if cols is not None:  # T only selects: no dense product
+            return self.offset + np.asarray(z, float)[cols]
         return self.offset + self.T @ z
 
     def z_from_free(self, theta_free: np.ndarray) -> np.ndarray:
+        """Least-squares z for given free-row values.  When T only selects (each row a single
+        unit entry: shared labels) that is the mean over the rows of each z coordinate, in
+        O(n_free) instead of a dense least-squares solve."""
+        cols = self.selection
+        if cols is not None:
+            resid = np.asarray(theta_free, float) - self.offset
+            counts = np.bincount(cols, minlength=self.n_z)
+            return np.bincount(cols, weights=resid, minlength=self.n_z) / np.maximum(counts, 1)
         return np.linalg.lstsq(self.T, theta_free - self.offset, rcond=None)[0]
+
+    @property
+    def selection(self) -> Optional[np.ndarray]:
+        """The z coordinate of each free row when every row of T is a single 1 (else None)."""
+        cached = self.__dict__.get("_selection")
+        if cached is None or cached[0] is not self.T:
+            T = self.T
+            nonzero = T != 0
+            cols = None
+            if T.size and np.all(nonzero.sum(axis=1) == 1) and np.all(T[nonzero] == 1.0):
+                cols = np.argmax(nonzero, axis=1)
+            cached = (T, cols)
+            self.__dict__["_selection"] = cached
+        return cached[1]
 
     @property
     def is_identity(self) -> bool:
@@ -287,7 +312,9 @@ def build_parameter_map(partable: ParTable, allow_general: bool = False) -> Para
             soft_z[nz[0]] = True
     general = GeneralConstraints(general_eq, general_in, x0, K) \
         if (general_eq or general_in) else None
-    return ParameterMap(free_rows, P @ K, P @ x0, lower, upper, n_free - K.shape[1],
+    # K is the identity without '==' rows: T = P (P @ K would cost n_free n_x^2)
+    T = P if not R_rows else P @ K
+    return ParameterMap(free_rows, T, P @ x0, lower, upper, n_free - K.shape[1],
                         general=general, soft=soft_z if soft_z.any() else None)
 
 
