@@ -96,7 +96,22 @@ def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names
         return np.full((T.shape[0], T.shape[0]), np.nan)
     inverse_scaled = scipy.linalg.cho_solve(factor, np.eye(len(d)))
     inverse = inverse_scaled * np.outer(d, d) / total_n
+    selection = _selection(T)
+    if selection is not None:  # each free row is one z coordinate: a gather, no products
+        return inverse[np.ix_(selection, selection)]
     return T @ inverse @ T.T
+
+
+def _selection(T: np.ndarray):
+    """The z coordinate of each row when every row of ``T`` is a single 1 (labels and
+    group_equal constraints without ``==``), else None."""
+    nonzero = T != 0
+    if not (nonzero.sum(axis=1) == 1).all():
+        return None
+    rows, cols = np.nonzero(nonzero)
+    if not np.all(T[rows, cols] == 1.0):
+        return None
+    return cols[np.argsort(rows, kind="stable")]
 
 
 def delta_method(func, theta: np.ndarray, vcov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
