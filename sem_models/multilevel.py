@@ -7,10 +7,20 @@ blocks; it returns a :class:`TwoLevelSEMFit`.  The pipeline is the one of one-le
     -> one RAM model per block -> :class:`~.estimation.twolevel_loss.TwoLevelLoss` per group
     -> the unchanged optimizer -> :class:`TwoLevelSEMFit`
 
-The saturated (h1) two-level model is fitted first (Fisher scoring, or EM with missing values;
-:mod:`.estimation.twolevel_fit`): it gives the chi-square's reference log-likelihood, the
-fixed.x values of the covariates of each level and the start values.  Rows need not be sorted
-by cluster.  Estimators: ``"ML"`` and ``"MLR"`` (cluster-robust SEs, Yuan-Bentler test), with
+The saturated (h1) two-level model is fitted first, with its between covariance matrix kept
+positive semi-definite (Fisher scoring; EM and Newton with a Cholesky factor when the maximum
+is on the boundary, as it often is with small ICCs; :func:`.estimation.twolevel_fit.fit_h1`):
+it gives the chi-square's reference log-likelihood, the ICCs, the fixed.x values of the
+covariates of each level and the start values.  Rows need not be sorted by cluster.
+
+Small ICCs and few clusters (the usual case in applied data) make the between level fragile:
+level-2 factor variances start at no less than a fraction of the indicators' within
+variances, a search that does not converge is restarted from lavaan-like "simple" between
+start values (:func:`_search`), a model whose implied between covariance matrix is not
+positive semi-definite gets lavaan's chi-square rule (negative values set to 0), and the
+Heywood and convergence warnings name the low-ICC variables and the fixes (level-2 residual
+variances fixed to 0, ``std_lv=True``, a one-level model with cluster-robust SEs).  Failures
+are :class:`~sem_models.errors.EstimationError` that say what to do.  Estimators: ``"ML"`` and ``"MLR"`` (cluster-robust SEs, Yuan-Bentler test), with
 ``missing="fiml"`` (alias ``"ml"``) full-information ML (Rosseel 2021).  Several groups
 (``group=``) fit the same two-level model in each group, with ``group_equal`` /
 ``group_partial`` constraints across groups and labels across groups and levels.
@@ -30,9 +40,10 @@ import pandas as pd
 
 from .errors import EstimationError, ModelError
 from .estimation.data import DataError, prepare_data
-from .estimation.optimizer import ConvergenceWarning, Problem, optimize
+from .estimation.optimizer import STALL_ITERATIONS, ConvergenceWarning, Problem, optimize
 from .estimation.threads import single_threaded_blas
-from .estimation.twolevel import TwoLevelData, fit_baseline, fit_h1, loglik_x
+from .estimation.twolevel import (TwoLevelData, TwoLevelFit, baseline_free, fit_baseline,
+                                  fit_h1, loglik_x)
 from .estimation.twolevel_loss import TwoLevelLoss, TwoLevelModel
 from .inference.distributions import chi2_sf
 from .model.constraints import build_parameter_map
@@ -130,12 +141,8 @@ def fit_twolevel(model: str, data: pd.DataFrame, *, group=None, group_equal=(),
     exo = [(list(v1.ov_x) if fixed_x else [], list(v2.ov_x) if fixed_x else [])
            for _ in datasets]
     h1 = []
-    for d in datasets:
-        h = fit_h1(d)
-        if not h.converged:
-            warnings.warn("the saturated two-level model did not converge; the chi-square "
-                          "test and the fixed.x values may be off", ConvergenceWarning,
-                          stacklevel=3)
+    for d, gd in zip(datasets, obs.groups):
+        h = _fit_h1_checked(d, cluster, gd.label if n_groups > 1 else None)
         h1.append(h)
     model_ = TwoLevelModel(table, union, n_groups, datasets)
     # start values from the saturated moments, block by block (fixed.x rows: h1 values)
@@ -172,31 +179,68 @@ def fit_twolevel(model: str, data: pd.DataFrame, *, group=None, group_equal=(),
     losses = [TwoLevelLoss(d, h.moments) for d, h in zip(datasets, h1)]
     problem = Problem(model_, losses, pmap, values)
     z0 = pmap.z_from_free(values[pmap.free_rows])
-    result = _run_optimizer(problem, z0, max_iter)
-    if not result.converged and start is None:
-        # a restart from lavaan-like "simple" between-level start values (see
-        # _level2_starts); the better search is kept
-        simple = _level2_starts(values, table, datasets, h1, simple=True)
-        z1 = pmap.z_from_free(simple[pmap.free_rows])
-        if not np.allclose(z1, z0):
-            again = _run_optimizer(problem, z1, max_iter)
-            if (again.converged, -again.fmin) > (result.converged, -result.fmin):
-                again.iterations += result.iterations
-                result = again
-    if not result.converged:
-        warnings.warn(
-            f"the optimizer did not converge ({result.message}; largest gradient "
-            f"{result.max_gradient:.2e} after {result.iterations} iterations). The estimates are "
-            "not trustworthy: check the model, or give start values with start().",
-            ConvergenceWarning, stacklevel=3)
+    simple = _level2_starts(values, table, datasets, h1, simple=True)
+    z1 = pmap.z_from_free(simple[pmap.free_rows])
+    result = _search(problem, z0, None if start is not None or np.allclose(z0, z1) else z1,
+                     max_iter)
     options = dict(group=group, group_equal=list(group_equal), group_partial=list(group_partial),
                    std_lv=std_lv, meanstructure=True, fixed_x=fixed_x, orthogonal=orthogonal,
                    estimator=estimator, missing=missing, cluster=cluster, level=level,
                    **inference)
     fit = TwoLevelSEMFit(model, table, union, model_, obs, problem, result, None, options)
     fit._setup(tl, datasets, h1, exo)
+    if not result.converged:
+        warnings.warn(
+            f"the optimizer did not converge ({result.message}; largest gradient "
+            f"{result.max_gradient:.2e} after {result.iterations} iterations, restarts "
+            "included). The estimates are not trustworthy." + fit._convergence_advice()
+            + " Or give start values with start().", ConvergenceWarning, stacklevel=3)
     fit._warn_heywood()
     return fit
+
+
+def _fit_h1_checked(d: TwoLevelData, cluster: str, group_label) -> TwoLevelFit:
+    """The saturated model of one group (:func:`~.estimation.twolevel_fit.fit_h1`), its
+    numerical failures as :class:`EstimationError`, a warning with advice when it did not
+    converge."""
+    where = f" in group {group_label!r}" if group_label is not None else ""
+    try:
+        with np.errstate(all="ignore"):
+            h = fit_h1(d)
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        raise EstimationError(
+            f"the saturated two-level model{where} cannot be fitted ({exc}): check for "
+            "variables that are (nearly) constant within clusters or collinear, and declare "
+            f"cluster-level variables at level 2 only ({d.nclusters} clusters in "
+            f"{cluster!r})") from None
+    if not h.converged:
+        warnings.warn(
+            f"the saturated two-level model{where} did not converge ({h.method}, "
+            f"{h.iterations} iterations): the chi-square test, the ICCs and the fixed.x "
+            "values may be off. Variables with almost no within- or between-cluster "
+            "variation are the usual cause: check inspect('icc').", ConvergenceWarning,
+            stacklevel=4)
+    return h
+
+
+def _search(problem: Problem, z0: np.ndarray, z1: Optional[np.ndarray], max_iter: int):
+    """The optimizer with restarts for small between-level variation.
+
+    Fisher scoring from the start values ``z0``; if it has not converged within
+    :data:`~sem_models.estimation.optimizer.STALL_ITERATIONS` iterations, scoring from the
+    "simple" between-level start values ``z1`` (:func:`_level2_starts`); if neither
+    converged, the full search (scoring, then the quasi-Newton fallback) from ``z1`` (from
+    ``z0`` when there is no ``z1``).  The
+    converged search with the lowest discrepancy wins (else the lowest discrepancy)."""
+    short = min(max_iter, STALL_ITERATIONS)
+    tried = [_run_optimizer(problem, z0, short)]
+    if not tried[-1].converged and z1 is not None:
+        tried.append(_run_optimizer(problem, z1, short))
+    if not any(r.converged for r in tried) and max_iter > short:
+        tried.append(_run_optimizer(problem, z0 if z1 is None else z1, max_iter))
+    best = max(tried, key=lambda r: (r.converged, -r.fmin if np.isfinite(r.fmin) else -np.inf))
+    best.iterations = sum(r.iterations for r in tried)
+    return best
 
 
 def _run_optimizer(problem: Problem, z0: np.ndarray, max_iter: int):
@@ -206,12 +250,47 @@ def _run_optimizer(problem: Problem, z0: np.ndarray, max_iter: int):
         with np.errstate(all="ignore"):
             return optimize(problem, z0, max_iter=max_iter)
     except (FloatingPointError, np.linalg.LinAlgError) as exc:
-        raise EstimationError(
-            "the two-level model cannot be evaluated at its start values (" + str(exc)
-            + "): the implied within or between covariance matrix is not positive definite. "
-            "Give start values with start() (e.g. 'fb =~ start(0.5)*y2'), check fixed "
-            "values, or fix between-level variances of variables with ICC near 0 to 0"
-        ) from None
+        raise _start_error(problem, problem.values(z0), exc) from None
+
+
+def _start_error(problem: Problem, values: np.ndarray, exc: Exception) -> EstimationError:
+    """The error for start values at which the two-level likelihood is not defined: names a
+    fixed negative variance, else the level (and group) whose implied covariance matrix is
+    not positive definite."""
+    model = problem.model
+    pt = model.table
+    lhs, op, rhs = pt["lhs"], pt["op"], pt["rhs"]
+    negative = np.flatnonzero((op == "~~") & (lhs == rhs) & (pt["free"] == 0)
+                              & (pt["group"] > 0) & (values < 0))
+    if len(negative):
+        r = negative[0]
+        line = f", model syntax line {pt['line'][r]}" if pt["line"][r] else ""
+        return EstimationError(
+            f"the variance of {lhs[r]!r} (level {pt['level'][r]}{line}) is fixed to "
+            f"{values[r]:g}: a variance cannot be negative; fix it to a value >= 0 (0 for a "
+            "between-level variance near zero) or free it")
+    where = []
+    for g, d in enumerate(model.data):
+        try:
+            tl = model.moments(values, g).tl
+        except np.linalg.LinAlgError:
+            where.append(f"group {g + 1}: I - B is singular (a loop of paths)")
+            continue
+        tag = f" (group {g + 1})" if len(model.data) > 1 else ""
+        if not np.all(np.isfinite(tl.sigma_w)) or np.linalg.eigvalsh(tl.sigma_w).min() <= 0:
+            where.append("the within level" + tag)
+            continue
+        # the between level: V_n = E Sigma_B E' + F Sigma_W F' / n for every cluster size n
+        SB, FWF = d.E @ tl.sigma_b @ d.E.T, d.F @ tl.sigma_w @ d.F.T
+        if any(np.linalg.eigvalsh(SB + FWF / n).min() <= 0
+               for n in np.unique(d.cluster_size)):
+            where.append("the between level" + tag)
+    detail = " at " + " and ".join(where) if where else ""
+    return EstimationError(
+        "the two-level model cannot be evaluated at its start values: the implied covariance "
+        f"matrix is not positive definite{detail} ({exc}). Give start values with start() "
+        "(e.g. 'fb =~ start(0.5)*y2'), check the fixed values, or fix between-level "
+        "variances of variables with ICC near 0 to 0")
 
 
 def _level2_starts(values: np.ndarray, table, datasets: list, h1: list,
@@ -252,6 +331,34 @@ def _level2_starts(values: np.ndarray, table, datasets: list, h1: list,
                 if v in var_b:
                     values[r] = max(0.5 * var_b[v], 0.01 * var_w.get(v, var_b[v]))
     return values
+
+
+def _icc(var_b: float, var_w: float) -> float:
+    """``var_b / (var_w + var_b)`` for saturated variances (var_b >= 0), 0 when undefined."""
+    total = var_w + var_b
+    return float(min(max(var_b / total, 0.0), 1.0)) if total > 0 else 0.0
+
+
+def _fmt_icc(value: float) -> str:
+    return f"{value:.3f}" if value >= 0.001 or value == 0 else f"{value:.1e}"
+
+
+def _join(items) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _warn_scaling(c: float, which: str) -> None:
+    """The Yuan-Bentler scaling factor is not a positive number: say why and what to do."""
+    warnings.warn(
+        f"the Yuan-Bentler scaling factor of the {which} is {c:.3g}, not a positive number, "
+        "so the scaled test statistic is not reported (NaN). This happens when the "
+        "saturated between-level covariance matrix is on its boundary (a between variance "
+        "or direction at 0: see inspect('icc')), where the robust correction is not "
+        "defined. Use the standard test (estimator='ML'), or fix the level-2 variances of "
+        "variables with ICC near 0 to 0.", ConvergenceWarning, stacklevel=4)
 
 
 def _single_level_loglik(X: np.ndarray) -> float:
@@ -328,22 +435,117 @@ class TwoLevelSEMFit(SEMFit):
     def nclusters(self) -> list[int]:
         return [d.nclusters for d in self.datasets]
 
+    def _icc_values(self) -> list:
+        """Per group, {level-1 variable: ICC} from the saturated model (see :meth:`icc`)."""
+        out = []
+        for d, h in zip(self.datasets, self._h1):
+            vw = dict(zip(d.level1_names, np.diag(h.moments.sigma_w)))
+            vb = dict(zip(d.level2_names, np.diag(h.moments.sigma_b)))
+            out.append({v: _icc(vb.get(v, 0.0), vw[v]) for v in d.level1_names})
+        return out
+
+    def _improper_groups(self) -> list:
+        """Groups whose model log-likelihood exceeds the saturated one (by more than 1e-6):
+        the model's implied between covariance matrix is then not positive semi-definite,
+        outside the saturated model's parameter space, and lavaan's rule sets the group's
+        chi-square to 0.  Pairs (group index, excess)."""
+        L = self._logliks
+        return [(g, m - h) for g, (h, m) in enumerate(zip(L["h1"], L["model"]))
+                if m - h > 1e-6]
+
     def _warn_heywood(self) -> None:
+        """HeywoodWarning for negative variance estimates, with what to do: at level 2 they
+        are the usual result of (near) zero between-cluster variance, so the message gives
+        each variable's ICC and the fixes; also when the model's between covariance matrix
+        is not positive semi-definite, so that its log-likelihood exceeds the saturated
+        model's (the chi-square is then set to 0, as lavaan does)."""
+        from .api import HeywoodWarning
         pt = self._table
         values = self.values
         var = (pt["op"] == "~~") & (pt["lhs"] == pt["rhs"]) & (pt["group"] > 0) & (values < 0)
         rows = np.flatnonzero(var)
-        if not len(rows):
+        improper = self._improper_groups()
+        if not len(rows) and not improper:
             return
-        from .api import HeywoodWarning
-        where = [f"{pt['lhs'][r]} (level {pt['level'][r]}"
-                 + (f", group {self.group_labels[pt['group'][r] - 1]!r}"
-                    if self.n_groups > 1 else "") + f": {values[r]:.3g})" for r in rows]
-        warnings.warn(
-            f"Heywood case: negative variance estimate(s) for {', '.join(where)}. Between-level "
-            "variances near zero are common with few clusters or small between-level "
-            "variation; consider fixing them to 0 or simplifying the between model.",
-            HeywoodWarning, stacklevel=3)
+        iccs = self._icc_values()
+        lv_names = set(self.variables.lv)
+        glab = (lambda g: f" in group {self.group_labels[g]!r}") if self.n_groups > 1 \
+            else (lambda g: "")
+        parts = []
+        for lev in (1, 2):
+            sel = [r for r in rows if pt["level"][r] == lev]
+            if not sel:
+                continue
+            items = []
+            for r in sel:
+                g = int(pt["group"][r]) - 1
+                name = pt["lhs"][r]
+                extra = ""
+                if lev == 2 and name in iccs[g]:
+                    extra = f"; ICC {_fmt_icc(iccs[g][name])}"
+                items.append(f"{name} ({values[r]:.3g}{extra}){glab(g)}")
+            label = "level 1 (within)" if lev == 1 else "level 2 (between)"
+            parts.append(f"negative variance estimate(s) at {label} for {_join(items)}")
+        msg = "Heywood case: " + "; ".join(parts) + "." if parts else ""
+        neg2 = [r for r in rows if pt["level"][r] == 2]
+        ov2 = list(dict.fromkeys(pt["lhs"][r] for r in neg2 if pt["lhs"][r] not in lv_names))
+        lv2 = list(dict.fromkeys(pt["lhs"][r] for r in neg2 if pt["lhs"][r] in lv_names))
+        if ov2:
+            ex = ov2[0]
+            msg += (f" The between-cluster variance of {_join(ov2)} is near zero (few "
+                    f"clusters: {_join(map(str, sorted(set(self.nclusters))))}, or little "
+                    "variation between them): fix the level-2 residual variance to 0 in the "
+                    f"level-2 block (e.g. '{ex} ~~ 0*{ex}'), or drop the variable from "
+                    "level 2.")
+        if lv2:
+            # are the indicators' level-2 residual variances already fixed (e.g. to 0)?
+            lev2 = pt["level"] == 2
+            inds = set(pt["rhs"][lev2 & (pt["op"] == "=~") & np.isin(pt["lhs"], lv2)])
+            resid = lev2 & (pt["op"] == "~~") & (pt["lhs"] == pt["rhs"]) \
+                & np.isin(pt["lhs"], list(inds))
+            fixed = bool(resid.any()) and not bool((pt["free"][resid] > 0).any())
+            msg += (f" A between-level factor with a negative variance ({_join(lv2)}) has "
+                    "indicators that hardly covary between clusters: "
+                    + ("" if fixed else "fix the level-2 residual variances of its "
+                       "indicators to 0, ")
+                    + "give the factor a fixed variance (std_lv=True), or replace it by a "
+                    "saturated between level (all level-2 variances and covariances free).")
+        if any(pt["level"][r] == 1 for r in rows):
+            msg += (" A negative within-level variance points to a misspecified or "
+                    "empirically under-identified within model: inspect the estimates.")
+        if improper:
+            ex = ", ".join(f"{e:.3g}" + glab(g) for g, e in improper)
+            msg += (" The model's between-level covariance matrix is not positive "
+                    "semi-definite, so its log-likelihood exceeds the saturated model's "
+                    f"(whose Sigma_B is kept positive semi-definite) by {ex}: the chi-square "
+                    "is set to 0 there, as lavaan does; the fixes above give a proper "
+                    "solution.")
+        warnings.warn(msg.strip(), HeywoodWarning, stacklevel=3)
+
+    def _convergence_advice(self) -> str:
+        """What to try when a two-level fit did not converge: the level-2 variables with
+        ICC below 0.05 (from the saturated model) and the fixes that usually help."""
+        low, names = [], []
+        for g, ic in enumerate(self._icc_values()):
+            names2 = set(self.datasets[g].level2_names)
+            for v, value in ic.items():
+                if v in names2 and value < 0.05:
+                    names.append(v)
+                    low.append(f"{v} {_fmt_icc(value)}"
+                               + (f" (group {self.group_labels[g]!r})" if self.n_groups > 1
+                                  else ""))
+        ex = names[0] if names else next(iter(self.datasets[0].level2_names), "y")
+        clusters = _join(map(str, sorted(set(self.nclusters))))
+        text = ""
+        if low:
+            text += (f" The between-level variation is small (ICC {_join(low)}; "
+                     f"{clusters} clusters), so the between-level model may have no proper "
+                     "maximum.")
+        return text + (" Try: fix the level-2 residual variances of low-ICC variables "
+                       f"to 0 in the level-2 block (e.g. '{ex} ~~ 0*{ex}'); give between "
+                       "factors a fixed variance instead of a marker loading (std_lv=True); "
+                       "or fit a one-level model with cluster-robust standard errors "
+                       f"(estimator='MLR', cluster={self.options.get('cluster')!r}).")
 
     def _param_names(self) -> list[str]:
         """lavaan's names: ``lhs op rhs`` (or the label), ``.g2`` in later groups, ``.l2`` at
@@ -367,7 +569,7 @@ class TwoLevelSEMFit(SEMFit):
     @cached_property
     def _hessian_z(self) -> np.ndarray:
         from .inference.twolevel import objective_hessian
-        return objective_hessian(self.problem, self.result.z)
+        return objective_hessian(self.problem, self.result.z, central=True)
 
     @cached_property
     def _scores_z(self) -> list:
@@ -450,14 +652,17 @@ class TwoLevelSEMFit(SEMFit):
 
     def _standardized_values(self, kind: str, values: Optional[np.ndarray] = None) -> np.ndarray:
         """std_lv / std_all / std_nox of every row, each level standardized by its own
-        implied variances (lavaan's per-block standardization)."""
+        implied variances (lavaan's per-block standardization).  Rows that need a variance
+        that is zero or negative (a Heywood case at level 2) are NaN: not defined."""
         from .inference.standardized import standardize_values
         values = self.values if values is None else values
         out = values.copy()
         level = self._table["level"]
         for lev in (1, 2):
             proxy = self.__dict__.setdefault(f"_proxy{lev}", _LevelProxy(self, lev))
-            std = standardize_values(proxy, values, kind)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                std = standardize_values(proxy, values, kind)
+            std[~np.isfinite(std)] = np.nan
             out[level == lev] = std[level == lev]
         defined = np.flatnonzero(self._table["op"] == ":=")
         if len(defined):
@@ -546,19 +751,14 @@ class TwoLevelSEMFit(SEMFit):
     def icc(self) -> pd.Series | pd.DataFrame:
         """Intraclass correlations of the level-1 variables from the saturated model:
         ``sigma_B / (sigma_W + sigma_B)`` (0 for within-only variables), lavaan's
-        ``lavInspect(fit, "icc")``; several groups: one column per group."""
+        ``lavInspect(fit, "icc")``; several groups: one column per group.  The saturated
+        ``Sigma_B`` is positive semi-definite (:func:`~.estimation.twolevel_fit.fit_h1`), so
+        every ICC is in [0, 1)."""
         cols = []
-        for d, h in zip(self.datasets, self._h1):
-            m = h.moments
-            vb = np.zeros(d.p1)
-            pos2 = {c: k for k, c in enumerate(d.level2)}
-            for a, c in enumerate(d.level1):
-                if c in pos2:
-                    vb[a] = m.sigma_b[pos2[c], pos2[c]]
-            vw = np.diag(m.sigma_w)
+        for d, ic in zip(self.datasets, self._icc_values()):
             order = [v for v in self.level_variables[1].ov if v in d.level1_names]
-            idx = [d.level1_names.index(v) for v in order]
-            cols.append(pd.Series((vb / (vw + vb))[idx], index=order, name="icc"))
+            cols.append(pd.Series([ic[v] for v in order], index=order, name="icc",
+                                  dtype=float))
         if self.n_groups == 1:
             return cols[0]
         return pd.DataFrame(dict(zip(self.group_labels, cols)))
@@ -603,8 +803,9 @@ class TwoLevelSEMFit(SEMFit):
 
     def _standard_test(self) -> dict:
         L = self._logliks
-        chisq = float(2 * sum(h - m for h, m in zip(L["h1"], L["model"])))
-        chisq = max(chisq, 0.0) if chisq > -1e-6 else chisq
+        # per group, negative values (a model outside the saturated model's space: an
+        # indefinite implied Sigma_B, see _warn_heywood) set to 0 as lavaan does
+        chisq = float(sum(max(2 * (h - m), 0.0) for h, m in zip(L["h1"], L["model"])))
         df = self._n_moments() - self.npar
         # lavaan's fmin: sum_g (N_g / N) * (-(logL_g + c_g) / N)
         N = float(self.ntotal)
@@ -642,9 +843,13 @@ class TwoLevelSEMFit(SEMFit):
             tr0 = self._h0_trace
             df = out["df"]
             c = (tr1 - tr0) / df if df > 0 else np.nan
-            scaled = out["chisq"] / c if df > 0 and np.isfinite(c) else out["chisq"]
+            if df > 0 and not (np.isfinite(c) and c > 0):
+                _warn_scaling(c, "user model")
+                c = np.nan
+            scaled = out["chisq"] / c if df > 0 else out["chisq"]
             out.update({"chisq_scaled": scaled, "df_scaled": df,
-                        "pvalue_scaled": float(chi2_sf(scaled, df)) if df > 0 else np.nan,
+                        "pvalue_scaled": float(chi2_sf(scaled, df)) if df > 0 and
+                        np.isfinite(scaled) else np.nan,
                         "chisq_scaling_factor": c, "trace_ugamma": tr1 - tr0,
                         "scaling_factor_h1": tr1 / n1 if n1 else np.nan,
                         "scaling_factor_h0": tr0 / self.npar if self.npar else np.nan})
@@ -653,8 +858,28 @@ class TwoLevelSEMFit(SEMFit):
 
     @cached_property
     def _baseline_fits(self) -> list:
-        return [fit_baseline(d, exo_within=x1, exo_between=x2, h1=h.moments)
-                for d, h, (x1, x2) in zip(self.datasets, self._h1, self._exo_names)]
+        """The independence model per group; one that fails or does not converge gives a
+        warning (the incremental fit indices are then NaN or unreliable), not an error."""
+        out = []
+        for g, (d, h, (x1, x2)) in enumerate(zip(self.datasets, self._h1, self._exo_names)):
+            where = f" in group {self.group_labels[g]!r}" if self.n_groups > 1 else ""
+            try:
+                with np.errstate(all="ignore"):
+                    b = fit_baseline(d, exo_within=x1, exo_between=x2, h1=h.moments)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+                warnings.warn(f"the two-level baseline (independence) model{where} could not "
+                              f"be fitted ({exc}): CFI, TLI and the other incremental fit "
+                              "indices are not available (NaN)", ConvergenceWarning,
+                              stacklevel=4)
+                b = TwoLevelFit(h.moments, float("nan"), 0, False, "failed",
+                                baseline_free(d, x1, x2))
+            else:
+                if not b.converged:
+                    warnings.warn(f"the two-level baseline (independence) model{where} did "
+                                  "not converge: CFI, TLI and the other incremental fit "
+                                  "indices may be off", ConvergenceWarning, stacklevel=4)
+            out.append(b)
+        return out
 
     def _baseline_df(self) -> int:
         return self._n_moments() - sum(b.npar() for b in self._baseline_fits)
@@ -677,8 +902,12 @@ class TwoLevelSEMFit(SEMFit):
                       for d, b, (x1, x2) in zip(self.datasets, self._baseline_fits,
                                                 self._exo_names))
             c = (tr1 - tr0) / df
+            if not (np.isfinite(c) and c > 0):
+                _warn_scaling(c, "baseline model")
+                c = np.nan
             out.update({"chisq_scaled": chisq / c, "chisq_scaling_factor": c,
-                        "pvalue_scaled": float(chi2_sf(chisq / c, df))})
+                        "pvalue_scaled": float(chi2_sf(chisq / c, df)) if np.isfinite(c)
+                        else np.nan})
         self.__dict__["_baseline"] = out
         return dict(out)
 

@@ -574,8 +574,8 @@ def twolevel_gradient(data: TwoLevelData, moments, between=None) -> np.ndarray:
     ch. 9), chained through ``V_n = E Sigma_B E' + F Sigma_W F' / n``."""
     m = _as_moments(data, moments)
     if data.has_missing:
-        from .twolevel_missing import scores_missing
-        return scores_missing(data, m).sum(axis=0)
+        from .twolevel_missing import gradient_missing
+        return gradient_missing(data, m)
     bt = _between(data, m) if between is None else between
     g_mean = np.zeros(data.pz + data.p1)
     GV = []

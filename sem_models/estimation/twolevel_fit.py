@@ -1,5 +1,15 @@
 """Fitting two-level level moments: the saturated (h1) and the independence (baseline)
-models, and a general Fisher-scoring fit of a subset of free moments (complete data).
+models, a general Fisher-scoring fit of a subset of free moments (complete data) and a
+Newton fit that keeps ``Sigma_B`` positive semi-definite (complete or missing data).
+
+``Sigma_B`` is a covariance matrix; with small between-level variation the maximum of the
+saturated likelihood over positive semi-definite ``Sigma_B`` is often on the boundary
+(``Sigma_B`` singular), while the likelihood itself is defined (and larger) for some indefinite
+``Sigma_B`` too.  The saturated and baseline models here are the maxima over positive
+semi-definite ``Sigma_B`` (:func:`fit_h1`, :func:`fit_baseline`; lavaan's h1 intends the
+same: EM for complete data, a Cholesky parameterisation for missing data), so their ICCs are
+in [0, 1) and the baseline is nested in the saturated model.  :func:`psd_optimality` checks
+the Karush-Kuhn-Tucker conditions of such a maximum.
 
 See :mod:`sem_models.estimation.twolevel` for the model, coordinates and references;
 EM for incomplete data lives in :mod:`sem_models.estimation.twolevel_missing`.
@@ -207,6 +217,11 @@ def _sigma_b_param(data: TwoLevelData, free: np.ndarray) -> tuple:
     return "sqrt", np.flatnonzero(fb)
 
 
+#: iterations of :func:`fit_moments_psd` with the expected information before the Hessian
+#: by differences of the gradient (one gradient per free moment coordinate) takes over
+SCORING_ITERATIONS = 25
+
+
 def fit_moments_psd(data: TwoLevelData, free: np.ndarray, start: TwoLevelMoments,
                     max_iter: int = 200, tol: float = 1e-10) -> TwoLevelFit:
     """Maximise the two-level log-likelihood over the free moment coordinates with
@@ -217,8 +232,10 @@ def fit_moments_psd(data: TwoLevelData, free: np.ndarray, start: TwoLevelMoments
     Computing 6, 289-296; lavaan fits its missing-data h1 this way), or, when only its
     diagonal is free (the baseline model), by ``s_k = l_k^2``; the other free coordinates
     stay as they are.  Newton-Raphson with the chain rule
-    ``H_theta = J' H_m J + 2 (G_B (x) I)`` (``H_m`` the Hessian in moment coordinates, by
-    central differences of the analytic gradient; ``G_B = dlogL/dSigma_B``; the second term
+    ``H_theta = J' H_m J + 2 (G_B (x) I)`` (``H_m`` the Hessian in moment coordinates:
+    minus the expected information of complete data with these cluster sizes for the first
+    :data:`SCORING_ITERATIONS` iterations -- Fisher scoring, cheap -- then central differences
+    of the analytic gradient, also when scoring stalls; ``G_B = dlogL/dSigma_B``; the second term
     is the curvature of ``L -> L L'``, which makes a boundary maximum, a column of ``L`` at
     0, a regular maximum in ``L`` with curvature ``2 G_B`` -- Newton converges quadratically
     there, where EM is sublinear), eigenvalues reflected to keep ascent directions, step
@@ -309,16 +326,23 @@ def fit_moments_psd(data: TwoLevelData, free: np.ndarray, start: TwoLevelMoments
     ll = twolevel_loglik(data, lay.moments(v))
     if not np.isfinite(ll):
         raise ValueError("start moments are not positive definite")
+    from .twolevel_loss import expected_information_sizes
     converged = False
+    observed = False        # the expected information first (cheap), see the docstring
     it = 0
     for it in range(1, max_iter + 1):
         gv = twolevel_gradient(data, lay.moments(v))
         Jm = jac(t)[idx]
         g = Jm.T @ gv[idx]
-        try:
-            Hm = hess_moments(v)
-        except np.linalg.LinAlgError:   # a difference step left the domain: expected info
-            from .twolevel_loss import expected_information_sizes
+        if it > SCORING_ITERATIONS:
+            observed = True
+        Hm = None
+        if observed:
+            try:
+                Hm = hess_moments(v)
+            except np.linalg.LinAlgError:   # a difference step left the domain
+                Hm = None
+        if Hm is None:
             Hm = -expected_information_sizes(data, lay.moments(v))[np.ix_(idx, idx)]
         Ht = Jm.T @ Hm @ Jm
         Ht[nb:, nb:] += second(t, gv)
@@ -338,6 +362,9 @@ def fit_moments_psd(data: TwoLevelData, free: np.ndarray, start: TwoLevelMoments
                 break
             alpha /= 2
         else:
+            if not observed:        # scoring cannot improve: switch to the exact Hessian
+                observed = True
+                continue
             converged = decrement < 1e-6 * (1.0 + abs(ll))
             break
         theta, v, t, ll = tn, vn, tt, lln

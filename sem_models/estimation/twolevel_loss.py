@@ -23,6 +23,12 @@ and the expected information ``Delta' I(m) Delta / N_g`` for Fisher scoring (Lee
 1979).  With missing values the curvature used for scoring is the expected information of
 complete data with the same cluster sizes (an upper bound of the observed-data information:
 the steps are conservative, the gradient exact).
+
+Where an implied marginal covariance matrix is not positive definite (``Sigma_W``, or
+``Sigma_B + Sigma_W / n`` for some cluster size n) the log-likelihood is -inf: the loss is
++inf and its derivatives NaN, never an exception, so the optimizer's line search backs off.
+The quantities the value and the gradient share (per-size factorisations, or the missing-data
+E-step) are computed once per moments.
 """
 from __future__ import annotations
 
@@ -162,21 +168,27 @@ class TwoLevelLoss:
         self.mean = None if h1 is None else h1.mu_w
 
     def _between(self, mom: LevelMoments):
-        """The per-size inverses at ``mom``, computed once per moments (complete data; None
-        with missing values or when a matrix is not positive definite)."""
-        if self.data.has_missing:
-            return None
+        """What the likelihood and its gradient share at ``mom``, computed once per moments:
+        the per-size inverses (complete data) or the E-step (missing data); None when a
+        marginal covariance matrix is not positive definite there (the loss is then +inf,
+        so a line search backs off)."""
         if "bt" not in mom.cache:
-            try:
-                mom.cache["bt"] = between_quantities(self.data, mom.tl)
-            except np.linalg.LinAlgError:
-                mom.cache["bt"] = None
+            if self.data.has_missing:
+                from .twolevel_missing import estep
+                mom.cache["bt"] = estep(self.data, mom.tl)
+            else:
+                try:
+                    mom.cache["bt"] = between_quantities(self.data, mom.tl)
+                except np.linalg.LinAlgError:
+                    mom.cache["bt"] = None
         return mom.cache["bt"]
 
     def loglik(self, mom: LevelMoments) -> float:
         bt = self._between(mom)
-        if bt is None and not self.data.has_missing:
+        if bt is None:
             return -np.inf
+        if self.data.has_missing:
+            return float(bt.loglik)
         return twolevel_loglik(self.data, mom.tl, between=bt)
 
     def value(self, mom: LevelMoments) -> float:
@@ -187,7 +199,14 @@ class TwoLevelLoss:
 
     def derivatives(self, mom: LevelMoments, delta: np.ndarray, d_mean=None, info: bool = True):
         bt = self._between(mom)
-        g = twolevel_gradient(self.data, mom.tl, between=bt)
+        if bt is None:   # outside the domain: no gradient (the optimizer sees value inf)
+            q = delta.shape[1]
+            return np.full(q, np.nan), (np.full((q, q), np.nan) if info else None)
+        if self.data.has_missing:
+            from .twolevel_missing import gradient_missing
+            g = gradient_missing(self.data, mom.tl, bt)
+        else:
+            g = twolevel_gradient(self.data, mom.tl, between=bt)
         grad = -(delta.T @ g) / self.nobs
         if not info:
             return grad, None

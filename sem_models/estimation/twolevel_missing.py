@@ -43,7 +43,8 @@ import numpy as np
 from .twolevel import LOG_2PI, TwoLevelData, TwoLevelMoments, _grad_vech
 from .twolevel_fit import TwoLevelFit, saturated_free
 
-__all__ = ["MissingTwoLevel", "loglik_missing", "scores_missing", "em_moments"]
+__all__ = ["MissingTwoLevel", "loglik_missing", "scores_missing", "gradient_missing", "estep",
+           "em_moments"]
 
 
 class MissingTwoLevel:
@@ -270,11 +271,36 @@ def _within_H(data: TwoLevelData, es: _EStep, per_cluster: bool) -> np.ndarray:
     return H
 
 
-def scores_missing(data: TwoLevelData, m: TwoLevelMoments) -> np.ndarray:
+def estep(data: TwoLevelData, m: TwoLevelMoments) -> Optional[_EStep]:
+    """The E-step quantities at ``m`` (log-likelihood and posterior moments), or None where
+    the likelihood is not defined (a marginal covariance not positive definite): computed
+    once per moments by the two-level loss for both its value and its gradient."""
+    try:
+        return _estep(data, m)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def gradient_missing(data: TwoLevelData, m: TwoLevelMoments,
+                     es: Optional[_EStep] = None) -> np.ndarray:
+    """Gradient of the observed-data log-likelihood in moment coordinates (the column sums
+    of :func:`scores_missing`, without forming the clusterwise within part)."""
+    es = _estep(data, m) if es is None else es
+    lay = data.layout
+    out = np.zeros(lay.dim)
+    out[lay.mu_w] = es.rho.sum(axis=0)
+    out[lay.sigma_w] = _grad_vech(0.5 * _within_H(data, es, per_cluster=False))
+    out[lay.mu_b] = es.g_mu_b.sum(axis=0)
+    out[lay.sigma_b] = _grad_vech(es.g_sigma_b.sum(axis=0))
+    return out
+
+
+def scores_missing(data: TwoLevelData, m: TwoLevelMoments,
+                   es: Optional[_EStep] = None) -> np.ndarray:
     """Clusterwise scores ``(J, dim)`` of the observed-data log-likelihood in moment
     coordinates: within part by Fisher's identity, between part through the conditional
     moments ``(m_r, G)`` (module docstring); ``Sigma_B`` may be singular."""
-    es = _estep(data, m)
+    es = _estep(data, m) if es is None else es
     lay = data.layout
     mp = data.missing
     out = np.zeros((data.nclusters, lay.dim))

@@ -32,7 +32,11 @@ __all__ = ["objective_hessian", "cluster_scores_z", "robust_vcov_z", "h1_free_ma
 def objective_hessian(problem, z: np.ndarray, central: bool = False) -> np.ndarray:
     """Hessian of the fitting function in z by differences of the analytic gradient,
     symmetrised: forward differences with step ``1e-6 max(1, |z_k|)`` (error about 1e-6
-    relative, ample for standard errors), or central ones with step ``1e-5 max(1, |z_k|)``."""
+    relative), or central ones with step ``1e-5 max(1, |z_k|)`` (error about 1e-10 relative:
+    what two-level fits use, whose Hessian can be ill-conditioned -- condition numbers of
+    1e7 and more with between variances near 0 -- so that forward-difference errors show in
+    the standard errors).  A step that leaves the region where the implied covariances are
+    positive definite is replaced by the one-sided difference on the other side."""
     z = np.asarray(z, float)
     q = len(z)
     H = np.zeros((q, q))
@@ -45,8 +49,19 @@ def objective_hessian(problem, z: np.ndarray, central: bool = False) -> np.ndarr
         if central:
             zm = z.copy()
             zm[k] -= step
-            H[:, k] = (gp - problem.derivatives(zm, info=False)[1]) / (2 * step)
+            gm = problem.derivatives(zm, info=False)[1]
+            if np.all(np.isfinite(gp)) and np.all(np.isfinite(gm)):
+                H[:, k] = (gp - gm) / (2 * step)
+            else:   # one side left the domain: the one-sided difference of the other
+                if g0 is None:
+                    g0 = problem.derivatives(z, info=False)[1]
+                H[:, k] = (gp - g0) / step if np.all(np.isfinite(gp)) else (g0 - gm) / step
         else:
+            if not np.all(np.isfinite(gp)):
+                # the forward step left the domain (an estimate at the edge of the region
+                # where the implied covariances are positive definite): step backwards
+                zp[k] = z[k] - step
+                gp = -problem.derivatives(zp, info=False)[1] + 2 * g0
             H[:, k] = (gp - g0) / step
     return (H + H.T) / 2
 
@@ -118,12 +133,30 @@ def yb_traces_h1(fit, moments: list, information: str = "observed") -> tuple[flo
 
 def _cor_srmr(S: np.ndarray, Sigma: np.ndarray) -> float:
     """Root mean square over the non-duplicated elements (diagonal included, where the
-    residual is 0) of the correlation residuals ``cor(S) - cor(Sigma)``."""
-    ds, dm = np.sqrt(np.diag(S)), np.sqrt(np.diag(Sigma))
+    residual is 0) of the correlation residuals ``cor(S) - cor(Sigma)``; NaN when a variance
+    is not positive (a correlation is then not defined)."""
+    dS, dM = np.diag(S), np.diag(Sigma)
+    if not (np.all(dS > 0) and np.all(dM > 0)):
+        return float("nan")
+    ds, dm = np.sqrt(dS), np.sqrt(dM)
     R = S / np.outer(ds, ds) - Sigma / np.outer(dm, dm)
     np.fill_diagonal(R, 0.0)
     r, c = np.tril_indices(len(S))
     return float(np.sqrt(np.mean(R[r, c] ** 2)))
+
+
+def _force_pd(S: np.ndarray, tol: float = 1e-6) -> np.ndarray:
+    """Eigenvalues below ``tol`` times |largest eigenvalue| raised to that floor,
+    as lavaan does for the implied between matrix of its SRMR (``lav_matrix_symmetric_
+    force_pd``): a model with negative between variances has an indefinite ``Sigma_B``."""
+    if S.shape[0] == 1:
+        return np.maximum(S, tol)
+    w, U = np.linalg.eigh((S + S.T) / 2)
+    top = abs(float(w.max())) if w.size else 0.0
+    if top == 0.0:
+        return S
+    w = np.where(w / top < tol, tol * top, w)
+    return (U * w) @ U.T
 
 
 def level_srmr(data: TwoLevelData, h1: TwoLevelMoments, implied: TwoLevelMoments
@@ -132,8 +165,11 @@ def level_srmr(data: TwoLevelData, h1: TwoLevelMoments, implied: TwoLevelMoments
     (``srmr_within``, ``srmr_between``): per level, the root mean square of the residual
     correlations (saturated minus implied; the zero diagonal counted, means not), i.e. the
     correlation-metric SRMR of Bentler (1995) per level (Hsu, Kwok, Lin & Acosta 2015 on
-    level-specific SRMR)."""
-    return _cor_srmr(h1.sigma_w, implied.sigma_w), _cor_srmr(h1.sigma_b, implied.sigma_b)
+    level-specific SRMR).  As lavaan, the implied between matrix is first made positive
+    definite (:func:`_force_pd`); a between SRMR that needs a zero or negative variance
+    (a saturated between variance at 0) is NaN, as lavaan's."""
+    return (_cor_srmr(h1.sigma_w, implied.sigma_w),
+            _cor_srmr(h1.sigma_b, _force_pd(implied.sigma_b)))
 
 
 _SECTIONS = (("=~", "Latent Variables"), ("~", "Regressions"), ("~~cov", "Covariances"),
