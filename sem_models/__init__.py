@@ -36,7 +36,8 @@ _PUBLIC = {
 # subpackages and modules, plus the module names users imported before the stage layout
 # (``sem_models.surface``, ``sem_models.robust``, ...: thin re-export modules)
 _SUBMODULES = {
-    "api", "cli", "datasets", "diagram", "errors", "multilevel", "results", "results_inspect",
+    "api", "cli", "datasets", "diagram", "errors", "multilevel", "multilevel_results", "results",
+    "results_inspect",
     "summary",
     "model", "estimation", "inference", "discrepancy", "study", "resampling",
     "congruence", "outcomes", "robust", "rsa", "surface",

@@ -16,10 +16,8 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from sem_models.estimation.data import DataError
-from sem_models.estimation.twolevel import (
-    TwoLevelData, TwoLevelMoments, baseline_free, fit_baseline, fit_h1, fit_moments,
-    loglik_x, saturated_free, twolevel_gradient, twolevel_information_expected,
-    twolevel_loglik, twolevel_scores)
+from sem_models.estimation.twolevel import (TwoLevelData, TwoLevelMoments, twolevel_gradient, twolevel_information_expected, twolevel_loglik, twolevel_scores)
+from sem_models.estimation.twolevel_fit import (baseline_free, fit_baseline, fit_h1, fit_moments, loglik_x, saturated_free)
 from sem_models.estimation.twolevel_fit import psd_optimality
 from sem_models.estimation.twolevel_missing import em_moments, loglik_missing, scores_missing
 

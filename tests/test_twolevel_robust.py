@@ -31,8 +31,8 @@ import sem_models as sm
 from sem_models.api import HeywoodWarning
 from sem_models.errors import PACKAGE_ERRORS, EstimationError
 from sem_models.estimation.optimizer import ConvergenceWarning
-from sem_models.estimation.twolevel import (TwoLevelData, TwoLevelMoments, fit_baseline,
-                                            fit_h1, saturated_free, twolevel_loglik)
+from sem_models.estimation.twolevel import (TwoLevelData, TwoLevelMoments, twolevel_loglik)
+from sem_models.estimation.twolevel_fit import (fit_baseline, fit_h1, saturated_free)
 from sem_models.estimation.twolevel_fit import fit_moments_psd, psd_optimality
 from sem_models.estimation.twolevel_loss import LevelMoments, TwoLevelLoss
 from sem_models.estimation.twolevel_missing import _between_solve, loglik_missing

@@ -62,11 +62,10 @@ import pandas as pd
 from .data import DataError
 
 __all__ = [
-    "TwoLevelData", "TwoLevelLayout", "TwoLevelMoments", "TwoLevelFit",
+    "TwoLevelData", "TwoLevelLayout", "TwoLevelMoments",
     "twolevel_loglik", "twolevel_gradient", "twolevel_information_expected",
     "twolevel_information_observed", "twolevel_scores", "between_quantities",
-    "fit_h1", "fit_baseline", "fit_moments", "saturated_free", "baseline_free", "loglik_x",
-]
+]  # the saturated, baseline and moment fits are in twolevel_fit
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 ArrayLike = Union[np.ndarray, Sequence[float]]
@@ -722,8 +721,3 @@ def _scores_complete(data: TwoLevelData, m: TwoLevelMoments) -> np.ndarray:
     Gw = -0.5 * ((data.cluster_size - 1)[:, None] * _vech(Swi)[None] - uu)
     out[:, lay.sigma_w] += Gw * np.where(r == c, 1.0, 2.0)
     return out
-
-
-# The fitting functions live in twolevel_fit (re-exported here for one import place).
-from .twolevel_fit import (TwoLevelFit, baseline_free, fit_baseline, fit_h1,  # noqa: E402
-                           fit_moments, loglik_x, saturated_free)

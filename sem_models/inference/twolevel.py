@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..estimation.twolevel import (TwoLevelData, TwoLevelMoments, _vech_idx, saturated_free,
-                                   twolevel_information_observed, twolevel_scores)
+from ..estimation.twolevel import (TwoLevelData, TwoLevelMoments, _vech_idx, twolevel_information_observed, twolevel_scores)
+from ..estimation.twolevel_fit import (saturated_free)
 
 __all__ = ["objective_hessian", "cluster_scores_z", "robust_vcov_z", "h1_free_mask",
            "yb_traces_h1", "moment_model_trace"]
