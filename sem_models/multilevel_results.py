@@ -18,6 +18,7 @@ from .estimation.twolevel import (TwoLevelData)
 from .estimation.twolevel_fit import (TwoLevelFit, baseline_free, fit_baseline, loglik_x)
 from .inference.distributions import chi2_sf
 from .results import SEMFit
+from .results_inspect import rsquare_series
 
 
 __all__ = ["TwoLevelSEMFit", "LEVEL_LABELS"]
@@ -313,17 +314,9 @@ class TwoLevelSEMFit(SEMFit):
     def _rsquare(self) -> list:
         """R-squared per block (group 1 within, group 1 between, ...)."""
         std_all = self._standardized_values("all")
-        pt = self._table
-        op, lhs, rhs, block = pt["op"], pt["lhs"], pt["rhs"], pt["block"]
-        out = []
-        for b in range(1, 2 * self.n_groups + 1):
-            inb = block == b
-            endo = list(set(rhs[inb & (op == "=~")]) | set(lhs[inb & (op == "~")]))
-            rows = np.flatnonzero(inb & (op == "~~") & (lhs == rhs) & np.isin(lhs, endo))
-            r2 = 1.0 - std_all[rows]
-            r2[r2 > 1.0] = np.nan
-            out.append(pd.Series(r2, index=list(lhs[rows]), name="r2", dtype=float))
-        return out
+        block = self._table["block"]
+        return [rsquare_series(self._table, block == b, std_all)
+                for b in range(1, 2 * self.n_groups + 1)]
 
     def _rsquare_rows(self) -> pd.DataFrame:
         frames = []

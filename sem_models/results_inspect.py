@@ -37,18 +37,9 @@ class InspectMixin:
         """
         from .inference.standardized import standardize_values
         std_all = standardize_values(self, self.values, "all")
-        pt = self._table
-        op, lhs, rhs, group = pt["op"], pt["lhs"], pt["rhs"], pt["group"]
-        out = []
-        for g in range(self.n_groups):
-            in_group = group == g + 1
-            endogenous = list(set(rhs[in_group & (op == "=~")]) | set(lhs[in_group & (op == "~")]))
-            rows = np.flatnonzero(in_group & (op == "~~") & (lhs == rhs)
-                                  & np.isin(lhs, endogenous))
-            r2 = 1.0 - std_all[rows]
-            r2[r2 > 1.0] = np.nan
-            out.append(pd.Series(r2, index=list(lhs[rows]), name="r2", dtype=float))
-        return out
+        group = self._table["group"]
+        return [rsquare_series(self._table, group == g + 1, std_all)
+                for g in range(self.n_groups)]
 
     def _rsquare_rows(self) -> pd.DataFrame:
         """The ``op == "r2"`` rows of ``estimates(rsquare=True)``."""
@@ -313,3 +304,15 @@ class InspectMixin:
                                       index=self._param_names(), name="est"),
         }
         return simple[key]()
+
+
+def rsquare_series(table, rows_in: np.ndarray, std_all: np.ndarray) -> pd.Series:
+    """R-squared of the endogenous variables among the parameter-table rows ``rows_in`` (one
+    group, or one level of one group): ``1 - std_all`` of each residual variance, NaN where
+    that variance is negative."""
+    op, lhs, rhs = table["op"], table["lhs"], table["rhs"]
+    endogenous = list(set(rhs[rows_in & (op == "=~")]) | set(lhs[rows_in & (op == "~")]))
+    rows = np.flatnonzero(rows_in & (op == "~~") & (lhs == rhs) & np.isin(lhs, endogenous))
+    r2 = 1.0 - std_all[rows]
+    r2[r2 > 1.0] = np.nan
+    return pd.Series(r2, index=list(lhs[rows]), name="r2", dtype=float)
