@@ -27,7 +27,7 @@ from .model.graph import check_model_graph
 from .model.matrices import RAMModel
 from .model.partable import ParTable, build_partable, model_variables
 from .results import SEMFit
-from .model.start import adjust_intercept_starts, start_values
+from .model.start import adjust_intercept_starts, apply_start, start_values
 from .model.syntax import parse_model
 
 __all__ = ["sem", "cfa", "growth", "fit_model"]
@@ -421,18 +421,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     except np.linalg.LinAlgError as exc:  # (I - B) singular: a loop of paths
         raise _start_failure(partable, model_, values, obs.group_labels, exc) from None
     if start is not None:  # warm start (lavaan's start = fit): free rows from its estimates
-        try:
-            previous = np.asarray(getattr(start, "values", start), float)
-        except (TypeError, ValueError):
-            raise ModelError("start= must be a fitted model (SEMFit) or one number per "
-                             f"parameter-table row, got {type(start).__name__}") from None
-        if previous.shape != values.shape:
-            raise ModelError(f"start= has {previous.size} values but the parameter table of "
-                             f"this model has {values.size} rows: fit the same model")
-        free = partable["free"] > 0
-        if not np.all(np.isfinite(previous[free])):
-            raise ModelError("start= has non-finite values for free parameters")
-        values[free] = previous[free]
+        values = apply_start(values, partable["free"] > 0, start)
     pmap = build_parameter_map(partable, allow_general=True)
     n_moments = n_groups * (len(variables.ov) * (len(variables.ov) + 1) // 2
                             + (len(variables.ov) if model_.meanstructure else 0))

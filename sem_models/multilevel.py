@@ -47,7 +47,7 @@ from .model.constraints import build_parameter_map
 from .model.levels import (BlockView, build_twolevel_partable, parse_twolevel,
                            union_variables)
 from .model.partable import model_variables
-from .model.start import adjust_intercept_starts, start_values
+from .model.start import adjust_intercept_starts, apply_start, start_values
 from .multilevel_results import LEVEL_LABELS, TwoLevelSEMFit, _h1_count
 
 __all__ = ["fit_twolevel", "TwoLevelSEMFit", "LEVEL_LABELS"]
@@ -157,13 +157,8 @@ def fit_twolevel(model: str, data: pd.DataFrame, *, group=None, group_equal=(),
     values = start_values(view, union, covs, means)
     values = adjust_intercept_starts(values, view, model_.ram, means)
     values = _level2_starts(values, table, datasets, h1)
-    if start is not None:
-        previous = np.asarray(getattr(start, "values", start), float)
-        if previous.shape != values.shape:
-            raise ValueError(f"start= has {previous.size} values but the parameter table of "
-                             f"this model has {values.size} rows: fit the same model")
-        free = table["free"] > 0
-        values[free] = previous[free]
+    if start is not None:  # warm start from a fit of the same model
+        values = apply_start(values, table["free"] > 0, start)
     pmap = build_parameter_map(table)
     n_moments = sum(_h1_count(d, x1, x2) for d, (x1, x2) in zip(datasets, exo))
     if pmap.n_z > n_moments:

@@ -18,7 +18,7 @@ from .estimation.twolevel import (TwoLevelData)
 from .estimation.twolevel_fit import (TwoLevelFit, baseline_free, fit_baseline, loglik_x)
 from .inference.distributions import chi2_sf
 from .results import SEMFit
-from .results_inspect import rsquare_series
+from .results_inspect import rsquare_rows, rsquare_series
 
 
 __all__ = ["TwoLevelSEMFit", "LEVEL_LABELS"]
@@ -319,21 +319,10 @@ class TwoLevelSEMFit(SEMFit):
                 for b in range(1, 2 * self.n_groups + 1)]
 
     def _rsquare_rows(self) -> pd.DataFrame:
-        frames = []
-        for b, series in enumerate(self._rsquare):
-            g, lev = b // 2, b % 2 + 1
-            names = list(series.index)
-            frame = pd.DataFrame({"lhs": names, "op": "r2", "rhs": names})
-            if self.n_groups > 1:
-                frame["group"] = self.group_labels[g]
-            frame["level"] = lev
-            frame["label"] = ""
-            frame["est"] = series.to_numpy()
-            frames.append(frame)
-        out = pd.concat(frames, ignore_index=True)
-        for col in ("se", "z", "pvalue", "ci_lower", "ci_upper"):
-            out[col] = np.nan
-        return out
+        n_blocks = len(self._rsquare)
+        groups = [self.group_labels[b // 2] if self.n_groups > 1 else None
+                  for b in range(n_blocks)]
+        return rsquare_rows(self._rsquare, groups, {"level": [b % 2 + 1 for b in range(n_blocks)]})
 
     def _standardized_values(self, kind: str, values: Optional[np.ndarray] = None) -> np.ndarray:
         """std_lv / std_all / std_nox of every row, each level standardized by its own

@@ -11,6 +11,7 @@ start values, unit information matrices and lavaan's parameter names.  It uses t
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -43,19 +44,8 @@ class InspectMixin:
 
     def _rsquare_rows(self) -> pd.DataFrame:
         """The ``op == "r2"`` rows of ``estimates(rsquare=True)``."""
-        frames = []
-        for g, series in enumerate(self._rsquare):
-            names = list(series.index)
-            frame = pd.DataFrame({"lhs": names, "op": "r2", "rhs": names})
-            if self.n_groups > 1:
-                frame["group"] = self.group_labels[g]
-            frame["label"] = ""
-            frame["est"] = series.to_numpy()
-            frames.append(frame)
-        out = pd.concat(frames, ignore_index=True)
-        for col in ("se", "z", "pvalue", "ci_lower", "ci_upper"):
-            out[col] = np.nan
-        return out
+        groups = self.group_labels if self.n_groups > 1 else [None] * self.n_groups
+        return rsquare_rows(self._rsquare, groups)
 
     @cached_property
     def _start_values(self) -> np.ndarray:
@@ -316,3 +306,24 @@ def rsquare_series(table, rows_in: np.ndarray, std_all: np.ndarray) -> pd.Series
     r2 = 1.0 - std_all[rows]
     r2[r2 > 1.0] = np.nan
     return pd.Series(r2, index=list(lhs[rows]), name="r2", dtype=float)
+
+
+def rsquare_rows(series: list, groups: list, extra: Optional[dict] = None) -> pd.DataFrame:
+    """``op == "r2"`` rows as in lavaan's ``parameterEstimates(rsquare=TRUE)``: one Series of
+    R-squared values per block, its group label (None for one group) and optional extra
+    columns per block (e.g. ``{"level": [1, 2]}``)."""
+    frames = []
+    for b, (values, group) in enumerate(zip(series, groups)):
+        names = list(values.index)
+        frame = pd.DataFrame({"lhs": names, "op": "r2", "rhs": names})
+        if group is not None:
+            frame["group"] = group
+        for column, per_block in (extra or {}).items():
+            frame[column] = per_block[b]
+        frame["label"] = ""
+        frame["est"] = values.to_numpy()
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("se", "z", "pvalue", "ci_lower", "ci_upper"):
+        out[col] = np.nan
+    return out

@@ -33,7 +33,7 @@ from ..errors import EstimationError, ModelError
 from ..model.constraints import build_parameter_map
 from ..model.ordinal import OrdinalModel, OrdinalSpec, PARAMETERIZATIONS
 from ..model.partable import build_partable, model_variables
-from ..model.start import adjust_intercept_starts, start_values
+from ..model.start import adjust_intercept_starts, apply_start, start_values
 from ..model.syntax import parse_model
 from ..results import SEMFit
 from .categorical import categorical_stats
@@ -276,13 +276,8 @@ def fit_ordinal(model: str, data: pd.DataFrame, *, ordered=True, group=None, gro
                                     meanstructure=True, gamma=st.gamma, estimator=base))
 
     values = _ordinal_starts(partable, variables, model_, stats, spec)
-    if start is not None:
-        previous = np.asarray(getattr(start, "values", start), float)
-        if previous.shape != values.shape:
-            raise ModelError(f"start= has {previous.size} values but the parameter table of "
-                             f"this model has {values.size} rows: fit the same model")
-        free = partable["free"] > 0
-        values[free] = previous[free]
+    if start is not None:  # warm start from a fit of the same model
+        values = apply_start(values, partable["free"] > 0, start)
     pmap = build_parameter_map(partable)
     n_stats = smap.n_stats * n_groups
     if pmap.n_z > n_stats:

@@ -100,8 +100,13 @@ def robust_incremental_measures(chisq: float, df: float, c: float, base_chisq: f
         return {k: np.nan for k in ("cfi_robust", "tli_robust", "nnfi_robust", "rni_robust")}
     if not (df > 0 and c != 1 and c_base != 1):
         c = c_base = 1.0
-    t1 = chisq - c * df
-    t0 = base_chisq - c_base * base_df
+    return incremental_from_excess(chisq - c * df, base_chisq - c_base * base_df, df, base_df)
+
+
+def incremental_from_excess(t1: float, t0: float, df: float, base_df: float) -> dict:
+    """CFI, TLI (NNFI) and RNI from the model's and the baseline's excess statistics
+    ``t1 = T - c df`` and ``t0 = T_b - c_b df_b`` (Bentler 1990; the robust versions with the
+    scaling factors c of Brosseau-Liard & Savalei 2014)."""
     num, den = max(t1, 0.0), max(t1, t0, 0.0)
     cfi = 1.0 if (np.isclose(num, 0.0) and np.isclose(den, 0.0)) else 1.0 - num / den
     tl1, tl2 = t1 * base_df, t0 * df

@@ -45,6 +45,7 @@ import pandas as pd
 
 from ..estimation.wls import WLS_BASE, WLS_LOSS_ESTIMATORS, MomentStatistics
 from .distributions import chi2_sf
+from .fitmeasures import incremental_from_excess
 
 __all__ = [
     "WLS_FAMILY", "WLS_SCALED_TESTS", "wls_options", "wls_scaled_test", "wls_vcov",
@@ -516,12 +517,7 @@ def _robust_incremental(X2: float, df: float, c: float, X2_null: float, df_null:
         t1, t0 = X2 - c * df, X2_null - c_null * df_null
     else:
         t1, t0 = X2 - df, X2_null - df_null
-    num, den = max(t1, 0.0), max(t1, t0, 0.0)
-    cfi = 1.0 if (np.isclose(num, 0.0) and np.isclose(den, 0.0)) else 1.0 - num / den
-    tl1, tl2 = t1 * df_null, t0 * df
-    tli = 1.0 - tl1 / tl2 if df > 0 and abs(tl2) > 0 else 1.0
-    rni = 1.0 - t1 / t0 if not np.isclose(t0, 0.0) else np.nan
-    return {"cfi_robust": cfi, "tli_robust": tli, "nnfi_robust": tli, "rni_robust": rni}
+    return incremental_from_excess(t1, t0, df, df_null)
 
 
 # ---------------------------------------------------------------------- difference tests

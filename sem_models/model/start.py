@@ -18,7 +18,7 @@ import numpy as np
 
 from .partable import ModelVariables, ParTable
 
-__all__ = ["start_values"]
+__all__ = ["start_values", "apply_start"]
 
 
 def _factor_start(S: list, idx: list[int]) -> tuple[list[float], float]:
@@ -198,4 +198,22 @@ def adjust_intercept_starts(values: np.ndarray, partable: ParTable, model,
             k = ov_index[lhs[r]]
             if np.isfinite(mean[k]):
                 values[r] += mean[k] - implied[k]
+    return values
+
+
+def apply_start(values: np.ndarray, free: np.ndarray, start) -> np.ndarray:
+    """Warm start (lavaan's ``start = fit``): the free rows of ``values`` from ``start``, a
+    fitted model (its ``values``) or one number per parameter-table row; checked first."""
+    from ..errors import ModelError
+    try:
+        previous = np.asarray(getattr(start, "values", start), float)
+    except (TypeError, ValueError):
+        raise ModelError("start= must be a fitted model (SEMFit) or one number per "
+                         f"parameter-table row, got {type(start).__name__}") from None
+    if previous.shape != values.shape:
+        raise ModelError(f"start= has {previous.size} values but the parameter table of "
+                         f"this model has {values.size} rows: fit the same model")
+    if not np.all(np.isfinite(previous[free])):
+        raise ModelError("start= has non-finite values for free parameters")
+    values[free] = previous[free]
     return values
