@@ -351,27 +351,9 @@ class TwoLevelSEMFit(SEMFit):
     def standardized(self, se: bool = True) -> pd.DataFrame:
         """Standardized solution per level: std_lv, std_all, std_nox (and se_std_all by the
         delta method), each level scaled by its own model-implied variances."""
-        from .model.constraints import numerical_jacobian
-        table = self.estimates()
-        op = self._table["op"]
-        keep = ~((op == "==") | (op == "<") | (op == ">"))
-        for kind in ("lv", "all", "nox"):
-            table[f"std_{kind}"] = self._standardized_values(kind)[keep]
-        if se:
-            rows = self.problem.pmap.free_rows
-            base = self.values.copy()
-
-            def func(theta_free):
-                vals = base.copy()
-                vals[rows] = theta_free
-                return self._standardized_values("all", vals)[keep]
-
-            jac = numerical_jacobian(func, base[rows])
-            cov = jac @ self._vcov_free @ jac.T
-            se_all = np.sqrt(np.clip(np.diag(cov), 0, None))
-            se_all[np.abs(se_all) < 1e-10] = 0.0
-            table["se_std_all"] = se_all
-        return table
+        from .inference.standardized import standardized_table
+        return standardized_table(self, self.values,
+                                  lambda values, kind: self._standardized_values(kind, values), se)
 
     # ---------------------------------------------------------------------------- moments
     def _level_frames(self, moments: list) -> dict:

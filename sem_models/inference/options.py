@@ -83,12 +83,14 @@ def scaled_test_name(fit) -> Optional[str]:
     from .wls_inference import WLS_FAMILY, wls_scaled_test
     if fit.options.get("estimator") in WLS_FAMILY:  # also "scaled.shifted", "mean.var.adjusted"
         return wls_scaled_test(fit)
+    return first_test(fit, SCALED_TESTS)
+
+
+def first_test(fit, allowed) -> Optional[str]:
+    """The first of the fit's ``test`` options (a name or a list, as lavaan) in ``allowed``."""
     tests = fit.options.get("test", "standard")
     tests = [tests] if isinstance(tests, str) else list(tests)
-    for t in tests:
-        if t in SCALED_TESTS:
-            return t
-    return None
+    return next((t for t in tests if t in allowed), None)
 
 
 # --------------------------------------------------------------------------------- helpers

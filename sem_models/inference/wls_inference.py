@@ -111,12 +111,8 @@ def wls_options(estimator: str, missing: str, cluster: Optional[str], se=None, t
 
 def wls_scaled_test(fit) -> Optional[str]:
     """The robust test of a WLS-family / MLMV fit (None: standard only)."""
-    tests = fit.options.get("test", "standard")
-    tests = [tests] if isinstance(tests, str) else list(tests)
-    for t in tests:
-        if t in WLS_SCALED_TESTS:
-            return t
-    return None
+    from .options import first_test
+    return first_test(fit, WLS_SCALED_TESTS)
 
 
 def _is_ml(fit) -> bool:
