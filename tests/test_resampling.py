@@ -760,10 +760,54 @@ def test_fit_bootstrap_and_simulate_methods(hs_fit):
     assert mg.simulate(101, seed=1)["school"].value_counts().sum() == 101
     with pytest.raises(ValueError, match="sample sizes|groups"):
         mg.simulate([10, 10, 10])
-    cut = HS[["x1", "x2", "x3"]].apply(lambda x: pd.qcut(x, 3, labels=False))
-    ordinal = _quiet(sm.cfa, "f =~ x1 + x2 + x3", cut, ordered=["x1", "x2", "x3"])
-    with pytest.raises(ValueError, match="not supported"):
-        ordinal.simulate(10)
+
+
+def test_simulate_from_ordinal_fit_recovers_its_thresholds_and_correlations():
+    """fit.simulate() of an ordinal fit cuts the implied latent responses at the fitted
+    thresholds into the fitted data's categories: a large sample's thresholds and
+    polychoric correlations are the fit's implied ones."""
+    cut = HS[["x1", "x2", "x3", "x4"]].apply(lambda x: pd.qcut(x, 3, labels=False) + 2)
+    ordinal = _quiet(sm.cfa, "f =~ x1 + x2 + x3 + x4", cut, ordered=True)
+    data = ordinal.simulate(100_000, seed=3)
+    assert list(data.columns) == ["x1", "x2", "x3", "x4"]
+    assert all(data[c].dtype == np.int64 and set(data[c]) == {2, 3, 4} for c in data)
+    pd.testing.assert_frame_equal(data.iloc[:100], ordinal.simulate(100_000, seed=3).iloc[:100])
+    from sem_models.estimation.categorical import categorical_stats_frame
+    sample = categorical_stats_frame(data, ["x1", "x2", "x3", "x4"], gamma=False)
+    sample = next(iter(sample.values()))
+    implied = ordinal.implied()[None]
+    np.testing.assert_allclose(sample.th, implied["th"].to_numpy(), atol=0.02)
+    np.testing.assert_allclose(sample.cov, implied["cov"].to_numpy(), atol=0.02)
+    with pytest.raises(ValueError, match="empirical"):
+        ordinal.simulate(10, empirical=True)
+
+
+def test_simulate_from_twolevel_fit():
+    """fit.simulate() of a two-level fit: by default the fit's cluster sizes; y = within +
+    between parts with the implied moments (pooled within covariance and the covariance of
+    cluster means recover them in a large sample)."""
+    data = pd.read_csv(DATA / "demo_twolevel.csv")
+    model = ("level: 1\n fw =~ y1 + y2 + y3\n fw ~ x1 + x2 + x3\n"
+             "level: 2\n fb =~ y1 + y2 + y3\n fb ~ w1 + w2")
+    fit = _quiet(sm.sem, model, data, cluster="cluster")
+    same = fit.simulate(seed=1)
+    assert len(same) == len(data) and same["cluster"].nunique() == data["cluster"].nunique()
+    assert sorted(same.groupby("cluster").size()) == sorted(data.groupby("cluster").size())
+    big = fit.simulate(200_000, seed=2)
+    implied = fit.implied()
+    y = ["y1", "y2", "y3"]
+    within = big[y] - big.groupby("cluster")[y].transform("mean")
+    size = big.groupby("cluster").size()
+    assert size.iloc[:-1].nunique() == 1  # clusters of the fit's mean size
+    k = size.iloc[0]
+    np.testing.assert_allclose(np.cov(within.T) * k / (k - 1),
+                               implied["within"]["cov"].loc[y, y], rtol=0.03)
+    w = big.groupby("cluster")[["w1", "w2"]].first()
+    np.testing.assert_allclose(np.cov(w.T), implied["between"]["cov"].loc[["w1", "w2"],
+                                                                         ["w1", "w2"]],
+                               atol=0.03)
+    with pytest.raises(ValueError, match="n must be"):
+        fit.simulate([10, 10])
 
 
 def test_top_level_exports():

@@ -10,7 +10,8 @@
   ``simulateData``), optionally with exact sample moments (``empirical``) or with given
   univariate skewness and excess kurtosis by the Vale & Maurelli (1983) method (Fleishman 1978
   power polynomials with intermediate correlations), and two-level data;
-* :func:`simulate_fit` -- normal data from a fitted model's implied moments.
+* :func:`simulate_fit` -- data from a fitted model's implied moments (normal; ordinal items cut
+  at the fitted thresholds; two-level data with the fit's cluster sizes).
 
 Power analysis on top of these generators (:func:`power`, :func:`analytic_power`) is in
 :mod:`sem_models.resampling.power_analysis`.
@@ -367,19 +368,32 @@ def _simulate_twolevel(model: str, n, cluster_sizes, *, seed, cluster: str,
 
 def simulate_fit(fit, n: Optional[Sizes] = None, *, seed=None,
                  empirical: bool = False) -> pd.DataFrame:
-    """Normal data from a fitted model's implied moments (per group: ``fit.implied()``,
-    whose means are the sample means when the model has no mean structure).
+    """Data from a fitted model's implied moments (per group: ``fit.implied()``, whose means
+    are the sample means when the model has no mean structure): normal data; for ordinal
+    fits the latent responses cut at the fitted thresholds into the categories of the fitted
+    data; for two-level fits within and between parts (see :func:`_simulate_twolevel_fit`).
 
     ``n``: None (the fit's group sizes), a total (split in the proportions of the fit's
     groups) or one size per group.  The columns are the fit's observed variables, and its
     group column (with its group labels) for several groups."""
+    from ..estimation.ordinal import OrdinalFit
+    from ..multilevel_results import TwoLevelSEMFit
     from ..results import SEMFit
-    if type(fit) is not SEMFit:
-        raise ValueError(f"simulate() draws continuous single-level data; a "
-                         f"{type(fit).__name__} is not supported")
+    if isinstance(fit, TwoLevelSEMFit):
+        if empirical:
+            raise ValueError("empirical=True is not available for two-level fits")
+        return _simulate_twolevel_fit(fit, n, seed)
+    if type(fit) not in (SEMFit, OrdinalFit):
+        raise ValueError(f"simulate() is not supported for a {type(fit).__name__}")
     implied = fit.implied()
-    moments = [(implied[k]["mean"].to_numpy(float), implied[k]["cov"].to_numpy(float))
-               for k in implied]
+    thresholds = None
+    if isinstance(fit, OrdinalFit):
+        if empirical:
+            raise ValueError("empirical=True is only available for continuous data")
+        moments, thresholds = _ordinal_population(fit, implied)
+    else:
+        moments = [(implied[k]["mean"].to_numpy(float), implied[k]["cov"].to_numpy(float))
+                   for k in implied]
     for k, (_, cov) in zip(implied, moments):
         try:
             np.linalg.cholesky(cov)
@@ -401,7 +415,77 @@ def simulate_fit(fit, n: Optional[Sizes] = None, *, seed=None,
         sizes = _sizes(n)
         if len(sizes) != len(nobs):
             raise ValueError(f"{len(sizes)} sample sizes for {len(nobs)} groups")
-    gen = _Generator(moments, list(fit.data.ov_names))
+    names = list(implied[next(iter(implied))]["cov"].index) if thresholds is not None \
+        else list(fit.data.ov_names)
+    gen = _Generator(moments, names, thresholds=thresholds)
     group = fit.options.get("group") if fit.n_groups > 1 else None
     Xs = gen.draw(np.random.default_rng(seed), sizes, empirical)
-    return gen.frame(Xs, group, fit.group_labels if group is not None else None)
+    data = gen.frame(Xs, group, fit.group_labels if group is not None else None)
+    if thresholds is not None:  # the categories of the fitted data, not 1, 2, ...
+        levels = fit.categorical[0].levels
+        for j, name in enumerate(names):
+            if levels[j] is not None:
+                values = np.asarray(levels[j])
+                if values.dtype.kind == "f" and np.all(values == np.round(values)):
+                    values = values.astype(np.int64)
+                data[name] = values[data[name].to_numpy() - 1]
+    return data
+
+
+def _ordinal_population(fit, implied: dict) -> tuple[list, list]:
+    """Per group the latent responses' moments and each ordered item's thresholds from an
+    ordinal fit (delta parameterization: the implied correlations of the latent responses,
+    their means and the implied thresholds; lavaan's ``fitted()``), as :class:`_Generator`
+    takes them.  Models with exogenous covariates (conditional moments) are not supported."""
+    if any("res_cov" in item for item in implied.values()):
+        raise ValueError("simulate() of ordinal fits with exogenous covariates is not "
+                         "supported; fit the model without them or simulate with "
+                         "simulate_data() from population syntax")
+    moments, thresholds = [], []
+    for item in implied.values():
+        names = list(item["cov"].index)
+        moments.append((item["mean"].to_numpy(float), item["cov"].to_numpy(float)))
+        cuts = {}
+        for label, value in item["th"].items():
+            cuts.setdefault(names.index(label.split("|")[0]), []).append(float(value))
+        thresholds.append({j: np.sort(v) for j, v in cuts.items()})
+    return moments, thresholds
+
+
+def _simulate_twolevel_fit(fit, n, seed) -> pd.DataFrame:
+    """Two-level data from a fitted two-level model: the decomposition of
+    :func:`_simulate_twolevel` with the fit's implied within and between moments and, by
+    default, its cluster sizes (``n`` None), or ``n`` rows in clusters of the fit's mean
+    cluster size (rounded; the last cluster takes the remainder).  One group only."""
+    if fit.n_groups > 1:
+        raise ValueError("simulate() of multi-group two-level fits is not supported")
+    implied = fit.implied()
+    ids = np.concatenate([np.asarray(g.cluster) for g in fit.data.groups])
+    _, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    sizes = counts[np.argsort(first)]
+    if n is not None:
+        if not np.isscalar(n) or int(n) < 2:
+            raise ValueError(f"n must be a total number of rows (at least 2), not {n!r}")
+        sizes = _cluster_sizes(int(n), max(1, int(round(sizes.mean()))))
+    levels = [(implied["within"], int(sizes.sum())), (implied["between"], len(sizes))]
+    names = list(dict.fromkeys(list(implied["within"]["cov"].index)
+                               + list(implied["between"]["cov"].index)))
+    rng = np.random.default_rng(seed)
+    Y = np.zeros((int(sizes.sum()), len(names)))
+    cluster_of_row = np.repeat(np.arange(len(sizes)), sizes)
+    for k, (item, count) in enumerate(levels):
+        mean = item["mean"].to_numpy(float)
+        cov = item["cov"].to_numpy(float)
+        try:
+            chol = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            raise ValueError(f"the implied {'within' if k == 0 else 'between'} covariance "
+                             "matrix is not positive definite: cannot simulate from this "
+                             "fit") from None
+        part = mean + rng.standard_normal((count, len(mean))) @ chol.T
+        if k == 1:
+            part = part[cluster_of_row]
+        Y[:, [names.index(v) for v in item["cov"].index]] += part
+    data = pd.DataFrame(Y, columns=names)
+    data[fit.options.get("cluster") or "cluster"] = cluster_of_row + 1
+    return data
