@@ -37,24 +37,38 @@ class MLGroupLoss:
         if res is None:
             return np.inf
         inv, logdet = res
-        F = logdet + np.sum(self.cov * inv) - self.logdet_sample - self.p
+        F = logdet + np.vdot(self.cov, inv) - self.logdet_sample - self.p
         if self.meanstructure:
             d = self.mean - mom.mean
             F += d @ inv @ d
         return 0.5 * F
 
+    def _weights(self, mom: GroupMoments) -> tuple:
+        """``(P, W, r)`` at these moments: ``P = Sigma^-1``, ``W = P - P (S + d d') P`` and
+        ``r = P d`` (None without a mean structure), computed once per point for the
+        gradient and the Hessian."""
+        found = mom.cache.get(self)  # keyed by the loss itself (kept alive: no reused ids)
+        if found is None:
+            inv, _ = mom.inverse()
+            if self.meanstructure:
+                d = self.mean - mom.mean
+                r = inv @ d
+                W = inv - inv @ self.cov @ inv - np.outer(r, r)
+            else:
+                r = None
+                W = inv - inv @ self.cov @ inv
+            found = mom.cache[self] = (inv, W, r)
+        return found
+
     def derivatives(self, mom: GroupMoments, d_cov: np.ndarray, d_mean: np.ndarray,
                     info: bool = True):
         """Gradient of ``F_g / 2`` and expected information per case, for the given columns."""
-        inv, _ = mom.inverse()
+        inv, W, r = self._weights(mom)
         q = d_cov.shape[0]
-        d = self.mean - mom.mean if self.meanstructure else np.zeros(self.p)
-        target = self.cov + np.outer(d, d)
-        W = inv - inv @ target @ inv
         flat = d_cov.reshape(q, -1)
         grad = 0.5 * flat @ W.ravel()
         if self.meanstructure:
-            grad -= d_mean @ (inv @ d)
+            grad -= d_mean @ r
         if not info:
             return grad, None
         # expected information: 0.5 tr(inv dS_k inv dS_l) + dmu_k' inv dmu_l
@@ -76,17 +90,13 @@ class MLGroupLoss:
         last two terms (:meth:`RAMModel.second_order_terms`).  As P T P = P - W, the first two
         terms are ``tr(P S_k (P - 2 W) S_l)``: one batched product per parameter.
         """
-        inv, _ = mom.inverse()
+        inv, W, r = self._weights(mom)
         q = d_cov.shape[0]
-        d = self.mean - mom.mean if self.meanstructure else np.zeros(self.p)
-        target = self.cov + np.outer(d, d)
-        W = inv - inv @ target @ inv
-        r = inv @ d
         # tr(X_k S_l) with X_k = P S_k (P - 2W) and S_l symmetric: a sum of elementwise products
         first = (inv @ d_cov @ (inv - 2 * W)).reshape(q, -1) @ d_cov.reshape(q, -1).T
         if self.meanstructure:
             a = d_cov @ r  # S_k r, (q, p)
             cross = a @ inv @ d_mean.T
             first += 2 * (cross + cross.T) + 2 * (d_mean @ inv @ d_mean.T)
-        H = first + second(W, r if self.meanstructure else None)
+        H = first + second(W, r)
         return 0.5 * (H + H.T) / 2

@@ -19,7 +19,7 @@ The derivatives of the implied moments with respect to one parameter (von Oertze
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -38,6 +38,9 @@ class GroupMoments:
     full_cov: np.ndarray  # v x v, B S B'
     full_mean: np.ndarray  # v
     _inverse: Optional[tuple] = None
+    #: what a loss derives from these moments, kept for its other derivatives at the same
+    #: point (keyed by the loss; e.g. the ML weight matrix, used by gradient and Hessian)
+    cache: dict = field(default_factory=dict)
 
     def inverse(self) -> Optional[tuple[np.ndarray, float]]:
         """(inverse, log-determinant) of the implied covariance, cached; None if not PD."""
@@ -47,7 +50,7 @@ class GroupMoments:
             except np.linalg.LinAlgError:
                 self._inverse = (None,)
             else:
-                self._inverse = (np.linalg.inv(self.cov), 2.0 * np.log(np.diag(chol)).sum())
+                self._inverse = (np.linalg.inv(self.cov), 2.0 * np.log(chol.diagonal()).sum())
         return None if self._inverse[0] is None else self._inverse
 
 
@@ -68,12 +71,14 @@ def _path_order(n_var: int, to: np.ndarray, source: np.ndarray) -> int | None:
 def _total_effects(A: np.ndarray, order: int | None) -> np.ndarray:
     """``B = (I - A)^-1``; for a recursive model the finite sum ``I + A + ... + A^order``
     (Horner's scheme), which costs a few small products instead of an inverse."""
-    eye = np.eye(A.shape[0])
     if order is None:
-        return np.linalg.inv(eye - A)
-    B = eye + A
+        return np.linalg.inv(np.eye(A.shape[0]) - A)
+    diagonal = np.arange(A.shape[0])
+    B = A.copy()
+    B[diagonal, diagonal] += 1.0
     for _ in range(order - 1):
-        B = eye + A @ B
+        B = A @ B
+        B[diagonal, diagonal] += 1.0
     return B
 
 
