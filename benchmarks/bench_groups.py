@@ -1,6 +1,6 @@
 """Multi-group fit time against the number of groups G (issue 18, item 3): ours only.
 
-Run:  python benchmarks/bench_groups.py [--groups 10 20 50 100] [--rounds 3] [--n 200]
+Run:  python benchmarks/bench_groups.py [--groups 10 20 50 100] [--rounds 3] [--n 200] [--dense]
 
 Per group: a 1-factor, 6-indicator model simulated with group-specific factor means and
 variances (loadings 0.7-0.8, residual variances 0.4-0.5, intercepts 0-1, N = ``--n`` per group);
@@ -8,7 +8,9 @@ fitted with ``cfa(..., group="g", group_equal=["loadings", "intercepts"])`` (ML,
 standard errors included).  Printed: the median over rounds of the time of the fit alone
 (``fit_model``: the optimizer) and of fit + ``estimates()`` per G, the time per group, and a
 least-squares fit ``time = a + b G`` with its largest relative residual, plus the log-log slope
-between the smallest and the largest G (1 for linear growth).
+between the smallest and the largest G (1 for linear growth).  ``--dense`` turns off the
+block-arrow solves of :mod:`sem_models.estimation.structured` (the dense n_z x n_z
+factorisations and inverse used before; for comparisons).
 """
 from __future__ import annotations
 
@@ -59,7 +61,12 @@ def main(argv=None) -> None:
     parser.add_argument("--groups", type=int, nargs="+", default=[10, 20, 50, 100])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--dense", action="store_true",
+                        help="dense curvature solves and inverse (no block-arrow structure)")
     args = parser.parse_args(argv)
+    if args.dense:
+        import sem_models.estimation.structured as structured
+        structured.STRUCTURED_MIN_NZ = 10**9
     rows = []
     for G in args.groups:
         data = simulate(G, args.n)

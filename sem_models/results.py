@@ -7,6 +7,7 @@ written against the parameter table (:mod:`sem_models.model.partable`).  lavaan'
 """
 from __future__ import annotations
 
+import functools
 from functools import cached_property
 from typing import Optional
 
@@ -34,6 +35,31 @@ def _text_columns(columns: dict) -> dict:
     n = len(next(iter(columns.values())))
     joined = pd.array([text for values in columns.values() for text in values], dtype="str")
     return {name: joined[k * n:(k + 1) * n] for k, name in enumerate(columns)}
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(names: tuple) -> pd.Index:
+    """The column labels of a results table as a pandas Index, built once per set of names
+    (an Index is immutable: frames can share it; building one of strings costs about as much
+    as the rest of a small table)."""
+    return pd.Index(list(names))
+
+
+def _frame(columns: dict) -> pd.DataFrame:
+    """A DataFrame of equal-length columns (arrays or lists) with a default index.  pandas'
+    own constructor from already-built arrays is used when present: the public one checks
+    and re-infers every column, which costs as much as a small model's fit."""
+    from_arrays = getattr(pd.DataFrame, "_from_arrays", None)
+    if from_arrays is not None:
+        n = len(next(iter(columns.values())))
+        arrays = [pd.Series(v).array if isinstance(v, list) else v  # lists: inferred
+                  for v in columns.values()]
+        try:
+            return from_arrays(arrays, columns=_column_index(tuple(columns)),
+                               index=pd.RangeIndex(n), verify_integrity=False)
+        except TypeError:  # a pandas without this signature
+            pass
+    return pd.DataFrame(columns, copy=False)
 
 
 class SEMFit(InspectMixin):
@@ -125,16 +151,19 @@ class SEMFit(InspectMixin):
         return T, info
 
     def _param_names(self) -> list[str]:
+        """Names of the free parameters: the label, else ``lhs op rhs`` (with ``.g2``, ...
+        for groups after the first)."""
         pt = self._table
+        rows = self.problem.pmap.free_rows
+        several = self.n_groups > 1
         names = []
-        for r in self.problem.pmap.free_rows:
-            lab = pt["label"][r]
-            name = lab if lab and not lab.startswith(".") else \
-                f"{pt['lhs'][r]}{pt['op'][r]}{pt['rhs'][r]}"
-            g = pt["group"][r]
-            if self.n_groups > 1 and g > 1 and not (lab and not lab.startswith(".")):
-                name += f".g{g}"
-            names.append(name)
+        for lab, lhs, op, rhs, g in zip(pt["label"][rows].tolist(), pt["lhs"][rows].tolist(),
+                                        pt["op"][rows].tolist(), pt["rhs"][rows].tolist(),
+                                        pt["group"][rows].tolist()):
+            if lab and not lab.startswith("."):
+                names.append(lab)
+            else:
+                names.append(f"{lhs}{op}{rhs}.g{g}" if several and g > 1 else f"{lhs}{op}{rhs}")
         return names
 
     @cached_property
@@ -155,6 +184,25 @@ class SEMFit(InspectMixin):
         T, info = self._inference_T
         return constrained_inverse(info, T, float(self.ntotal), self._param_names())
 
+    def _variances_free(self) -> np.ndarray:
+        """The diagonal of :attr:`_vcov_free`.  Expected information of a multi-group model
+        with block-arrow structure: without the dense inverse (linear in the number of
+        groups; :func:`~.inference.wald.constrained_variances`), unless the full matrix is
+        already there; :meth:`vcov` still gives the full matrix when asked (issue 18)."""
+        if ("_vcov_free" not in self.__dict__ and type(self)._vcov_free is SEMFit._vcov_free
+                and self.options.get("se", "standard") == "standard"
+                and self.options.get("information", "expected") == "expected"
+                and self.options.get("estimator") not in _WLS_FAMILY
+                and (self.result.active is None or not self.result.active.any())
+                and self.problem.block_layout() is not None):
+            from .inference.wald import constrained_variances
+            info = self.problem.derivatives(self.result.z, structured=True)[2]
+            var = constrained_variances(info, self.problem.pmap.T, float(self.ntotal),
+                                        self.problem.pmap.selection)
+            if var is not None:
+                return var
+        return np.diag(self._vcov_free)
+
     @single_threaded_blas
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of the free parameters (labelled ``lhs op rhs`` or by label)."""
@@ -169,7 +217,7 @@ class SEMFit(InspectMixin):
         op = self._table["op"]
         est = self.values.copy()
         se = np.zeros(len(est))
-        se[self.problem.pmap.free_rows] = np.sqrt(np.clip(np.diag(self._vcov_free), 0, None))
+        se[self.problem.pmap.free_rows] = np.sqrt(np.clip(self._variances_free(), 0, None))
         defined = op == ":="
         if defined.any():
             est[defined], se[defined] = self._defined_estimates()
@@ -253,7 +301,7 @@ class SEMFit(InspectMixin):
         out["se"] = np.where(fixed, 0.0, se)
         for col, vals in stats.items():
             out[col] = np.where(fixed, np.nan if col in ("z", "pvalue") else est, vals)
-        return pd.DataFrame(out, copy=False)
+        return _frame(out)
 
     # ---------------------------------------------------------------------------- moments
     def implied(self) -> dict:

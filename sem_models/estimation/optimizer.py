@@ -16,6 +16,8 @@ import numpy as np
 from ..model.constraints import ParameterMap
 from ..model.matrices import GroupMoments, RAMModel
 from .loss import HessianLoss
+from . import structured as _structured
+from .structured import BlockArrow
 from .threads import single_threaded_blas
 
 __all__ = [
@@ -86,19 +88,28 @@ class Problem:
         _, d_cov, d_mean = self.model.jacobian(mom, self._cells[g])
         return self._positions[g], d_cov, d_mean
 
-    def derivatives(self, z: np.ndarray, info: bool = True, hessian: bool = False):
+    def derivatives(self, z: np.ndarray, info: bool = True, hessian: bool = False,
+                    structured: bool = False):
         """Objective, gradient and a curvature matrix in terms of z: the expected information
         (``info``), the analytic observed Hessian (``hessian``, for losses that have one) or
-        None."""
+        None.  With ``structured`` the curvature of a multi-group problem comes as a
+        :class:`~.structured.BlockArrow` (private blocks per group + shared block: solves in
+        time linear in the number of groups) when the groups' parameters have that structure
+        (:meth:`block_layout`), else as the dense matrix."""
         vals = self.values(z)
         identity = self.pmap.is_identity
+        want = "hessian" if hessian else ("info" if info else None)
+        layout = self.block_layout() if structured and want else None
         # identity map: accumulate in the free rows; otherwise straight into z, group by
         # group, through the rows of T that group touches (see _group_maps)
         maps = None if identity else self._group_maps()
         size = len(self.pmap.free_rows) if identity else self.pmap.n_z
         grad_out = np.zeros(size)
-        curv_out = np.zeros((size, size))
-        want = "hessian" if hessian else ("info" if info else None)
+        if layout is not None:
+            curv_out = layout.zeros()
+            local_maps = self._local_maps()
+        else:
+            curv_out = np.zeros((size, size)) if want else None
         total = 0.0
         for g, loss in enumerate(self.losses):
             mom = self.model.moments(vals, g)
@@ -118,23 +129,75 @@ class Problem:
             if identity:
                 rows, block = self._blocks[g]
                 grad_out[rows] += w * grad  # positions are unique within a group
-                if want:
-                    curv_out[block] += w * inf
             else:
                 cols, t_g, kind, block = maps[g]
                 if kind == "unique":  # each row is one z coordinate of its own
                     grad_out[cols] += w * grad
-                    if want:
-                        curv_out[block] += w * inf
                 elif kind == "select":  # rows sharing a z coordinate: index sums
                     np.add.at(grad_out, cols, w * grad)
-                    if want:
-                        np.add.at(curv_out, (cols[:, None], cols[None, :]), w * inf)
                 else:
                     grad_out[cols] += t_g.T @ (w * grad)
-                    if want:
-                        curv_out[block] += t_g.T @ (w * inf) @ t_g
-        return total, grad_out, (curv_out if want else None)
+            if not want:
+                continue
+            if layout is not None:  # the group's block in the layout's local order
+                order, u_loc = local_maps[g]
+                local = inf[np.ix_(order, order)] if u_loc is None else u_loc.T @ inf @ u_loc
+                curv_out.set_group(g, local, w)
+            elif identity or kind == "unique":
+                curv_out[block] += w * inf
+            elif kind == "select":
+                np.add.at(curv_out, (cols[:, None], cols[None, :]), w * inf)
+            else:
+                curv_out[block] += t_g.T @ (w * inf) @ t_g
+        return total, grad_out, curv_out
+
+    def _group_cols(self) -> list:
+        """Per group: the z coordinates (without repeats) its free rows depend on."""
+        if self.pmap.is_identity:
+            return list(self._positions)
+        return [np.unique(cols) if kind == "select" else cols
+                for cols, _, kind, _ in self._group_maps()]
+
+    def block_layout(self):
+        """The :class:`~.structured.BlockLayout` of the curvature matrices in z (coordinates
+        private to one group + coordinates shared by several), or None when the problem has
+        one group, few parameters or no such structure (:func:`~.structured.block_layout`).
+        Cached for the current ``pmap.T``."""
+        T = self.pmap.T
+        cached = self.__dict__.get("_layout_cache")
+        if cached is not None and cached[0] is T:
+            return cached[1]
+        layout = _structured.block_layout(self._group_cols(), self.pmap.n_z) \
+            if len(self.losses) > 1 and self.pmap.n_z >= _structured.STRUCTURED_MIN_NZ \
+            else None
+        self.__dict__["_layout_cache"] = (T, layout)
+        return layout
+
+    def _local_maps(self) -> list:
+        """Per group, how its curvature block (over its free rows) becomes its block over its
+        z coordinates in the layout's local order: ``(order, None)`` (a permutation of the rows:
+        each row its own coordinate) or ``(None, U)`` with ``local = U' block U``."""
+        T = self.pmap.T
+        cached = self.__dict__.get("_local_cache")
+        if cached is not None and cached[0] is T:
+            return cached[1]
+        layout = self.block_layout()
+        out = []
+        if self.pmap.is_identity:
+            out = [(layout.local[g], None) for g in range(len(self.losses))]
+        else:
+            for g, (cols, t_g, kind, _) in enumerate(self._group_maps()):
+                local = layout.local[g]
+                if kind == "unique":
+                    out.append((local, None))
+                elif kind == "select":
+                    ucols = np.unique(cols)
+                    U = (cols[:, None] == ucols[None, :]).astype(float)
+                    out.append((None, np.ascontiguousarray(U[:, local])))
+                else:
+                    out.append((None, np.ascontiguousarray(t_g[:, local])))
+        self.__dict__["_local_cache"] = (T, out)
+        return out
 
     def _group_maps(self) -> list:
         """Per group: the z coordinates its free rows depend on and the rows of T restricted
@@ -147,10 +210,20 @@ class Problem:
         cached = self.__dict__.get("_maps_cache")
         if cached is not None and cached[0] is T:
             return cached[1]
+        maps = []
+        selection = self.pmap.selection
+        if selection is not None:  # every row a single unit entry: no sparse matrix needed
+            for pos in self._positions:
+                cols = selection[pos].astype(np.intp)
+                if len(np.unique(cols)) == len(cols):
+                    maps.append((cols, None, "unique", _block(cols)[1]))
+                else:
+                    maps.append((cols, None, "select", None))
+            self.__dict__["_maps_cache"] = (T, maps)
+            return maps
         import scipy.sparse
 
         sparse = scipy.sparse.csr_matrix(T)
-        maps = []
         for pos in self._positions:
             sub = sparse[pos]
             nnz_rows = np.diff(sub.indptr)
@@ -254,11 +327,14 @@ def _without_general(problem: Problem, z0: np.ndarray, max_iter: int,
 def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> OptimizationResult:
     """Fisher scoring, then Newton (or BFGS) steps, with step halving (see :func:`optimize`)."""
     z = np.asarray(z0, float).copy()
-    f, grad, info = problem.derivatives(z)
+    # multi-group problems: block-arrow curvature matrices (solves linear in the groups);
+    # BFGS (losses without a Hessian) updates a dense matrix
+    analytic = all(isinstance(loss, HessianLoss) for loss in problem.losses)
+    structured = problem.block_layout() is not None
+    f, grad, info = problem.derivatives(z, structured=structured)
     if not np.isfinite(f):
         raise FloatingPointError("the start values give a non-positive-definite implied "
                                  "covariance matrix")
-    analytic = all(isinstance(loss, HessianLoss) for loss in problem.losses)
     message = "maximum number of iterations reached"
     converged = False
     it = 0
@@ -275,13 +351,10 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
             curvature = bfgs
         else:
             curvature = info
-        try:
-            step = np.linalg.solve(curvature, grad)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(curvature, grad, rcond=None)[0]
+        step = _solve(curvature, grad)
         if not np.all(np.isfinite(step)) or step @ grad <= 0:
             bfgs = None
-            step = np.linalg.lstsq(info, grad, rcond=None)[0]
+            step = np.linalg.lstsq(_dense(info), grad, rcond=None)[0]
         # the curvature wanted at the next point: the analytic Hessian once the gradient is
         # small (Newton), else the information (Fisher scoring); none when this Newton step
         # should end the search (quadratic convergence) or for BFGS
@@ -294,7 +367,7 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
             kind = {"hessian": False, "info": not near or bfgs is None}
         # full step first (its derivatives are needed anyway), then step halving
         z_new = z - step
-        f_new, grad_new, curv_new = problem.derivatives(z_new, **kind)
+        f_new, grad_new, curv_new = problem.derivatives(z_new, structured=structured, **kind)
         alpha = 1.0
         while not (np.isfinite(f_new) and f_new <= f + 1e-14 * max(1.0, abs(f))):
             alpha *= 0.5
@@ -303,14 +376,15 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
             z_new = z - alpha * step
             f_new = problem.objective(z_new)
             if np.isfinite(f_new) and f_new <= f + 1e-14 * max(1.0, abs(f)):
-                f_new, grad_new, curv_new = problem.derivatives(z_new, **kind)
+                f_new, grad_new, curv_new = problem.derivatives(z_new, structured=structured,
+                                                                **kind)
                 break
         if alpha < 1e-10:
             message = "line search failed"
             break
         hess = curv_new if kind["hessian"] else None
         if not analytic and max_grad < BFGS_SWITCH:
-            bfgs = _bfgs_update(bfgs if bfgs is not None else info, z_new - z, grad_new - grad)
+            bfgs = _bfgs_update(bfgs if bfgs is not None else _dense(info), z_new - z, grad_new - grad)
         z, f, grad = z_new, f_new, grad_new
         if kind["info"]:
             info = curv_new
@@ -326,7 +400,28 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
     return OptimizationResult(z, f, converged, it, message, max_grad)
 
 
-def _positive_definite(matrix: np.ndarray) -> bool:
+def _dense(matrix) -> np.ndarray:
+    return matrix.to_dense() if isinstance(matrix, BlockArrow) else matrix
+
+
+def _solve(curvature, grad: np.ndarray) -> np.ndarray:
+    """The step ``curvature^-1 grad``: block-arrow matrices by their block Cholesky
+    factorisation (:mod:`.structured`); dense ones (and block-arrow ones that are not positive
+    definite) by LU, least squares when singular."""
+    if isinstance(curvature, BlockArrow):
+        step = curvature.solve(grad)
+        if step is not None:
+            return step
+        curvature = curvature.to_dense()
+    try:
+        return np.linalg.solve(curvature, grad)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(curvature, grad, rcond=None)[0]
+
+
+def _positive_definite(matrix) -> bool:
+    if isinstance(matrix, BlockArrow):
+        return matrix.positive_definite()
     try:
         np.linalg.cholesky(matrix)
     except np.linalg.LinAlgError:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Optional
 
 import numpy as np
 
@@ -16,8 +17,8 @@ from ..model.constraints import numerical_jacobian
 from .distributions import chi2_sf, norm_ppf, norm_sf
 from ..model.syntax import compile_expression, parse_model
 
-__all__ = ["IdentificationWarning", "constrained_inverse", "identification_check",
-           "scaled_information", "wald_test", "delta_method"]
+__all__ = ["IdentificationWarning", "constrained_inverse", "constrained_variances",
+           "identification_check", "scaled_information", "wald_test", "delta_method"]
 
 
 class IdentificationWarning(UserWarning):
@@ -100,6 +101,40 @@ def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names
     if selection is not None:  # each free row is one z coordinate: a gather, no products
         return inverse[np.ix_(selection, selection)]
     return T @ inverse @ T.T
+
+
+def constrained_variances(info_z, T: np.ndarray, total_n: float,
+                          selection: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+    """The diagonal of :func:`constrained_inverse` (variances of the free parameters) without
+    the dense inverse, for a block-arrow information of a multi-group model
+    (:class:`~sem_models.estimation.structured.BlockArrow`; time linear in the number of
+    groups) and a map ``T`` that only selects (``selection``: the z coordinate of each free
+    row, else read off ``T``).
+
+    The identification check of :func:`identification_check` is decided from bounds on the
+    eigenvalues of the correlation-scaled information ``R`` (unit diagonal, positive definite
+    once its Cholesky factorisation succeeds): ``lambda_max <= tr R = n`` and
+    ``lambda_min >= 1 / tr R^-1`` (Horn & Johnson 2013, section 4.2), so
+    ``1 / tr R^-1 > tol n`` guarantees that the dense check passes.  Returns None (the caller
+    takes the dense path, with its warnings) whenever the structure does not apply or the
+    bounds do not settle the check."""
+    from ..estimation.structured import BlockArrow
+
+    if not isinstance(info_z, BlockArrow):
+        return None
+    if selection is None:
+        selection = _selection(T)
+    if selection is None:
+        return None
+    scaled, d = info_z.scaled()
+    if not np.all(d > 0):
+        return None
+    inverse_diag = scaled.inverse_diagonal()
+    if inverse_diag is None or not np.all(np.isfinite(inverse_diag)):
+        return None
+    if not 1.0 / inverse_diag.sum() > IDENTIFICATION_TOLERANCE * len(d):
+        return None
+    return (inverse_diag * d * d / total_n)[selection]
 
 
 def _selection(T: np.ndarray):

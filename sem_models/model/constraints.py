@@ -175,8 +175,6 @@ def build_parameter_map(partable: ParTable, allow_general: bool = False) -> Para
             unique_index[lab] = n_x
         col_of_row[k] = n_x
         n_x += 1
-    P = np.zeros((n_free, n_x))
-    P[np.arange(n_free), col_of_row] = 1.0
 
     # label -> x index (for expressions); fixed labels act as constants
     label_to_x = {}
@@ -268,19 +266,20 @@ def build_parameter_map(partable: ParTable, allow_general: bool = False) -> Para
 
         K = scipy.linalg.null_space(R)
         K[np.abs(K) < 1e-12] = 0.0
-    else:
+    else:  # K is the identity (not built: n_x^2 entries)
         x0 = np.zeros(n_x)
-        K = np.eye(n_x)
+        K = None
+    n_z = K.shape[1] if K is not None else n_x
     # 3. bounds from lower() / upper() modifiers (lavaan ignores them, with a warning, when
     # the model has equality constraints)
     soft_x = _modifier_bounds(partable, free_rows, col_of_row, lower_x, upper_x,
-                              n_free - K.shape[1] + len(general_eq), x_name)
-    lower = np.full(K.shape[1], -np.inf)
-    upper = np.full(K.shape[1], np.inf)
+                              n_free - n_z + len(general_eq), x_name)
+    lower = np.full(n_z, -np.inf)
+    upper = np.full(n_z, np.inf)
     z_bounded: dict[int, list] = {}  # z index -> the bounded x that map onto it
-    soft_z = np.zeros(K.shape[1], bool)
+    soft_z = np.zeros(n_z, bool)
     for k in np.flatnonzero(np.isfinite(lower_x) | np.isfinite(upper_x)):
-        nz = np.flatnonzero(np.abs(K[k]) > 1e-12)
+        nz = np.flatnonzero(np.abs(K[k]) > 1e-12) if K is not None else np.array([k])
         if len(nz) != 1:
             if allow_general:  # x_k = x0_k + K_k z is bounded: general linear inequalities
                 for value, op in ((lower_x[k], ">"), (upper_x[k], "<")):
@@ -292,7 +291,7 @@ def build_parameter_map(partable: ParTable, allow_general: bool = False) -> Para
                 f"the bounded parameter {x_name.get(int(k), k)!r} also takes part in an '==' "
                 "constraint; this combination is not supported: bound the parameter it is "
                 "set equal to instead, or drop one of the constraints")
-        c = K[k, nz[0]]
+        c = K[k, nz[0]] if K is not None else 1.0
         lo, hi = (lower_x[k] - x0[k]) / c, (upper_x[k] - x0[k]) / c
         if c < 0:
             lo, hi = hi, lo
@@ -310,12 +309,21 @@ def build_parameter_map(partable: ParTable, allow_general: bool = False) -> Para
                 "of them")
         if soft_x[k] and not hard_x[k]:
             soft_z[nz[0]] = True
-    general = GeneralConstraints(general_eq, general_in, x0, K) \
+    general = GeneralConstraints(general_eq, general_in, x0,
+                                 K if K is not None else np.eye(n_x)) \
         if (general_eq or general_in) else None
-    # K is the identity without '==' rows: T = P (P @ K would cost n_free n_x^2)
-    T = P if not R_rows else P @ K
-    return ParameterMap(free_rows, T, P @ x0, lower, upper, n_free - K.shape[1],
+    # T = P K with P the 0/1 matrix that gives each free row its x: the rows of K (the
+    # identity without '==' rows), gathered, not multiplied (P @ K would cost n_free n_x^2)
+    if K is None:
+        T = np.zeros((n_free, n_x))
+        T[np.arange(n_free), col_of_row] = 1.0
+    else:
+        T = K[col_of_row]
+    pmap = ParameterMap(free_rows, T, x0[col_of_row], lower, upper, n_free - n_z,
                         general=general, soft=soft_z if soft_z.any() else None)
+    if K is None:  # T only selects: its columns are known (no scan of the dense T)
+        pmap.__dict__["_selection"] = (T, col_of_row.astype(np.intp))
+    return pmap
 
 
 def _check_constraint_labels(row: dict, defined: dict, label_to_x: dict,
