@@ -135,7 +135,11 @@ class SEMFit(InspectMixin):
 
     @cached_property
     def _info_z(self) -> np.ndarray:
-        """Per-case expected information in the reduced parameters z."""
+        """Per-case expected information in the reduced parameters z (the optimizer's, when
+        it computed it at the solution)."""
+        info = getattr(self.result, "information", None)
+        if info is not None:
+            return info.to_dense() if hasattr(info, "to_dense") else info
         return self.problem.derivatives(self.result.z)[2]
 
     @property

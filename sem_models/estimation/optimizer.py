@@ -39,6 +39,9 @@ class OptimizationResult:
     message: str
     max_gradient: float
     active: Optional[np.ndarray] = None  # z coordinates held at a bound (bounded models)
+    #: the expected information at ``z`` when the search computed it there (the standard
+    #: errors reuse it), else None; a BlockArrow for structured multi-group problems
+    information: Optional[object] = None
 
 
 class Problem:
@@ -332,6 +335,7 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
     analytic = all(isinstance(loss, HessianLoss) for loss in problem.losses)
     structured = problem.block_layout() is not None
     f, grad, info = problem.derivatives(z, structured=structured)
+    info_at = z  # where ``info`` was computed
     if not np.isfinite(f):
         raise FloatingPointError("the start values give a non-positive-definite implied "
                                  "covariance matrix")
@@ -356,12 +360,13 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
             bfgs = None
             step = np.linalg.lstsq(_dense(info), grad, rcond=None)[0]
         # the curvature wanted at the next point: the analytic Hessian once the gradient is
-        # small (Newton), else the information (Fisher scoring); none when this Newton step
-        # should end the search (quadratic convergence) or for BFGS
+        # small (Newton), else the information (Fisher scoring); after the Newton step that
+        # should end the search (quadratic convergence) the information, for the standard
+        # errors at the solution; none for BFGS
         if analytic:
             last = newton is not None and max_grad < NEWTON_REUSE
             kind = {"hessian": max_grad < NEWTON_SWITCH and not last,
-                    "info": max_grad >= NEWTON_SWITCH}
+                    "info": max_grad >= NEWTON_SWITCH or last}
         else:
             near = max_grad < BFGS_SWITCH
             kind = {"hessian": False, "info": not near or bfgs is None}
@@ -387,7 +392,7 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
             bfgs = _bfgs_update(bfgs if bfgs is not None else _dense(info), z_new - z, grad_new - grad)
         z, f, grad = z_new, f_new, grad_new
         if kind["info"]:
-            info = curv_new
+            info, info_at = curv_new, z
         max_grad = np.max(np.abs(grad)) if len(grad) else 0.0
         if max_grad < tol:
             converged = True
@@ -397,7 +402,8 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
     if not converged and max_grad < 1e-6:
         converged = True
         message = "converged (gradient below 1e-6)"
-    return OptimizationResult(z, f, converged, it, message, max_grad)
+    return OptimizationResult(z, f, converged, it, message, max_grad,
+                              information=info if info_at is z else None)
 
 
 def _dense(matrix) -> np.ndarray:

@@ -78,24 +78,38 @@ def identification_check(info_z: np.ndarray, T: np.ndarray, names: list[str],
 def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names: list[str]) -> np.ndarray:
     """Covariance matrix of the free parameters from the per-case information in z:
     ``T (N I_z)^-1 T'`` (Bollen 1989, ch. 4), computed from the Cholesky factor of the
-    correlation-scaled information (scale-free: rescaling a variable rescales the SEs and
-    leaves z values unchanged).  NaN with an :class:`IdentificationWarning` when singular."""
-    if not identification_check(info_z, T, names, stacklevel=5):
-        return np.full((T.shape[0], T.shape[0]), np.nan)
+    correlation-scaled information ``R`` (scale-free: rescaling a variable rescales the SEs and
+    leaves z values unchanged).  NaN with an :class:`IdentificationWarning` when singular.
+
+    The identification check of :func:`identification_check` needs the extreme eigenvalues
+    of ``R``; once ``R^-1`` is known, ``lambda_max <= tr R = n`` and ``lambda_min >= 1 /
+    tr R^-1`` (Horn & Johnson 2013, section 4.2) settle it without an eigendecomposition
+    unless the bound is inconclusive (then the eigenvalues decide, as before)."""
     if not info_z.size:
         return np.zeros((T.shape[0], T.shape[0]))
-    import scipy.linalg
-
     scaled, d = scaled_information(info_z)
-    try:
-        factor = scipy.linalg.cho_factor(scaled, lower=True)
-    except np.linalg.LinAlgError:
-        warnings.warn(
-            "the information matrix is not positive definite: the model is probably not "
-            "identified or the solution is not a minimum. Standard errors are not reported.",
-            IdentificationWarning, stacklevel=4)
-        return np.full((T.shape[0], T.shape[0]), np.nan)
-    inverse_scaled = scipy.linalg.cho_solve(factor, np.eye(len(d)))
+    inverse_scaled = None
+    if np.all(d > 0) and np.all(np.isfinite(scaled)):
+        try:
+            factor_inverse = np.linalg.inv(np.linalg.cholesky(scaled))
+        except np.linalg.LinAlgError:
+            pass
+        else:
+            inverse_scaled = factor_inverse.T @ factor_inverse
+            if not 1.0 / np.trace(inverse_scaled) > IDENTIFICATION_TOLERANCE * len(d):
+                inverse_scaled = None  # the bound does not settle the check
+    if inverse_scaled is None:
+        if not identification_check(info_z, T, names, stacklevel=5):
+            return np.full((T.shape[0], T.shape[0]), np.nan)
+        try:
+            factor_inverse = np.linalg.inv(np.linalg.cholesky(scaled))
+        except np.linalg.LinAlgError:
+            warnings.warn(
+                "the information matrix is not positive definite: the model is probably not "
+                "identified or the solution is not a minimum. Standard errors are not "
+                "reported.", IdentificationWarning, stacklevel=4)
+            return np.full((T.shape[0], T.shape[0]), np.nan)
+        inverse_scaled = factor_inverse.T @ factor_inverse
     inverse = inverse_scaled * np.outer(d, d) / total_n
     selection = _selection(T)
     if selection is not None:  # each free row is one z coordinate: a gather, no products
