@@ -211,25 +211,37 @@ def prepare_data(
 
     positions = np.arange(len(data))
     if group is None:
-        parts = [(None, keep)]
+        parts = [(None, positions if keep.all() else np.flatnonzero(keep))]
     else:
         if group_labels is None:
             group_labels = list(pd.unique(gvals[keep]))
-        parts = [(lab, keep & (gvals == lab)) for lab in group_labels]
+        parts = _split_groups(gvals, keep, group_labels)
     groups = []
     cl = data[cluster].to_numpy() if cluster is not None else None
-    for lab, mask in parts:
-        every = bool(mask.all())
-        Xg = X if every else X[mask]
-        groups.append(GroupData(lab, Xg, positions if every else positions[mask],
-                                None if cl is None else cl[mask]))
+    for lab, rows in parts:
+        every = len(rows) == len(data)  # then rows are all positions, in order
+        groups.append(GroupData(lab, X if every else X[rows], rows,
+                                None if cl is None else cl[rows]))
         if every and moments is not None:
             groups[-1].__dict__["column_moments"] = moments  # computed while copying
         # known from the copy: skip the scan for missing values
-        groups[-1].complete = all_finite or not bool(row_nan_any[mask].any())
+        groups[-1].complete = all_finite or not bool(row_nan_any[rows].any())
     obs = ObservedData(list(ov_names), groups, group, len(data), n_dropped, drop_reason, notes)
     _check_groups(obs)
     return obs
+
+
+def _split_groups(gvals: np.ndarray, keep: np.ndarray, labels: Sequence) -> list:
+    """``(label, positions of its kept rows)`` per group label: one hash lookup per row and
+    one stable sort (time linear in the rows, whatever the number of groups)."""
+    index = pd.Index(list(labels))
+    if not index.is_unique:
+        return [(lab, np.flatnonzero(keep & (gvals == lab))) for lab in labels]
+    codes = index.get_indexer(gvals)
+    codes[~keep] = -1
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(index) + 1))
+    return [(lab, order[bounds[k]:bounds[k + 1]]) for k, lab in enumerate(labels)]
 
 
 def _column_values(data: pd.DataFrame, names: Sequence[str]) -> list:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from .partable import ModelVariables, ParTable
+from .partable import ModelVariables, ParTable, rows_of_group
 
 __all__ = ["RAMModel", "GroupMoments", "Cells"]
 
@@ -102,11 +102,9 @@ class RAMModel:
         self._cells = []
         self._path_orders = []
         for g in range(n_groups):
-            in_group = group == g + 1
-            load = np.flatnonzero(in_group & (op == "=~"))
-            reg = np.flatnonzero(in_group & (op == "~"))
-            cov = np.flatnonzero(in_group & (op == "~~"))
-            mean = np.flatnonzero(in_group & (op == "~1"))
+            rows = rows_of_group(partable, g)
+            op_g = op[rows]
+            load, reg, cov, mean = (rows[op_g == kind] for kind in ("=~", "~", "~~", "~1"))
             self._cells.append({
                 # loadings: A[indicator, factor]; regressions: A[outcome, predictor]
                 "A": (np.concatenate([load, reg]), np.concatenate([rhs[load], lhs[reg]]),

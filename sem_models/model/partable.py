@@ -84,6 +84,21 @@ class ParTable:
     def __contains__(self, name: str) -> bool:
         return name in self._columns
 
+    def group_rows(self, g: int) -> np.ndarray:
+        """Positions (in table order) of the rows of group ``g`` (0-based: rows with
+        ``group == g + 1``), from one stable sort of the group column, cached (multi-group
+        code then costs the size of the group, not of the table)."""
+        cached = self.__dict__.get("_group_index")
+        if cached is None:
+            group = self._columns["group"]
+            order = np.argsort(group, kind="stable")
+            bounds = np.searchsorted(group[order], np.arange(group.max(initial=0) + 2))
+            cached = self.__dict__["_group_index"] = (order, bounds)
+        order, bounds = cached
+        if g + 2 >= len(bounds):
+            return order[:0]
+        return order[bounds[g + 1]:bounds[g + 2]]
+
     def __len__(self) -> int:
         return len(self._columns["id"])
 
@@ -119,6 +134,14 @@ class ModelVariables:
     @property
     def ov_nox(self) -> list[str]:
         return [v for v in self.ov if v not in self.ov_x]
+
+
+def rows_of_group(table, g: int) -> np.ndarray:
+    """Positions of the rows of group ``g`` (0-based) of a parameter table: cached for a
+    :class:`ParTable`, by a scan of the group column for other tables (views, frames)."""
+    if isinstance(table, ParTable):
+        return table.group_rows(g)
+    return np.flatnonzero(np.asarray(table["group"]) == g + 1)
 
 
 def model_variables(statements: Sequence[Statement]) -> ModelVariables:

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .partable import ModelVariables, ParTable
+from .partable import ModelVariables, ParTable, rows_of_group
 
 __all__ = ["start_values", "apply_start"]
 
@@ -82,7 +82,6 @@ def start_values(partable: ParTable, variables: ModelVariables, sample_covs: lis
     lhs_all = partable["lhs"].tolist()
     op_all = partable["op"].tolist()
     rhs_all = partable["rhs"].tolist()
-    group_all = partable["group"]
     free_all = (partable["free"] > 0).tolist()
     exo_all = (partable["exo"] == 1).tolist()
     ustart_all = partable["ustart"].tolist()
@@ -93,7 +92,7 @@ def start_values(partable: ParTable, variables: ModelVariables, sample_covs: lis
     derived = [free and math.isnan(start) for free, start in zip(free_all, start_all)]
     for g, (cov, mean) in enumerate(zip(sample_covs, sample_means)):
         S, m = cov.tolist(), mean.tolist()  # scalar work below: plain Python floats
-        rows = np.flatnonzero(group_all == g + 1).tolist()
+        rows = rows_of_group(partable, g).tolist()
         fixed_var = {lhs_all[r] for r in rows if op_all[r] == "~~" and lhs_all[r] == rhs_all[r]
                      and not free_all[r]}
         factor = {}
@@ -168,17 +167,16 @@ def adjust_intercept_starts(values: np.ndarray, partable: ParTable, model,
     values = values.copy()
     op = partable["op"]
     free = partable["free"] > 0
-    group = partable["group"]
     user_start = ~np.isnan(partable["start"])
     ov_index = {v: k for k, v in enumerate(model.ov_names)}
     lhs, rhs = partable["lhs"].tolist(), partable["rhs"].tolist()
     markers = {lv: inds[0] for lv, inds in model.variables.indicators.items()
                if inds[0] in ov_index}
     for g, mean in enumerate(sample_means):
-        in_group = group == g + 1
-        row_of = {(lhs[r], op[r], rhs[r]): r for r in np.flatnonzero(in_group)}
-        latent = [r for r in np.flatnonzero((op == "~1") & free & in_group & ~user_start)
-                  if lhs[r] in markers]
+        in_group = rows_of_group(partable, g)
+        row_of = {(lhs[r], op[r], rhs[r]): r for r in in_group.tolist()}
+        means_free = in_group[(op[in_group] == "~1") & free[in_group]]
+        latent = [r for r in means_free[~user_start[means_free]].tolist() if lhs[r] in markers]
         if latent:
             implied = model.moments(values, g).mean
             for r in latent:
@@ -190,7 +188,7 @@ def adjust_intercept_starts(values: np.ndarray, partable: ParTable, model,
                         or abs(values[load]) < 1e-8 or not np.isfinite(mean[k])):
                     continue
                 values[r] += (mean[k] - implied[k]) / values[load]
-        rows = [r for r in np.flatnonzero((op == "~1") & free & in_group) if lhs[r] in ov_index]
+        rows = [r for r in means_free.tolist() if lhs[r] in ov_index]
         if not rows:
             continue
         implied = model.moments(values, g).mean
