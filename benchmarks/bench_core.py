@@ -9,7 +9,9 @@ Tasks:
                fit object computes SEs and fit measures only when asked;
   4 fits       configural, metric, scalar and strict fits by school;
   sequence     ``invariance.sequence`` with its fit-change table (lavaan: the four fits +
-               ``lavTestLRT`` + ``fitMeasures``).
+               ``lavTestLRT`` + ``fitMeasures``);
+  sequence cold  the same with the parse caches emptied before every run (the syntax of
+               every level parsed from scratch, as in a fresh process; issue 18).
 
 Timings on a shared VM drift by 20-40% within minutes, so the packages are timed in
 alternating blocks: per round, a block of our runs, a block of lavaan's runs in one persistent
@@ -35,7 +37,9 @@ from timing import RSession, block_mean, peak_memory  # benchmarks/timing.py
 
 HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
 LEVELS = [[], ["loadings"], ["loadings", "intercepts"], ["loadings", "intercepts", "residuals"]]
-BLOCK = {"cfa": 10, "cfa+results": 10, "4 fits": 2, "sequence": 2}
+BLOCK = {"cfa": 10, "cfa+results": 10, "4 fits": 2, "sequence": 2, "sequence cold": 2}
+#: our tasks timed against another task's R code
+R_TASK = {"sequence cold": "sequence"}
 
 R_TASKS = r"""
 suppressMessages(library(lavaan))
@@ -84,8 +88,13 @@ def main(argv=None) -> None:
     import invariance
     import sem_models as sm
     from sem_models.datasets import load
+    from sem_models.model.syntax import _clear_parse_caches
 
     hs = load("HolzingerSwineford1939")
+
+    def sequence_cold():
+        _clear_parse_caches()
+        return invariance.sequence(HS_MODEL, hs, group="school", identification="lavaan").table
 
     def cfa_results():
         fit = sm.cfa(HS_MODEL, hs)
@@ -99,6 +108,7 @@ def main(argv=None) -> None:
                            for ge in LEVELS],
         "sequence": lambda: invariance.sequence(HS_MODEL, hs, group="school",
                                                 identification="lavaan").table,
+        "sequence cold": sequence_cold,
     }
     others = {task: {} for task in ours}
     try:
@@ -113,7 +123,8 @@ def main(argv=None) -> None:
     if shutil.which("Rscript"):
         session = RSession(R_TASKS)
         for task in ours:
-            others[task]["lavaan"] = lambda n, task=task: session.block_mean(task, n)
+            others[task]["lavaan"] = lambda n, task=task: session.block_mean(
+                R_TASK.get(task, task), n)
     else:
         print("Rscript not found: lavaan skipped")
 

@@ -44,21 +44,21 @@ def _measures(fit) -> dict:
     estimators also ``chisq_scaled``, ``pvalue_scaled`` and the robust CFI, TLI, RMSEA.
     Ordinal fits: :data:`_ORDINAL_COLUMNS` (scaled, lavaan's robust and the robust indices of
     the (D)WLS statistic, :func:`invariance.ordinal.robust_wls_measures`)."""
-    m = fit.measures()
+    m = fit.measures().to_dict()  # a dict: the look-ups below without pandas indexing
     if _is_ordinal(fit):
         from .ordinal import robust_wls_measures
-        out = {k: float(m[k]) if k in m.index else np.nan for k in _ORDINAL_COLUMNS}
+        out = {k: float(m[k]) if k in m else np.nan for k in _ORDINAL_COLUMNS}
         out.update(robust_wls_measures(fit))
         return out
-    out = {k: float(m[k]) if k in m.index else np.nan for k in _INDEX_COLUMNS}
+    out = {k: float(m[k]) if k in m else np.nan for k in _INDEX_COLUMNS}
     est = str(fit.options.get("estimator", "ML")).upper()
-    if est in ROBUST and "chisq_scaled" in m.index:
+    if est in ROBUST and "chisq_scaled" in m:
         out["chisq_scaled"] = float(m["chisq_scaled"])
         out["pvalue_scaled"] = float(m.get("pvalue_scaled", np.nan))
         for k in ("cfi", "tli", "rmsea"):
             val = np.nan
             for cand in (f"{k}_robust", f"{k}_scaled"):
-                if cand in m.index and np.isfinite(m[cand]):
+                if cand in m and np.isfinite(m[cand]):
                     val = float(m[cand])
                     break
             out[f"{k}_robust"] = val
@@ -89,12 +89,16 @@ def _index(m: Mapping, k: str, family: str = "robust") -> float:
 def _changes(prev, cur, prev_m: dict, cur_m: dict, family: str = "robust") -> dict:
     out = {}
     try:
-        lrt = sm.compare(prev, cur)
-        row = lrt.iloc[-1]
-        out.update(delta_chisq=float(row["chisq_diff"]), delta_df=float(row["df_diff"]),
-                   delta_pvalue=float(row["pvalue"]),
-                   difference_test=_DIFFERENCE_TESTS.get(str(row.get("method", "standard")),
-                                                         str(row.get("method", ""))))
+        standard = _standard_difference(prev, cur, prev_m, cur_m)
+        if standard is not None:
+            out.update(standard)
+        else:
+            lrt = sm.compare(prev, cur)
+            row = lrt.iloc[-1]
+            out.update(delta_chisq=float(row["chisq_diff"]), delta_df=float(row["df_diff"]),
+                       delta_pvalue=float(row["pvalue"]),
+                       difference_test=_DIFFERENCE_TESTS.get(
+                           str(row.get("method", "standard")), str(row.get("method", ""))))
     except (ValueError, NotImplementedError, ImportError) as exc:  # pragma: no cover
         out.update(delta_chisq=np.nan, delta_df=cur_m["df"] - prev_m["df"],
                    delta_pvalue=np.nan, difference_test="", note=str(exc))
@@ -102,3 +106,28 @@ def _changes(prev, cur, prev_m: dict, cur_m: dict, family: str = "robust") -> di
         out[f"delta_{k}"] = _index(cur_m, k, family) - _index(prev_m, k, family)
     out["delta_srmr"] = cur_m["srmr"] - prev_m["srmr"]
     return out
+
+
+def _standard_difference(prev, cur, prev_m: dict, cur_m: dict):
+    """The chi-square difference test of two fits with standard tests only (no scaled
+    statistic, not a least-squares / MLMV / ordinal fit), from their measures, as
+    :func:`sem_models.compare` computes it (lavaan's ``lavTestLRT``): the fit with more
+    degrees of freedom is the restricted one, ``chisq_1 - chisq_0`` on ``df_1 - df_0``
+    degrees of freedom, the upper chi-square tail as p-value.  Without :func:`compare`'s
+    table (issue 18: its pandas cost per level).  None when another test applies or the
+    fits have different numbers of cases (:func:`compare` then decides or raises)."""
+    from sem_models.inference.distributions import chi2_sf
+    from sem_models.inference.options import scaled_test_name
+    from sem_models.inference.wls_inference import WLS_FAMILY
+    for fit in (prev, cur):
+        if (_is_ordinal(fit) or fit.options.get("estimator") in WLS_FAMILY
+                or scaled_test_name(fit) is not None):
+            return None
+    if prev.ntotal != cur.ntotal:
+        return None
+    first, last = (prev_m, cur_m) if cur_m["df"] >= prev_m["df"] else (cur_m, prev_m)
+    ddf = last["df"] - first["df"]
+    diff = last["chisq"] - first["chisq"]
+    return {"delta_chisq": float(diff), "delta_df": float(ddf),
+            "delta_pvalue": float(chi2_sf(diff, ddf)) if ddf > 0 else np.nan,
+            "difference_test": _DIFFERENCE_TESTS["standard"]}

@@ -49,8 +49,12 @@ def _check_data(spec: MeasurementSpec, data: pd.DataFrame, group: Optional[str],
     absent = [v for v in ov if v not in data.columns]
     if absent:
         raise InvarianceError(f"indicator(s) {absent} are not columns of the data")
-    values = np.column_stack([pd.to_numeric(data[v], errors="coerce").to_numpy(dtype=float)
-                              for v in ov])
+    block = data[ov]
+    if all(isinstance(dt, np.dtype) and dt.kind in "fiu" for dt in block.dtypes.tolist()):
+        values = block.to_numpy(dtype=float)  # numeric columns: what to_numeric would give
+    else:
+        values = np.column_stack([pd.to_numeric(data[v], errors="coerce").to_numpy(dtype=float)
+                                  for v in ov])
     observed = ~np.isnan(values)
     if group is None:
         parts = [(None, np.ones(len(data), bool))]

@@ -203,11 +203,9 @@ class InvarianceSequence(PartialSearch):
                 + ["delta_chisq", "delta_df", "delta_pvalue", "difference_test", "delta_cfi",
                    "delta_tli", "delta_rmsea", "delta_srmr", "compared_with", "decision",
                    "partial_freed", "partial_decision", "converged"])
-        table = pd.DataFrame(rows, index=pd.Index(self.levels, name="level"))
-        for c in cols:
-            if c not in table.columns:
-                table[c] = np.nan
-        self.table = table[cols]
+        # one frame in the final column order (columns a level lacks are NaN)
+        self.table = pd.DataFrame({c: [r.get(c, np.nan) for r in rows] for c in cols},
+                                  index=pd.Index(self.levels, name="level"))
         self.table.attrs["fit_index"] = self.index_family
 
     def decide(self, rules: Union[str, RuleSet, Mapping, Callable]) -> pd.Series:

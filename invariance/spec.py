@@ -683,8 +683,11 @@ class MeasurementSpec:
         """lavaan syntax of the model with the given equality keywords and released rows."""
         rows = self.rows(group_eq, long_eq, released)
         lines = []
+        by_kind: dict[str, list] = {}
+        for r in rows:
+            by_kind.setdefault(r.kind, []).append(r)
         for kind, title in _SECTIONS:
-            part = [r.syntax(self.n_groups) for r in rows if r.kind == kind]
+            part = [r.syntax(self.n_groups) for r in by_kind.get(kind, ())]
             if part:
                 lines.append(f"## {title}:")
                 lines.extend(part)

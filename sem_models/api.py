@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import EstimationError, ModelError, validate_level
 from .model.constraints import build_parameter_map
-from .estimation.data import DataError, ObservedData, prepare_data
+from .estimation.data import DataError, ObservedData, column_dtypes, prepare_data
 from .estimation.optimizer import ConvergenceWarning, Problem, optimize
 from .estimation.threads import single_threaded_blas
 from .estimation.ml import MLGroupLoss
@@ -267,7 +267,7 @@ def _is_ordinal(ordered, data, model) -> bool:
     if ordered is None:
         if not isinstance(data, pd.DataFrame) or not isinstance(model, str) or not any(
                 isinstance(dtype, pd.CategoricalDtype) and dtype.ordered
-                for dtype in data.dtypes):
+                for dtype in column_dtypes(data)):
             return False
         variables = model_variables(parse_model(model).statements)
         return any(v in data.columns and isinstance(data[v].dtype, pd.CategoricalDtype)

@@ -19,7 +19,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["GroupData", "ObservedData", "prepare_data", "DataError", "column_moments"]
+__all__ = ["GroupData", "ObservedData", "prepare_data", "DataError", "column_dtypes",
+           "column_moments"]
 
 #: values per block of rows when the data are copied, checked and summarised
 BLOCK_ELEMENTS = 1 << 21
@@ -242,6 +243,13 @@ def _split_groups(gvals: np.ndarray, keep: np.ndarray, labels: Sequence) -> list
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(index) + 1))
     return [(lab, order[bounds[k]:bounds[k + 1]]) for k, lab in enumerate(labels)]
+
+
+def column_dtypes(data: pd.DataFrame):
+    """The dtypes of the data frame's columns, in order: read from pandas' block manager when
+    it offers them (``DataFrame.dtypes`` builds a Series, several times the cost)."""
+    get = getattr(getattr(data, "_mgr", None), "get_dtypes", None)
+    return get() if get is not None else data.dtypes
 
 
 def _column_values(data: pd.DataFrame, names: Sequence[str]) -> list:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -74,48 +75,71 @@ class Token:
     col: int
 
 
+#: one scanner for every token, without named groups (faster: Python's ``re`` engine does the
+#: character work and fills no group slots): whitespace never matches, so ``finditer`` steps
+#: over it, and the last alternative takes any other single character, which is then either
+#: a one-character token or the tokenizer's error.  The order of the alternatives decides the
+#: text of each token (a number before a name: ``.5`` is a number, ``.p1.`` a name); the kind
+#: is read from the text (:func:`_tokenize`).
 _TOKEN_RE = re.compile(
     r"""
-    (?P<ws>[ \t\r]+)
-  | (?P<comment>[#!][^\n]*)
-  | (?P<newline>\n)
-  | (?P<op>=~|~\*~|~~|:=|==|<=|>=|~|<|>|\|)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-  | (?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
-  | (?P<string>"[^"\n]*"|'[^'\n]*')
-  | (?P<plus>\+)
-  | (?P<minus>-)
-  | (?P<star>\*)
-  | (?P<slash>/)
-  | (?P<caret>\^)
-  | (?P<lparen>\()
-  | (?P<rparen>\))
-  | (?P<comma>,)
-  | (?P<semicolon>;)
+    [#!][^\n]*                                  # comment (dropped)
+  | \n
+  | =~|~\*~|~~|:=|==|<=|>=|~|<|>|\|               # operators
+  | (?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?          # number
+  | [A-Za-z_.][A-Za-z0-9_.]*                    # name
+  | "[^"\n]*"|'[^'\n]*'                          # quoted string
+  | [^ \t\r\n]                                  # one other character
     """,
     re.VERBOSE,
 )
+#: kinds of the tokens known by their whole text: one-character tokens and operators
+_TEXT_KINDS = {"\n": "newline", "~": "op", "<": "op", ">": "op", "|": "op", "+": "plus",
+               "-": "minus", "*": "star", "/": "slash", "^": "caret", "(": "lparen",
+               ")": "rparen", ",": "comma", ";": "semicolon", "=~": "op", "~*~": "op",
+               "~~": "op", ":=": "op", "==": "op", "<=": "op", ">=": "op"}
+#: kinds of the other tokens known by their first character (not ".": ``.5``, ``.a``)
+_FIRST_CHAR_KINDS = {**dict.fromkeys("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_",
+                                     "name"),
+                     **dict.fromkeys("0123456789", "number"), "#": "comment", "!": "comment"}
+
+
+def _token_kind(text: str) -> Optional[str]:
+    """The kind of a token text :data:`_TOKEN_RE` matched that neither
+    :data:`_TEXT_KINDS` nor :data:`_FIRST_CHAR_KINDS` knows, or None for a character no token
+    starts with.  ``\\d`` of a ``str`` pattern is Unicode category Nd, as ``str.isdecimal``."""
+    first = text[0]
+    if first == ".":
+        return "number" if len(text) > 1 and text[1].isdecimal() else "name"
+    if first.isdecimal():
+        return "number"
+    if (first == '"' or first == "'") and len(text) > 1:
+        return "string"
+    return None
 
 
 def _tokenize(source: str) -> list[Token]:
+    """The tokens of ``source`` with their offsets and 1-based lines and columns (spaces,
+    tabs, carriage returns and comments dropped)."""
     tokens: list[Token] = []
-    pos = 0
+    append = tokens.append
+    text_kind = _TEXT_KINDS.get
+    first_char_kind = _FIRST_CHAR_KINDS.get
     line = 1
     line_start = 0
     for m in _TOKEN_RE.finditer(source):
-        if m.start() != pos:  # finditer skipped characters no token matches
-            break
-        kind = m.lastgroup
-        end = m.end()
-        if kind != "ws" and kind != "comment":
-            tokens.append(Token(kind, m.group(), pos, line, pos - line_start + 1))
-            if kind == "newline":
-                line += 1
-                line_start = end
-        pos = end
-    if pos < len(source):
-        raise ModelSyntaxError(f"unexpected character {source[pos]!r}", line,
-                               pos - line_start + 1, _line_text(source, line))
+        text = m.group()
+        kind = text_kind(text) or first_char_kind(text[0]) or _token_kind(text)
+        if kind == "comment":
+            continue
+        pos = m.start()
+        if kind is None:
+            raise ModelSyntaxError(f"unexpected character {source[pos]!r}", line,
+                                   pos - line_start + 1, _line_text(source, line))
+        append(Token(kind, text, pos, line, pos - line_start + 1))
+        if kind == "newline":
+            line += 1
+            line_start = pos + 1
     return tokens
 
 
@@ -215,43 +239,56 @@ class _Parser:
         return ModelSyntaxError(message, line, col, _line_text(self.source, line))
 
     def split_statements(self) -> list[list[Token]]:
-        """Split the token stream into statements (new line / ';', with continuation)."""
+        """Split the token stream into statements (new line / ';', with continuation).
+
+        A new line continues the statement when the statement so far ends with an operator,
+        ``+``, ``*``, ``,``, ``(``, ``-``, ``/`` or ``^``, is inside parentheses, or the next
+        token (past blank lines) is ``+``, ``*``, ``)`` or an operator the statement does not
+        have yet.  A statement is a slice of the token list (its new lines dropped when it
+        spans lines)."""
         statements: list[list[Token]] = []
-        current: list[Token] = []
-        continues_after = {"op", "plus", "star", "comma", "lparen", "minus", "slash", "caret"}
         toks = self.tokens
-        # the next token that is not a new line, for every position (one backward pass)
-        next_real: list = [None] * len(toks)
-        upcoming = None
-        for i in range(len(toks) - 1, -1, -1):
-            next_real[i] = upcoming
-            if toks[i].kind != "newline":
-                upcoming = toks[i]
+        n = len(toks)
+        continues_after = _CONTINUES_AFTER
+        start = -1  # index of the current statement's first token (-1: no statement open)
+        last = None  # the current statement's last token
+        spans_lines = has_op = False
         depth = 0
+        next_index = 0  # index of the next token that is not a new line (cached over runs)
         for i, tok in enumerate(toks):
-            if tok.kind == "semicolon":
-                if current:
-                    statements.append(current)
-                current, depth = [], 0
-                continue
-            if tok.kind == "newline":
-                if not current:
+            kind = tok.kind
+            if kind == "newline" or kind == "semicolon":
+                if start < 0:
                     continue
-                nxt = next_real[i]
-                if (current[-1].kind in continues_after or depth > 0
-                        or (nxt is not None and nxt.kind in ("plus", "star", "rparen"))
-                        or (nxt is not None and nxt.kind == "op" and not _has_op(current))):
-                    continue
-                statements.append(current)
-                current, depth = [], 0
+                if kind == "newline":
+                    if next_index <= i:
+                        next_index = i + 1
+                        while next_index < n and toks[next_index].kind == "newline":
+                            next_index += 1
+                    nxt = toks[next_index].kind if next_index < n else None
+                    if (last.kind in continues_after or depth > 0
+                            or nxt in ("plus", "star", "rparen")
+                            or (nxt == "op" and not has_op)):
+                        spans_lines = True
+                        continue
+                part = toks[start:i]
+                statements.append([t for t in part if t.kind != "newline"] if spans_lines
+                                  else part)
+                start, last, spans_lines, has_op, depth = -1, None, False, False, 0
                 continue
-            if tok.kind == "lparen":
+            if start < 0:
+                start = i
+            if kind == "lparen":
                 depth += 1
-            elif tok.kind == "rparen":
+            elif kind == "rparen":
                 depth -= 1
-            current.append(tok)
-        if current:
-            statements.append(current)
+            elif kind == "op":
+                has_op = True
+            last = tok
+        if start >= 0:
+            part = toks[start:]
+            statements.append([t for t in part if t.kind != "newline"] if spans_lines
+                              else part)
         return statements
 
     def parse(self) -> ParsedModel:
@@ -362,24 +399,27 @@ class _Parser:
         """Split ``toks`` at the ``sep`` tokens outside parentheses; an empty part before a
         separator is the error ``empty_before``.  ``statement``: the right-hand side of a
         statement, where an operator and unbalanced parentheses are errors too."""
-        parts: list[list[Token]] = [[]]
+        parts: list[list[Token]] = []
         depth = 0
-        for tok in toks:
-            if statement and tok.kind == "op":
-                raise self.error(f"unexpected second operator {tok.text!r} in one statement "
-                                 "(start a new line or use ';')", tok)
-            if tok.kind == "lparen":
+        start = 0
+        for i, tok in enumerate(toks):
+            kind = tok.kind
+            if kind == "lparen":
                 depth += 1
-            elif tok.kind == "rparen":
+            elif kind == "rparen":
                 depth -= 1
                 if statement and depth < 0:
                     raise self.error("unmatched ')'", tok)
-            if tok.kind == sep and depth == 0:
-                if not parts[-1]:
-                    raise self.error(empty_before, tok)
-                parts.append([])
-                continue
-            parts[-1].append(tok)
+            elif kind == sep:
+                if depth == 0:
+                    if i == start:
+                        raise self.error(empty_before, tok)
+                    parts.append(toks[start:i])
+                    start = i + 1
+            elif statement and kind == "op":
+                raise self.error(f"unexpected second operator {tok.text!r} in one statement "
+                                 "(start a new line or use ';')", tok)
+        parts.append(toks[start:])
         if statement and depth > 0:
             raise self.error("missing ')'", toks[-1])
         return parts
@@ -392,7 +432,24 @@ class _Parser:
         return terms
 
     def parse_term(self, toks: list[Token], op: str) -> tuple[Modifier, Token]:
-        """A term is ``modifier * modifier * ... * variable``."""
+        """A term is ``modifier * modifier * ... * variable``.
+
+        The modifier of a term that parsed before is taken from :data:`_TERM_MODIFIERS`
+        (keyed by the texts of the term's tokens, which decide their kinds; only terms that
+        parsed without error are kept, so errors and their positions are unchanged)."""
+        key = tuple([t.text for t in toks])
+        known = _TERM_MODIFIERS.get(key)
+        if known is not None:
+            return (Modifier(known.fixed, known.label, known.start, known.equal, known.lower,
+                             known.upper), toks[-1])
+        modifier, var = self._parse_term(toks)
+        if len(_TERM_MODIFIERS) >= _TERM_CACHE_SIZE:
+            _TERM_MODIFIERS.clear()
+        _TERM_MODIFIERS[key] = modifier
+        return Modifier(modifier.fixed, modifier.label, modifier.start, modifier.equal,
+                        modifier.lower, modifier.upper), var
+
+    def _parse_term(self, toks: list[Token]) -> tuple[Modifier, Token]:
         parts = self.split_top_level(toks, "star", "expected a modifier before '*'")
         if not parts[-1]:
             raise self.error("expected a variable name after '*'", _after(toks[-1]))
@@ -500,8 +557,15 @@ def _is_call(toks: list[Token], name: str) -> bool:
     return True
 
 
-def _has_op(toks: list[Token]) -> bool:
-    return any(t.kind == "op" for t in toks)
+#: the modifiers of terms parsed before, by the texts of the term's tokens (never handed out:
+#: :meth:`_Parser.parse_term` returns a new :class:`Modifier` with the same values, and
+#: :func:`parse_model` copies its lists)
+_TERM_MODIFIERS: dict[tuple, Modifier] = {}
+_TERM_CACHE_SIZE = 4096
+
+#: token kinds after which a new line continues the statement
+_CONTINUES_AFTER = frozenset(("op", "plus", "star", "comma", "lparen", "minus", "slash",
+                              "caret"))
 
 
 def _after(tok: Token) -> Token:
@@ -548,10 +612,61 @@ def _modifier_from_values(values: list, parser: _Parser, tok: Token) -> Modifier
 
 
 def parse_model(source: str) -> ParsedModel:
-    """Parse lavaan model syntax into flat :class:`Statement` and :class:`Constraint` lists."""
+    """Parse lavaan model syntax into flat :class:`Statement` and :class:`Constraint` lists.
+
+    The parses of the last :data:`PARSE_CACHE_SIZE` distinct texts are kept (refits of the
+    same syntax: invariance levels, bootstrap and simulation replicates, partial-invariance
+    steps); every call returns a fresh copy, so a caller may change the result without
+    changing what later calls return.  Syntax errors are raised on every call."""
     if not isinstance(source, str):
         raise TypeError(f"the model must be a string of lavaan syntax, got {type(source).__name__}")
+    parsed = _PARSED.get(source)
+    if parsed is None:
+        parsed = _parse_uncached(source)
+        with _PARSED_LOCK:
+            if len(_PARSED) >= PARSE_CACHE_SIZE:
+                _PARSED.pop(next(iter(_PARSED)), None)  # the oldest entry
+            _PARSED[source] = parsed
+    return _copy_parsed(parsed)
+
+
+def _parse_uncached(source: str) -> ParsedModel:
     return _Parser(source).parse()
+
+
+def _clear_parse_caches() -> None:
+    """Forget every cached parse and term (benchmarks of a first parse)."""
+    with _PARSED_LOCK:
+        _PARSED.clear()
+    _TERM_MODIFIERS.clear()
+
+
+#: how many distinct model texts :func:`parse_model` keeps parsed
+PARSE_CACHE_SIZE = 128
+_PARSED: dict[str, ParsedModel] = {}
+_PARSED_LOCK = threading.Lock()
+
+
+def _copy_parsed(parsed: ParsedModel) -> ParsedModel:
+    """A copy of ``parsed`` that shares no mutable object with it (lists, statements,
+    modifiers, constraints); a modifier shared by statements (``f1 + f2 =~ a*x1``) stays
+    shared in the copy."""
+    modifiers: dict[int, Modifier] = {}
+    statements = []
+    for st in parsed.statements:
+        mod = st.modifier
+        new = modifiers.get(id(mod))
+        if new is None:
+            new = modifiers[id(mod)] = Modifier(
+                None if mod.fixed is None else list(mod.fixed),
+                None if mod.label is None else list(mod.label),
+                None if mod.start is None else list(mod.start),
+                mod.equal,
+                None if mod.lower is None else list(mod.lower),
+                None if mod.upper is None else list(mod.upper))
+        statements.append(Statement(st.lhs, st.op, st.rhs, new, st.line, st.col, st.stmt))
+    constraints = [Constraint(c.lhs, c.op, c.rhs, c.line, c.col) for c in parsed.constraints]
+    return ParsedModel(statements, constraints, parsed.source)
 
 
 # --------------------------------------------------------------------------------------------
