@@ -16,6 +16,8 @@ multiple-group RMSEA factor sqrt(G), Bentler 1995 for SRMR):
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -212,4 +214,16 @@ def fit_measures(fit) -> pd.Series:
     if robust:
         out.update(fit._robust_rmsea(c))
     out.update(fit._residual_measures())
-    return pd.Series(out, dtype=float)
+    return measures_series(out)
+
+
+@functools.lru_cache(maxsize=32)
+def _measure_index(names: tuple) -> pd.Index:
+    return pd.Index(list(names))
+
+
+def measures_series(values: dict) -> pd.Series:
+    """Fit measures as a float Series; the index of each set of names is built once (an
+    Index of strings costs more to build than the measures of a small model)."""
+    return pd.Series(np.array([np.nan if v is None else v for v in values.values()], float),
+                     index=_measure_index(tuple(values)))

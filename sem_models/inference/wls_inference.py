@@ -45,7 +45,7 @@ import pandas as pd
 
 from ..estimation.wls import WLS_BASE, WLS_LOSS_ESTIMATORS, MomentStatistics
 from .distributions import chi2_sf
-from .fitmeasures import incremental_from_excess
+from .fitmeasures import incremental_from_excess, measures_series
 
 __all__ = [
     "WLS_FAMILY", "WLS_SCALED_TESTS", "wls_options", "wls_scaled_test", "wls_vcov",
@@ -478,7 +478,7 @@ def wls_fit_measures(fit) -> pd.Series:
                     "rmsea_pvalue_robust": interval["rmsea_pvalue"],
                     "rmsea_notclose_pvalue_robust": interval["rmsea_notclose_pvalue"]})
     out.update(fit._residual_measures())
-    return pd.Series(out, dtype=float)
+    return measures_series(out)
 
 
 def _c_hat(stats: dict, df: float) -> float:
