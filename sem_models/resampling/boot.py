@@ -106,10 +106,12 @@ class _Refit:
         self.env_rows = env_rows
         self.names = param_names(table)
         self._compiled = None
+        self._kernel = None
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_compiled"] = None  # compiled expressions are rebuilt where they are used
+        state["_kernel"] = None  # and the kernel
         return state
 
     def _expressions(self):
@@ -132,32 +134,102 @@ class _Refit:
         ``base``, default the original estimates)."""
         values = (self.start if base is None else np.asarray(base, float)).copy()
         values[self.rows] = free_values
+        return np.array(list(self._defined_row(values).values()))
+
+    def _defined_row(self, values: np.ndarray) -> dict:
+        out = {}
         env = {name: values[r] for name, r in self.env_rows.items()}
-        out = []
         for name, expr in self._expressions():
             try:
                 env[name] = float(expr.evaluate(env))
             except (ZeroDivisionError, OverflowError, ValueError):
                 env[name] = np.nan
-            out.append(env[name])
-        return np.array(out)
+            out[name] = env[name]
+        return out
 
     def extract(self, refit) -> dict:
         values = np.asarray(refit.values, float)
         out = dict(zip(self.names[:len(self.rows)], values[self.rows].tolist()))
         if self.defined:
-            env = {name: values[r] for name, r in self.env_rows.items()}
-            for name, expr in self._expressions():
-                try:
-                    env[name] = float(expr.evaluate(env))
-                except (ZeroDivisionError, OverflowError, ValueError):
-                    env[name] = np.nan
-                out[name] = env[name]
+            out.update(self._defined_row(values))
         # ML and FIML refits: the statistic is 2 N F at the minimum (no test machinery)
         out["chisq"] = 2.0 * refit.ntotal * float(refit.result.fmin) \
             if self.refitter.fast else _chisq(refit)
         out["converged"] = bool(refit.converged)
         return out
+
+    # ------------------------------------------------------------------ batched refits
+    @property
+    def kernel(self):
+        """The vectorised refit kernel (:class:`~.batched.MLKernel`) or None where it does not
+        apply (built once per process)."""
+        if self._kernel is None:
+            from .batched import MLKernel
+            self._kernel = MLKernel.build(self.refitter) or False
+        return self._kernel or None
+
+    @property
+    def chunk_size(self) -> Optional[int]:
+        """Replicates per canonical chunk of the kernel (None: one replicate at a time).
+        Replicates go one by one through :meth:`fit` when it is overridden (a subclass or a
+        patched method): then every replicate must see it."""
+        kernel = self.kernel
+        if kernel is None or type(self).fit is not _REFIT_FIT:
+            return None
+        return kernel.chunk_size()
+
+    def fit_many(self, samples: list) -> list:
+        """Refit and extract many data sets (one list of per-group arrays each): the kernel
+        fits them together, those it does not finish (and all, without a kernel) go through
+        :meth:`fit`.  One dict of drawn quantities, or the exception, per data set."""
+        out: list = [None] * len(samples)
+        todo = list(range(len(samples)))
+        if samples and self.chunk_size is not None:
+            from .batched import sample_moments
+            kernel = self.kernel
+            covs, means, nobs, usable = sample_moments(samples, kernel.G, kernel.p)
+            res = kernel.fit(covs, means, nobs, usable)
+            names = self.names[:len(self.rows)]
+            drawn = res.values[:, self.rows]
+            defined = self._defined_many(res.values) if self.defined else None
+            chisq = 2.0 * res.ntotal * res.fmin
+            todo = []
+            for k in range(len(samples)):
+                if not res.ok[k]:
+                    todo.append(k)
+                    continue
+                row = dict(zip(names, drawn[k].tolist()))
+                if defined is not None:
+                    row.update(defined[k])
+                row["chisq"] = float(chisq[k])
+                row["converged"] = True
+                out[k] = row
+        for k in todo:
+            try:
+                out[k] = self.extract(self.fit(samples[k]))
+            except Exception as exc:  # noqa: BLE001 - recorded in the replicate's row
+                out[k] = exc
+        return out
+
+    def _defined_many(self, values: np.ndarray) -> list[dict]:
+        """The := quantities of many value vectors: the expressions evaluated elementwise over
+        the data sets (the evaluator's numpy ufuncs take arrays), else one data set at a
+        time."""
+        try:
+            env = {name: values[:, r] for name, r in self.env_rows.items()}
+            cols = {}
+            for name, expr in self._expressions():
+                result = np.broadcast_to(np.asarray(expr.evaluate(env), float),
+                                         (len(values),))
+                env[name] = cols[name] = result
+            return [{name: float(col[k]) for name, col in cols.items()}
+                    for k in range(len(values))]
+        except Exception:  # noqa: BLE001 - the scalar path records NaN per data set
+            return [self._defined_row(v) for v in values]
+
+
+#: the refit every replicate goes through unless overridden (see :attr:`_Refit.chunk_size`)
+_REFIT_FIT = _Refit.fit
 
 
 def _chisq(refit) -> float:
@@ -191,6 +263,30 @@ class _BootTask:
     def __call__(self, rng: np.random.Generator, r: int) -> dict:
         return self.refit.extract(self.refit.fit(self.sampler(rng)))
 
+    @property
+    def chunk_size(self) -> Optional[int]:
+        return self.refit.chunk_size
+
+    def run_chunk(self, rngs: list, reps: list) -> list:
+        """A canonical chunk of replications (:func:`~.executor.run_replications`): draw
+        each sample from its own generator, refit them together."""
+        return _run_samples(self.refit, [lambda rng=rng: self.sampler(rng) for rng in rngs])
+
+
+def _run_samples(refit: "_Refit", makers: list) -> list:
+    """Draw the samples (an exception stays with its replicate), refit the drawn ones."""
+    out: list = [None] * len(makers)
+    samples, where = [], []
+    for k, make in enumerate(makers):
+        try:
+            samples.append(make())
+            where.append(k)
+        except Exception as exc:  # noqa: BLE001 - recorded in the replicate's row
+            out[k] = exc
+    for k, res in zip(where, refit.fit_many(samples)):
+        out[k] = res
+    return out
+
 
 class _JackknifeTask:
     """Replication r of the jackknife: the fit without unit r (a case, or a cluster)."""
@@ -199,11 +295,21 @@ class _JackknifeTask:
         self.refit = refit
         self.units = units  # (group, rows of the unit)
 
-    def __call__(self, rng: np.random.Generator, r: int) -> dict:
+    def sample(self, r: int) -> list[np.ndarray]:
         g, rows = self.units[r]
         Xs = list(self.refit.Xs)
         Xs[g] = np.delete(Xs[g], rows, axis=0)
-        return self.refit.extract(self.refit.fit(Xs))
+        return Xs
+
+    def __call__(self, rng: np.random.Generator, r: int) -> dict:
+        return self.refit.extract(self.refit.fit(self.sample(r)))
+
+    @property
+    def chunk_size(self) -> Optional[int]:
+        return self.refit.chunk_size
+
+    def run_chunk(self, rngs: list, reps: list) -> list:
+        return _run_samples(self.refit, [lambda r=r: self.sample(r) for r in reps])
 
 
 # ------------------------------------------------------------------------------ the result
@@ -458,9 +564,13 @@ def bootstrap(fit, R: int = 1000, kind: str = "ordinary", *, seed=None,
     executor, batch_size, progress, checkpoint
         As :func:`~sem_models.resampling.run_replications`.
 
-    Each replicate is refitted with :func:`sem_models.sem` (same syntax and options, ML point
-    estimates, started from the original estimates); failed or non-converged replicates stay
-    in ``draws`` and are left out of the summaries.
+    Each replicate is refitted with the model's syntax and options (ML point estimates,
+    started from the original estimates); failed or non-converged replicates stay in
+    ``draws`` and are left out of the summaries.  Complete-data ML fits (single- or
+    multi-group, linear equality constraints, no bounds) are refitted a chunk of replicates
+    at a time by the vectorised kernel of :mod:`.batched` (same estimates to the optimizer's
+    tolerance, bitwise the same draws for every executor and batch size); replicates it does
+    not finish, and all other fits, go through :class:`~.refit.Refitter` one by one.
     """
     if kind not in BOOTSTRAP_KINDS:
         raise ValueError(f"kind must be one of {BOOTSTRAP_KINDS}, not {kind!r}")

@@ -10,8 +10,13 @@ of workers, and a checkpointed run can be resumed (simsem's one stream per repli
 L'Ecuyer-CMRG serves the same purpose).
 
 Replications run in batches (one submitted task per batch, so that scheduling costs are paid
-per batch, not per replication).  An exception in one replication is recorded in its row
-(column ``error``) and never ends the run.  With ``checkpoint=`` every finished batch is
+per batch, not per replication).  A task that fits many replications at once (a
+``chunk_size`` and a ``run_chunk(rngs, reps)`` method, e.g. the bootstrap's vectorised refits,
+:mod:`.batched`) receives canonical chunks: the replications ``r`` with the same
+``r // chunk_size``, whatever the backend and the batch size (batches are made of whole
+chunks), so that batched floating-point work is done on the same stacks everywhere.  An
+exception in one replication is recorded in its row (column ``error``) and never ends the
+run.  With ``checkpoint=`` every finished batch is
 written to a Parquet file (pyarrow) in that folder; a later call with the same seed reads them
 and runs only the replications that are missing.
 """
@@ -62,20 +67,76 @@ def _root_entropy(seed) -> int:
     return int(seed)
 
 
-def _run_batch(task: Task, entropy: int, reps: Sequence[int],
-               on_done: Optional[Callable[[], None]] = None) -> list[dict]:
-    """Run the replications ``reps`` (one row each; an exception becomes the row's error)."""
-    rows = []
+def chunk_size(task) -> int:
+    """Replications per canonical chunk of a task that fits many at once (``task.chunk_size``
+    and ``task.run_chunk``), else 1."""
+    if not callable(getattr(task, "run_chunk", None)):
+        return 1
+    size = getattr(task, "chunk_size", None)
+    return int(size) if size else 1
+
+
+def _units(reps: Sequence[int], chunk: int) -> list[list[int]]:
+    """The replications grouped into canonical chunks: consecutive indices with the same
+    ``r // chunk`` (single replications when ``chunk`` is 1)."""
+    out: list[list[int]] = []
     for r in reps:
-        try:
-            row = dict(task(replication_rng(entropy, r), r))
+        if chunk > 1 and out and out[-1][-1] == r - 1 and out[-1][0] // chunk == r // chunk:
+            out[-1].append(r)
+        else:
+            out.append([r])
+    return out
+
+
+def _error_row(exc: BaseException) -> dict:
+    return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _run_one(task: Task, entropy: int, r: int) -> dict:
+    try:
+        row = dict(task(replication_rng(entropy, r), r))
+        row["error"] = None
+    except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+        row = _error_row(exc)
+    row["rep"] = int(r)
+    return row
+
+
+def _run_chunk(task, entropy: int, unit: list[int]) -> list[dict]:
+    """One canonical chunk through ``task.run_chunk`` (one result or exception per
+    replication); should the chunk as a whole fail, its replications run one by one."""
+    try:
+        results = task.run_chunk([replication_rng(entropy, r) for r in unit], list(unit))
+        if len(results) != len(unit):
+            raise RuntimeError(f"run_chunk returned {len(results)} results for {len(unit)} "
+                               "replications")
+    except Exception:  # noqa: BLE001 - deterministic: the same chunk fails everywhere
+        return [_run_one(task, entropy, r) for r in unit]
+    rows = []
+    for r, res in zip(unit, results):
+        if isinstance(res, BaseException):
+            row = _error_row(res)
+        else:
+            row = dict(res)
             row["error"] = None
-        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
-            row = {"error": f"{type(exc).__name__}: {exc}"}
         row["rep"] = int(r)
         rows.append(row)
+    return rows
+
+
+def _run_batch(task: Task, entropy: int, reps: Sequence[int],
+               on_done: Optional[Callable[[int], None]] = None) -> list[dict]:
+    """Run the replications ``reps`` (one row each; an exception becomes the row's error),
+    canonical chunk by canonical chunk for tasks that fit many at once."""
+    rows = []
+    chunk = chunk_size(task)
+    for unit in _units(reps, chunk):
+        if chunk == 1:
+            rows.append(_run_one(task, entropy, unit[0]))
+        else:
+            rows.extend(_run_chunk(task, entropy, unit))
         if on_done is not None:
-            on_done()
+            on_done(len(unit))
     return rows
 
 
@@ -111,14 +172,16 @@ def _picklable(task) -> bool:
     return True
 
 
-def _batches(reps: Sequence[int], size: int) -> list[list[int]]:
-    """Consecutive runs of at most ``size`` replications (runs never jump over gaps)."""
+def _batches(reps: Sequence[int], size: int, chunk: int = 1) -> list[list[int]]:
+    """Consecutive runs of at most ``size`` replications (runs never jump over gaps), made of
+    whole canonical chunks (``size`` is rounded up to a multiple of ``chunk``)."""
+    size = chunk * max(1, math.ceil(size / chunk))
     out: list[list[int]] = []
-    for r in reps:
-        if out and len(out[-1]) < size and out[-1][-1] == r - 1:
-            out[-1].append(r)
+    for unit in _units(reps, chunk):
+        if out and len(out[-1]) + len(unit) <= size and out[-1][-1] == unit[0] - 1:
+            out[-1].extend(unit)
         else:
-            out.append([r])
+            out.append(list(unit))
     return out
 
 
@@ -242,7 +305,9 @@ def run_replications(task: Task, n_reps: int, *, seed, executor=None,
     task
         A picklable callable (a module-level function or an object with ``__call__``) taking
         the replication's ``numpy.random.Generator`` and its index and returning a mapping of
-        column names to scalars.
+        column names to scalars.  A task with a ``chunk_size`` and a ``run_chunk(rngs, reps)``
+        method (one mapping or exception per replication) receives canonical chunks instead
+        (see the module docstring).
     seed
         Root seed (non-negative integer).  Replication ``r`` draws from
         ``SeedSequence(entropy=seed, spawn_key=(r,))`` only, so results do not depend on the
@@ -296,21 +361,24 @@ def run_replications(task: Task, n_reps: int, *, seed, executor=None,
 
 def _dispatch(task, entropy, todo, executor, batch_size, store, bar) -> list[dict]:
     own = None
+    chunk = chunk_size(task)
     if executor is None or executor in ("serial", "inprocess"):
         workers = 1 if executor is not None else _cpu_count()
         rows: list[dict] = []
         if workers > 1:  # time the first replications here, go parallel only if worth it
             start = time.perf_counter()
-            k = 0
-            while k < len(todo) and time.perf_counter() - start < 0.1 * INPROCESS_SECONDS:
-                rows.extend(_run_batch(task, entropy, [todo[k]], bar.update))
+            units = _units(todo, chunk)
+            k = n_done = 0
+            while k < len(units) and time.perf_counter() - start < 0.1 * INPROCESS_SECONDS:
+                rows.extend(_run_batch(task, entropy, units[k], bar.update))
+                n_done += len(units[k])
                 k += 1
             if store is not None and rows:
                 by_rep = {row["rep"]: row for row in rows}
-                for batch in _batches(list(by_rep), int(batch_size or MAX_BATCH)):
+                for batch in _batches(list(by_rep), int(batch_size or MAX_BATCH), chunk):
                     store.save([by_rep[r] for r in batch])
-            remaining = todo[k:]
-            per_rep = (time.perf_counter() - start) / max(k, 1)
+            remaining = todo[n_done:]
+            per_rep = (time.perf_counter() - start) / max(n_done, 1)
             if not remaining:
                 return rows
             if per_rep * len(remaining) > INPROCESS_SECONDS and _picklable(task):
@@ -323,7 +391,7 @@ def _dispatch(task, entropy, todo, executor, batch_size, store, bar) -> list[dic
                 return rows
             todo = remaining
         size = int(batch_size) if batch_size else min(MAX_BATCH, max(1, len(todo)))
-        for batch in _batches(todo, size):
+        for batch in _batches(todo, size, chunk):
             out = _run_batch(task, entropy, batch, bar.update)
             if store is not None:
                 store.save(out)
@@ -358,7 +426,7 @@ def _parallel(task, entropy, todo, executor: cf.Executor, workers: int, batch_si
                         "executor='serial' or a thread pool")
     size = int(batch_size) if batch_size else _default_batch_size(len(todo), workers)
     futures = {executor.submit(_run_batch, task, entropy, batch): batch
-               for batch in _batches(todo, size)}
+               for batch in _batches(todo, size, chunk_size(task))}
     rows: list[dict] = []
     try:
         for future in cf.as_completed(futures):

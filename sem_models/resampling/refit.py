@@ -13,6 +13,10 @@ The fast path covers maximum likelihood with complete data (``MLGroupLoss``) or 
 from each data set), labels, equality constraints and bounds.  Any other fit (least-squares
 estimators, ordinal data, two-level models, nonlinear or inequality constraints) is refitted
 by :func:`sem_models.sem` with the same options and the warm start.
+
+The bootstrap refits complete-data ML fits a chunk of data sets at a time with the vectorised
+kernel of :mod:`.batched`, built from a :class:`Refitter`; the data sets that kernel does not
+finish come back here.
 """
 from __future__ import annotations
 
