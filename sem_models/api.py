@@ -455,7 +455,11 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     problem = Problem(model_, losses, pmap, values)
     z0 = pmap.z_from_free(values[pmap.free_rows])
     try:
-        result = optimize(problem, z0, max_iter=max_iter)
+        # the standard errors from the expected information: the optimizer's at the solution
+        expected_se = (inference.get("se", "standard") == "standard"
+                       and inference.get("information", "expected") == "expected"
+                       and estimator not in WLS_LOSS_ESTIMATORS)
+        result = optimize(problem, z0, max_iter=max_iter, final_information=expected_se)
     except (FloatingPointError, np.linalg.LinAlgError) as exc:
         raise _start_failure(partable, model_, problem.values(z0), obs.group_labels,
                              exc) from None

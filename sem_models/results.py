@@ -200,7 +200,9 @@ class SEMFit(InspectMixin):
                 and (self.result.active is None or not self.result.active.any())
                 and self.problem.block_layout() is not None):
             from .inference.wald import constrained_variances
-            info = self.problem.derivatives(self.result.z, structured=True)[2]
+            info = getattr(self.result, "information", None)
+            if not hasattr(info, "to_dense"):  # not the optimizer's structured information
+                info = self.problem.derivatives(self.result.z, structured=True)[2]
             var = constrained_variances(info, self.problem.pmap.T, float(self.ntotal),
                                         self.problem.pmap.selection)
             if var is not None:

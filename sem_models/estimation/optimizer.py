@@ -275,7 +275,8 @@ STALL_ITERATIONS = 100
 
 
 @single_threaded_blas
-def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: float = 1e-8) -> OptimizationResult:
+def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: float = 1e-8,
+             final_information: bool = False) -> OptimizationResult:
     """Minimise the discrepancy.
 
     Fisher scoring with step halving while far from the solution (Lee & Jennrich 1979); once
@@ -289,6 +290,8 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
     lead it along a ridge towards absurd values) or whose line search fails is handed to
     L-BFGS-B, started both from ``z0`` and from where scoring stopped; the better end point is
     polished by scoring again.  ``max_iter`` is respected: reaching it ends the search.
+    ``final_information``: evaluate the expected information at the solution (returned as
+    ``OptimizationResult.information``) when the caller's standard errors use it.
     """
     if problem.pmap.general is not None:  # nonlinear / inequality constraints
         from .constrained import optimize_constrained
@@ -297,7 +300,8 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
                                                                            max_iter, tol))
     if problem.pmap.has_bounds:
         return _optimize_active_set(problem, z0, max_iter=max_iter, tol=tol)
-    first = _scoring(problem, z0, max_iter=min(max_iter, STALL_ITERATIONS), tol=tol)
+    first = _scoring(problem, z0, max_iter=min(max_iter, STALL_ITERATIONS), tol=tol,
+                     final_information=final_information)
     if first.converged or first.iterations >= max_iter:
         return first
     best = first
@@ -307,7 +311,8 @@ def optimize(problem: Problem, z0: np.ndarray, *, max_iter: int = 500, tol: floa
             best = candidate
     if best is first:
         return first
-    polished = _scoring(problem, best.z, max_iter=min(max_iter, STALL_ITERATIONS), tol=tol)
+    polished = _scoring(problem, best.z, max_iter=min(max_iter, STALL_ITERATIONS), tol=tol,
+                        final_information=final_information)
     result = polished if polished.converged or polished.fmin <= best.fmin else best
     result.iterations = first.iterations + best.iterations + (
         polished.iterations if result is polished else 0)
@@ -327,7 +332,8 @@ def _without_general(problem: Problem, z0: np.ndarray, max_iter: int,
     return result.z if result.converged and np.isfinite(result.fmin) else None
 
 
-def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> OptimizationResult:
+def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float,
+             final_information: bool = False) -> OptimizationResult:
     """Fisher scoring, then Newton (or BFGS) steps, with step halving (see :func:`optimize`)."""
     z = np.asarray(z0, float).copy()
     # multi-group problems: block-arrow curvature matrices (solves linear in the groups);
@@ -361,12 +367,13 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float) -> 
             step = np.linalg.lstsq(_dense(info), grad, rcond=None)[0]
         # the curvature wanted at the next point: the analytic Hessian once the gradient is
         # small (Newton), else the information (Fisher scoring); after the Newton step that
-        # should end the search (quadratic convergence) the information, for the standard
-        # errors at the solution; none for BFGS
+        # should end the search (quadratic convergence) only the gradient, or with
+        # ``final_information`` the information (the standard errors' at the solution); none
+        # for BFGS
         if analytic:
             last = newton is not None and max_grad < NEWTON_REUSE
             kind = {"hessian": max_grad < NEWTON_SWITCH and not last,
-                    "info": max_grad >= NEWTON_SWITCH or last}
+                    "info": max_grad >= NEWTON_SWITCH or (last and final_information)}
         else:
             near = max_grad < BFGS_SWITCH
             kind = {"hessian": False, "info": not near or bfgs is None}
