@@ -42,7 +42,7 @@ from .estimation.data import DataError, prepare_data
 from .estimation.optimizer import STALL_ITERATIONS, ConvergenceWarning, Problem, optimize
 from .estimation.twolevel import (TwoLevelData)
 from .estimation.twolevel_fit import (TwoLevelFit, fit_h1)
-from .estimation.twolevel_loss import TwoLevelLoss, TwoLevelModel
+from .estimation.twolevel_loss import TwoLevelModel, twolevel_loss
 from .model.constraints import build_parameter_map
 from .model.levels import (BlockView, build_twolevel_partable, parse_twolevel,
                            union_variables)
@@ -166,7 +166,8 @@ def fit_twolevel(model: str, data: pd.DataFrame, *, group=None, group_equal=(),
             f"the model has {pmap.n_z} free parameters but the two-level data provide only "
             f"{n_moments} moments (within and between): the model is not identified "
             "(negative degrees of freedom); add constraints or fix parameters")
-    losses = [TwoLevelLoss(d, h.moments) for d, h in zip(datasets, h1)]
+    losses = [twolevel_loss(d, h.moments, model_, g)
+              for g, (d, h) in enumerate(zip(datasets, h1))]
     problem = Problem(model_, losses, pmap, values)
     z0 = pmap.z_from_free(values[pmap.free_rows])
     simple = _level2_starts(values, table, datasets, h1, simple=True)

@@ -261,6 +261,8 @@ class TwoLevelSEMFit(SEMFit):
     # ---------------------------------------------------------------------------- inference
     @cached_property
     def _hessian_z(self) -> np.ndarray:
+        """Observed Hessian of the objective in z: analytic for complete data
+        (:mod:`~.estimation.twolevel_hessian`), else central differences of the gradient."""
         from .inference.twolevel import objective_hessian
         return objective_hessian(self.problem, self.result.z, central=True)
 

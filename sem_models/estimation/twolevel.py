@@ -218,6 +218,28 @@ class SizeStats:
     clusters: np.ndarray  # cluster indices of this size
 
 
+def _factorize_clusters(cluster, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster codes (order of first appearance) and the labels as Python objects; numeric
+    identifiers without the conversion of every value to a Python object."""
+    raw = np.asarray(cluster)
+    if raw.ndim == 1 and raw.dtype.kind in "biuf":
+        if len(raw) != N:
+            raise DataError(f"cluster has {len(raw)} values for {N} rows")
+        if raw.dtype.kind == "f" and np.isnan(raw).any():
+            raise DataError(f"cluster variable is missing in {int(np.isnan(raw).sum())} rows")
+        codes, labels = pd.factorize(raw, sort=False)
+        out = np.empty(len(labels), dtype=object)
+        out[:] = labels.tolist()
+        return codes, out
+    cl_raw = pd.Series(np.asarray(cluster, dtype=object).ravel())
+    if len(cl_raw) != N:
+        raise DataError(f"cluster has {len(cl_raw)} values for {N} rows")
+    if cl_raw.isna().any():
+        raise DataError(f"cluster variable is missing in {int(cl_raw.isna().sum())} rows")
+    codes, labels = pd.factorize(cl_raw, sort=False)
+    return codes, np.asarray(labels, dtype=object)
+
+
 class TwoLevelData:
     """Clustered data and their two-level sufficient statistics.
 
@@ -267,18 +289,13 @@ class TwoLevelData:
         if np.isinf(X).any():
             bad = names[int(np.where(np.isinf(X).any(axis=0))[0][0])]
             raise DataError(f"column {bad!r} has infinite values")
-        cl_raw = pd.Series(np.asarray(cluster, dtype=object).ravel())
-        if len(cl_raw) != N:
-            raise DataError(f"cluster has {len(cl_raw)} values for {N} rows")
-        if cl_raw.isna().any():
-            raise DataError(f"cluster variable is missing in {int(cl_raw.isna().sum())} rows")
-        codes, labels = pd.factorize(cl_raw, sort=False)
+        codes, labels = _factorize_clusters(cluster, N)
         self.names = names
         self.X = X
         self.nobs = N
         self.p = p
         self.cluster_index = codes.astype(np.intp)
-        self.cluster_labels = np.asarray(labels, dtype=object)
+        self.cluster_labels = labels
         self.nclusters = J = len(labels)
         self.cluster_size = np.bincount(self.cluster_index, minlength=J)
         self.order = np.argsort(self.cluster_index, kind="stable")  # rows sorted by cluster
@@ -362,9 +379,12 @@ class TwoLevelData:
             self.E[(zpos[c] if c in zpos else self.pz + pos1[c]), a] = 1.0
         # P: level-1 slot <- level-2 "both" variable
         self.P = self.F.T @ self.E  # (p1, p2)
+        # the same embeddings as positions in d (E, F are selection matrices)
+        self._e_idx, self._f_idx = _selection_index(self.E), _selection_index(self.F)
         # observed per-cluster z (between-only values; NaN if missing in the whole cluster)
         self.z = ybar[:, self.between_idx]
         self.ybar = ybar
+        self._within_cp = None
         if not self.has_missing:
             self._complete_stats(ybar, dev)
         self._missing = None
@@ -394,7 +414,19 @@ class TwoLevelData:
             dbar = D.mean(axis=0)
             C = (D - dbar).T @ (D - dbar) / len(idx)
             self.size_stats.append(SizeStats(int(n), len(idx), dbar, C, idx))
+        # the same stacked over sizes, for the batched likelihood and derivatives
         self._size_n = np.array([st.n for st in self.size_stats], float)
+        self._size_m = np.array([st.m for st in self.size_stats], float)
+        self._size_dbar = np.array([st.dbar for st in self.size_stats])
+        self._size_cov = np.array([st.cov for st in self.size_stats])
+
+    def within_crossproducts(self) -> np.ndarray:
+        """``W_j`` (J, p1, p1): each cluster's within cross-products of the level-1 variables
+        about the cluster means (complete data; computed once)."""
+        if self._within_cp is None:
+            dev = self.X[:, self.level1] - self.ybar[self.cluster_index][:, self.level1]
+            self._within_cp = self._cluster_sum(dev[:, :, None] * dev[:, None, :])
+        return self._within_cp
 
     def subset(self, names: Sequence[str]) -> "TwoLevelData":
         """The same clusters restricted to some variables (kinds kept), e.g. the exogenous
@@ -462,6 +494,11 @@ class TwoLevelData:
         return TwoLevelMoments(mu_w, Sw, mu_b, SB)
 
 
+def _selection_index(L: np.ndarray) -> np.ndarray:
+    """Row of the one 1 in each column of a selection matrix: ``L' X L = X[idx][:, idx]``."""
+    return np.argmax(L, axis=0).astype(np.intp)
+
+
 def _make_pd(S: np.ndarray, floor: float = 1e-6) -> np.ndarray:
     S = (S + S.T) / 2
     d = np.sqrt(np.maximum(np.diag(S), 1e-12))
@@ -490,10 +527,10 @@ def _as_moments(data: TwoLevelData, moments) -> TwoLevelMoments:
 # ----------------------------------------------------------------- complete-data likelihood
 @dataclass
 class _Between:
-    """Per-size between quantities at given moments."""
+    """Per-size between quantities at given moments (stacked over the sizes)."""
 
-    Vinv: list
-    logdet: list
+    Vinv: np.ndarray
+    logdet: np.ndarray
     mean_d: np.ndarray
     Sw_inv: np.ndarray
     Sw_logdet: float
@@ -519,7 +556,7 @@ def _between(data: TwoLevelData, m: TwoLevelMoments) -> _Between:
     Vinv = np.matmul(Linv.transpose(0, 2, 1), Linv)
     logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
     Swi, swld = _chol_inv(m.sigma_w)
-    return _Between(list(Vinv), list(logdet), data.E @ m.mu_b + data.F @ m.mu_w, Swi, swld)
+    return _Between(Vinv, logdet, data.E @ m.mu_b + data.F @ m.mu_w, Swi, swld)
 
 
 between_quantities = _between
@@ -545,19 +582,21 @@ def twolevel_loglik(data: TwoLevelData, moments, between=None) -> float:
         return -np.inf
     N, J = data.nobs, data.nclusters
     f = (N - J) * (bt.Sw_logdet + float(np.sum(bt.Sw_inv * data.S_PW)))
-    for st, Vi, ld in zip(data.size_stats, bt.Vinv, bt.logdet):
-        e = st.dbar - bt.mean_d
-        f += st.m * (ld + data.p1 * np.log(st.n) + float(np.sum(Vi * st.cov)) + e @ Vi @ e)
+    P = bt.Vinv                                              # (S, q, q), all sizes at once
+    e = data._size_dbar - bt.mean_d
+    quad = np.einsum("sq,sqr,sr->s", e, P, e)
+    tr = np.einsum("sqr,sqr->s", P, data._size_cov)
+    f += float(data._size_m @ (bt.logdet + data.p1 * np.log(data._size_n) + tr + quad))
     f += (N * data.p1 + J * data.pz) * LOG_2PI
     return -0.5 * f
 
 
-def _moment_gradient(data: TwoLevelData, g_mean: np.ndarray, GV: list,
+def _moment_gradient(data: TwoLevelData, g_mean: np.ndarray, GV: np.ndarray,
                      G_W: np.ndarray) -> np.ndarray:
-    """Chain rule from d-space gradients (mean, per-size V_n) and a within-matrix gradient to
-    the moment vector."""
-    GVsum = sum(GV)
-    GVw = sum(G / st.n for G, st in zip(GV, data.size_stats))
+    """Chain rule from d-space gradients (mean, per-size V_n stacked ``(S, q, q)``) and a
+    within-matrix gradient to the moment vector."""
+    GVsum = GV.sum(axis=0)
+    GVw = np.tensordot(1.0 / data._size_n, GV, axes=1)
     g_mu_w = data.F.T @ g_mean
     g_mu_b = data.E.T @ g_mean
     G_sw = data.F.T @ GVw @ data.F + G_W
@@ -576,13 +615,12 @@ def twolevel_gradient(data: TwoLevelData, moments, between=None) -> np.ndarray:
         from .twolevel_missing import gradient_missing
         return gradient_missing(data, m)
     bt = _between(data, m) if between is None else between
-    g_mean = np.zeros(data.pz + data.p1)
-    GV = []
-    for st, Vi in zip(data.size_stats, bt.Vinv):
-        e = st.dbar - bt.mean_d
-        a = Vi @ e
-        g_mean += st.m * a
-        GV.append(-0.5 * st.m * (Vi - Vi @ st.cov @ Vi - np.outer(a, a)))
+    P = bt.Vinv                                              # (S, q, q), all sizes at once
+    a = np.einsum("sqr,sr->sq", P, data._size_dbar - bt.mean_d)
+    mm = data._size_m
+    g_mean = mm @ a
+    GV = (-0.5 * mm)[:, None, None] * (P - P @ data._size_cov @ P
+                                       - a[:, :, None] * a[:, None, :])
     Swi = bt.Sw_inv
     G_W = -0.5 * (data.nobs - data.nclusters) * (Swi - Swi @ data.S_PW @ Swi)
     return _moment_gradient(data, g_mean, GV, G_W)
@@ -601,20 +639,19 @@ def twolevel_information_expected(data: TwoLevelData, moments, between=None) -> 
     m = _as_moments(data, moments)
     bt = _between(data, m) if between is None else between
     lay = data.layout
-    p1 = data.p1
     info = np.zeros((lay.dim, lay.dim))
-    Km = np.zeros((data.pz + p1, lay.dim))
-    Km[:, lay.mu_w] = data.F
-    Km[:, lay.mu_b] = data.E
-    E, F = data.E, data.F
     W, B = lay.sigma_w, lay.sigma_b
+    e, f = data._e_idx, data._f_idx                           # E, F as positions in d
     Vi = np.asarray(bt.Vinv)                                  # (S, q, q)
-    mm = np.array([st.m for st in data.size_stats], float)
+    mm = np.asarray(data._size_m, float)
     nn = data._size_n
-    info += Km.T @ np.tensordot(mm, Vi, axes=1) @ Km
+    # means: K_m' (sum_n m_n V_n^-1) K_m, K_m = [F, E] at the mu_w, mu_b coordinates
+    means, sel = _mean_positions(data)
+    info[np.ix_(means, means)] = np.einsum("s,sij->ij", mm, Vi)[np.ix_(sel, sel)]
     # dV = E dSigma_B E' + F dSigma_W F' / n: tr(Vi dV_k Vi dV_l) in vech coordinates
-    EV, FV = E.T @ Vi, F.T @ Vi                               # (S, p2, q), (S, p1, q)
-    EVE, FVF, EVF = EV @ E, FV @ F, EV @ F
+    EVE = Vi[:, e[:, None], e[None, :]]
+    FVF = Vi[:, f[:, None], f[None, :]]
+    EVF = Vi[:, e[:, None], f[None, :]]                       # (S, p2, p1)
     c = 0.5 * mm
     info[B, B] += _trace_pairs(EVE, EVE, c)
     info[W, W] += _trace_pairs(FVF, FVF, c / nn ** 2)
@@ -626,30 +663,49 @@ def twolevel_information_expected(data: TwoLevelData, moments, between=None) -> 
     return info
 
 
+def _mean_positions(data) -> tuple[np.ndarray, np.ndarray]:
+    """The mean coordinates ``[mu_w, mu_b]`` in the moment vector and their positions in d."""
+    lay = data.layout
+    means = np.concatenate([np.arange(lay.mu_w.start, lay.mu_w.stop),
+                            np.arange(lay.mu_b.start, lay.mu_b.stop)])
+    return means, np.concatenate([data._f_idx, data._e_idx])
+
+
 def _trace_pairs(A: np.ndarray, B: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``sum_s weights[s] tr(A_s U_kl B_s U_ij)`` for all vech pairs, ``A``, ``B`` stacks
     ``(S, r, c)`` / ``(S, c, r)``: rows (i, j) over the tril indices of r, columns (k, l) over
     those of c, ``U`` the symmetric unit matrices (ones at (i, j) and (j, i)).  These are the
     duplication-matrix products ``D' (A (x) B) D`` of the normal information (Magnus &
     Neudecker 1999, ch. 3) without a Kronecker product:
-    ``w_ij w_kl (A_jk B_li + A_ik B_lj + A_jl B_ki + A_il B_kj)``, w = 1/2 on diagonals."""
-    (i, j), (k, l), w = _pair_index(A.shape[1], A.shape[2])
-    terms = ((j, k, l, i), (i, k, l, j), (j, l, k, i), (i, l, k, j))
-    out = sum(A[:, a[:, None], b[None, :]] * B[:, d[None, :], e[:, None]]
-              for a, b, d, e in terms)
-    return np.tensordot(weights, out, axes=1) * w
+    ``w_ij w_kl (A_jk B_li + A_ik B_lj + A_jl B_ki + A_il B_kj)``, w = 1/2 on diagonals.
+    One matrix product over the sizes, ``M[(a, b), (c, d)] = sum_s weights[s] A_s[a, b]
+    B_s[c, d]``, then four gathers of M."""
+    S, r, c = A.shape
+    M = ((np.asarray(weights, float)[:, None, None] * A).reshape(S, r * c).T
+         @ B.reshape(S, c * r)).ravel()
+    t1, t2, t3, t4, w = _pair_index(r, c)
+    return (M[t1] + M[t2] + M[t3] + M[t4]) * w
 
 
 _PAIR_CACHE: dict = {}
 
 
 def _pair_index(r: int, c: int):
+    """Flat positions in ``M`` (see :func:`_trace_pairs`) of the four terms, and the
+    weights, for rows (i, j) over tril(r) and columns (k, l) over tril(c)."""
     key = (r, c)
     if key not in _PAIR_CACHE:
         i, j = _vech_idx(r)
         k, l = _vech_idx(c)
-        w = np.outer(np.where(i == j, 0.5, 1.0), np.where(k == l, 0.5, 1.0))
-        _PAIR_CACHE[key] = ((i, j), (k, l), w)
+        i, j = i[:, None], j[:, None]
+        k, l = k[None, :], l[None, :]
+
+        def flat(a, b, d, e):       # position of A[a, b] B[d, e]
+            return ((a * c + b) * c + d) * r + e
+
+        w = np.where(i == j, 0.5, 1.0) * np.where(k == l, 0.5, 1.0)
+        _PAIR_CACHE[key] = (flat(j, k, l, i), flat(i, k, l, j), flat(j, l, k, i),
+                            flat(i, l, k, j), w)
     return _PAIR_CACHE[key]
 
 
@@ -704,20 +760,28 @@ def _scores_complete(data: TwoLevelData, m: TwoLevelMoments) -> np.ndarray:
     J = data.nclusters
     out = np.zeros((J, lay.dim))
     E, F = data.E, data.F
-    for st, Vi in zip(data.size_stats, bt.Vinv):
-        e = data.d[st.clusters] - bt.mean_d
-        a = e @ Vi                                   # (m, q)
-        GV = -0.5 * (Vi[None] - a[:, :, None] * a[:, None, :])
-        out[st.clusters, lay.mu_w] = a @ F
-        out[st.clusters, lay.mu_b] = a @ E
-        out[st.clusters, lay.sigma_w] = _grad_vech(np.einsum("qa,jqr,rb->jab", F, GV, F) / st.n)
-        out[st.clusters, lay.sigma_b] = _grad_vech(np.einsum("qa,jqr,rb->jab", E, GV, E))
+    # all clusters at once: cluster j uses the inverse of its size's V_n
+    sid = np.zeros(J, np.intp)
+    for s, st in enumerate(data.size_stats):
+        sid[st.clusters] = s
+    P = np.asarray(bt.Vinv)                                 # (S, q, q)
+    e = data.d - bt.mean_d                                  # (J, q)
+    a = np.einsum("jq,jqr->jr", e, P[sid])                  # V^-1 e_j
+    aF, aE = a @ F, a @ E
+    out[:, lay.mu_w] = aF
+    out[:, lay.mu_b] = aE
+    # dl_j/dSigma = L' GV_j L with GV_j = -(V^-1 - a_j a_j') / 2, in vech coordinates
+    # (off-diagonal entries twice: G_ij + G_ji)
+    for sl, L, scale in ((lay.sigma_w, F, 1.0 / data.cluster_size), (lay.sigma_b, E, None)):
+        r, c = _vech_idx(L.shape[1])
+        LPL = (L.T @ P @ L)[:, r, c][sid]                   # (J, n_vech)
+        aL = a @ L
+        G = -0.5 * (LPL - aL[:, r] * aL[:, c]) * np.where(r == c, 1.0, 2.0)
+        out[:, sl] = G if scale is None else G * scale[:, None]
     # within part
     Swi = bt.Sw_inv
-    dev = data.X[:, data.level1] - data.ybar[data.cluster_index][:, data.level1]
-    u = dev @ Swi
     r, c = _vech_idx(data.p1)
-    uu = data._cluster_sum(u[:, r] * u[:, c])        # (J, n_w) vech of Sw^-1 W_j Sw^-1
+    uu = _vech(Swi @ data.within_crossproducts() @ Swi)   # (J, n_w) vech Sw^-1 W_j Sw^-1
     Gw = -0.5 * ((data.cluster_size - 1)[:, None] * _vech(Swi)[None] - uu)
     out[:, lay.sigma_w] += Gw * np.where(r == c, 1.0, 2.0)
     return out

@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .twolevel import (TwoLevelData, TwoLevelMoments, _as_moments, _require_complete,
-                       _vech_idx, twolevel_gradient, twolevel_information_expected,
-                       twolevel_loglik)
+                       _vech_idx, between_quantities, twolevel_gradient,
+                       twolevel_information_expected, twolevel_loglik)
 
 __all__ = ["TwoLevelFit", "fit_moments", "fit_moments_psd", "fit_h1", "fit_baseline",
            "saturated_free", "baseline_free", "loglik_x", "psd_optimality"]
@@ -60,16 +60,18 @@ def fit_moments(data: TwoLevelData, free: np.ndarray, start: Optional[TwoLevelMo
         raise ValueError(f"free must be a boolean mask of length {lay.dim}")
     m0 = data.start_moments() if start is None else _as_moments(data, start)
     v = m0.vector()
-    ll = twolevel_loglik(data, lay.moments(v))
+    mom = lay.moments(v)
+    ll, bt = _loglik_between(data, mom)
     if not np.isfinite(ll):
         raise ValueError("start moments are not positive definite")
     idx = np.where(free)[0]
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        mom = lay.moments(v)
-        g = twolevel_gradient(data, mom)[idx]
-        Inf = twolevel_information_expected(data, mom)[np.ix_(idx, idx)]
+        # the per-size factorisations of the current point serve the gradient and the
+        # information (computed once, with its log-likelihood)
+        g = twolevel_gradient(data, mom, between=bt)[idx]
+        Inf = twolevel_information_expected(data, mom, between=bt)[np.ix_(idx, idx)]
         try:
             step = np.linalg.solve(Inf, g)
         except np.linalg.LinAlgError:
@@ -78,7 +80,8 @@ def fit_moments(data: TwoLevelData, free: np.ndarray, start: Optional[TwoLevelMo
         while alpha > 1e-10:
             vn = v.copy()
             vn[idx] += alpha * step
-            lln = twolevel_loglik(data, lay.moments(vn))
+            mom_n = lay.moments(vn)
+            lln, bt_n = _loglik_between(data, mom_n)
             if np.isfinite(lln) and lln >= ll - 1e-12 * (1 + abs(ll)):
                 accepted = True
                 break
@@ -88,11 +91,21 @@ def fit_moments(data: TwoLevelData, free: np.ndarray, start: Optional[TwoLevelMo
             break
         change = np.max(np.abs(alpha * step))
         dll = lln - ll
-        v, ll = vn, lln
+        v, ll, mom, bt = vn, lln, mom_n, bt_n
         if change < np.sqrt(tol) and abs(dll) < tol * (1 + abs(ll)):
             converged = True
             break
     return TwoLevelFit(lay.moments(v), ll, it, converged, "fisher-scoring", free)
+
+
+def _loglik_between(data: TwoLevelData, mom: TwoLevelMoments):
+    """The log-likelihood at ``mom`` and the per-size quantities it used (``(-inf, None)``
+    where a marginal covariance matrix is not positive definite)."""
+    try:
+        bt = between_quantities(data, mom)
+    except np.linalg.LinAlgError:
+        return -np.inf, None
+    return twolevel_loglik(data, mom, between=bt), bt
 
 
 def saturated_free(data: TwoLevelData) -> np.ndarray:
@@ -217,8 +230,8 @@ def _sigma_b_param(data: TwoLevelData, free: np.ndarray) -> tuple:
     return "sqrt", np.flatnonzero(fb)
 
 
-#: iterations of :func:`fit_moments_psd` with the expected information before the Hessian
-#: by differences of the gradient (one gradient per free moment coordinate) takes over
+#: iterations of :func:`fit_moments_psd` with the expected information before the observed
+#: Hessian (closed form; with missing data differences of the gradient) takes over
 SCORING_ITERATIONS = 25
 
 
@@ -234,8 +247,9 @@ def fit_moments_psd(data: TwoLevelData, free: np.ndarray, start: TwoLevelMoments
     stay as they are.  Newton-Raphson with the chain rule
     ``H_theta = J' H_m J + 2 (G_B (x) I)`` (``H_m`` the Hessian in moment coordinates:
     minus the expected information of complete data with these cluster sizes for the first
-    :data:`SCORING_ITERATIONS` iterations -- Fisher scoring, cheap -- then central differences
-    of the analytic gradient, also when scoring stalls; ``G_B = dlogL/dSigma_B``; the second term
+    :data:`SCORING_ITERATIONS` iterations -- Fisher scoring, cheap -- then the observed
+    Hessian -- in closed form for complete data, else central differences of the analytic
+    gradient --, also when scoring stalls; ``G_B = dlogL/dSigma_B``; the second term
     is the curvature of ``L -> L L'``, which makes a boundary maximum, a column of ``L`` at
     0, a regular maximum in ``L`` with curvature ``2 G_B`` -- Newton converges quadratically
     there, where EM is sublinear), eigenvalues reflected to keep ascent directions, step
@@ -308,8 +322,12 @@ def fit_moments_psd(data: TwoLevelData, free: np.ndarray, start: TwoLevelMoments
         return out
 
     def hess_moments(v):
-        """Hessian of logL over the free moment coordinates (central differences of the
-        analytic gradient)."""
+        """Hessian of logL over the free moment coordinates: in closed form for complete
+        data (:func:`~.twolevel_hessian.twolevel_hessian`), else central differences of the
+        analytic gradient."""
+        if not data.has_missing:
+            from .twolevel_hessian import twolevel_hessian
+            return -twolevel_hessian(data, lay.moments(v))[np.ix_(idx, idx)]
         H = np.zeros((lay.dim, lay.dim))
         for k in idx:
             h = 1e-6 * max(1.0, abs(v[k]))

@@ -20,8 +20,12 @@ the ``d_mean`` slot.  :class:`TwoLevelLoss` implements
 (lavaan's ``estimator.2L``: minus the log-likelihood without its 2 pi constant per case, so
 ``fmin`` equals lavaan's), gradient ``-Delta' dlogL/dm / N_g`` (chain rule through both levels)
 and the expected information ``Delta' I(m) Delta / N_g`` for Fisher scoring (Lee & Jennrich
-1979).  With missing values the curvature used for scoring is the expected information of
-complete data with the same cluster sizes (an upper bound of the observed-data information:
+1979).  With complete data the loss is a :class:`TwoLevelHessianLoss`: it also has the
+analytic observed Hessian (:mod:`.twolevel_hessian`, chained through ``Delta`` plus the RAM
+second-order term, :meth:`TwoLevelModel.second_order_terms`), with which the optimizer ends
+with Newton steps and the standard errors need no numerical differentiation.  With missing
+values the curvature used for scoring is the expected information of complete data with the
+same cluster sizes (an upper bound of the observed-data information:
 the steps are conservative, the gradient exact).
 
 Where an implied marginal covariance matrix is not positive definite (``Sigma_W``, or
@@ -43,7 +47,8 @@ from ..model.matrices import GroupMoments, RAMModel
 from .twolevel import (LOG_2PI, TwoLevelData, TwoLevelMoments, _vech, between_quantities,
                        twolevel_gradient, twolevel_information_expected, twolevel_loglik)
 
-__all__ = ["LevelMoments", "TwoLevelModel", "TwoLevelLoss", "expected_information_sizes"]
+__all__ = ["LevelMoments", "TwoLevelModel", "TwoLevelLoss", "TwoLevelHessianLoss",
+           "twolevel_loss", "expected_information_sizes"]
 
 
 @dataclass
@@ -121,6 +126,20 @@ class TwoLevelModel:
             out[lay.sigma_b, qw:] = _vech(d_cov[:, i2][:, :, i2]).T
         return out
 
+    def second_order_terms(self, mom: LevelMoments, cells: _LevelCells, W: tuple,
+                           r: tuple) -> np.ndarray:
+        """Second-order term of the moments in the group's cells (block diagonal: the levels
+        share no parameter): ``tr(W_l d2Sigma_l) - 2 r_l' d2mu_l`` per level with ``W = (W_W,
+        W_B)``, ``r = (r_W, r_B)`` over all observed variables
+        (:meth:`~sem_models.model.matrices.RAMModel.second_order_terms`)."""
+        qw = cells.within.q
+        out = np.zeros((cells.q, cells.q))
+        if qw:
+            out[:qw, :qw] = self.ram.second_order_terms(mom.within, cells.within, W[0], r[0])
+        if cells.between.q:
+            out[qw:, qw:] = self.ram.second_order_terms(mom.between, cells.between, W[1], r[1])
+        return out
+
     def jacobian(self, mom: LevelMoments, cells: _LevelCells):
         """``(rows, Delta, None)``: the optimizer passes ``Delta`` on to the loss."""
         return cells.rows, self.delta(cells.group, mom, cells), None
@@ -141,7 +160,8 @@ def expected_information_sizes(data: TwoLevelData, m: TwoLevelMoments) -> np.nda
         E=data.E, F=data.F, level1_names=data.level1_names, level2_names=data.level2_names,
         nobs=data.nobs, nclusters=data.nclusters,
         size_stats=[SimpleNamespace(n=int(n), m=int(c)) for n, c in zip(sizes, counts)],
-        _size_n=sizes.astype(float))
+        _size_n=sizes.astype(float), _size_m=counts.astype(float), _e_idx=data._e_idx,
+        _f_idx=data._f_idx)
     return twolevel_information_expected(shim, m)
 
 
@@ -207,6 +227,7 @@ class TwoLevelLoss:
             g = gradient_missing(self.data, mom.tl, bt)
         else:
             g = twolevel_gradient(self.data, mom.tl, between=bt)
+        mom.cache["g"] = g      # the moment gradient, for hessian() at the same moments
         grad = -(delta.T @ g) / self.nobs
         if not info:
             return grad, None
@@ -215,3 +236,55 @@ class TwoLevelLoss:
         else:
             inf = twolevel_information_expected(self.data, mom.tl, between=bt)
         return grad, delta.T @ inf @ delta / self.nobs
+
+
+class TwoLevelHessianLoss(TwoLevelLoss):
+    """:class:`TwoLevelLoss` of complete data, with the analytic observed Hessian
+    (:mod:`.twolevel_hessian`): the optimizer finishes with Newton steps and the observed
+    information of the standard errors needs no numerical differentiation.  ``n_ov`` and
+    ``embed`` (the level-1 / level-2 variables' positions among the model's observed
+    variables) place the moment gradient for the model's second-order term."""
+
+    def __init__(self, data: TwoLevelData, h1: Optional[TwoLevelMoments], n_ov: int,
+                 embed: tuple):
+        if data.has_missing:
+            raise ValueError("the analytic two-level Hessian needs complete data")
+        super().__init__(data, h1)
+        self.n_ov = int(n_ov)
+        self.embed = embed
+
+    def hessian(self, mom: LevelMoments, delta: np.ndarray, d_mean, second) -> np.ndarray:
+        """Observed Hessian of ``F_g = -(logL + c) / N``: ``(Delta' I(m) Delta + S) / N`` with
+        ``I(m)`` the observed information in moment coordinates
+        (:func:`~.twolevel_hessian.twolevel_hessian`) and ``S`` the model's second-order term
+        for ``W = dF/dSigma = -G / N``, ``r = -(dF/dmu) / 2 = g_mu / (2 N)`` per level."""
+        from .twolevel_hessian import gradient_matrices, twolevel_hessian
+        bt = self._between(mom)
+        q = delta.shape[1]
+        if bt is None:
+            return np.full((q, q), np.nan)
+        info = twolevel_hessian(self.data, mom.tl, between=bt)
+        g = mom.cache.get("g")
+        if g is None:
+            g = twolevel_gradient(self.data, mom.tl, between=bt)
+        g_mw, G_w, g_mb, G_b = gradient_matrices(self.data.layout, g)
+        N = float(self.nobs)
+        Ws, rs = [], []
+        for idx, G, gm in zip(self.embed, (G_w, G_b), (g_mw, g_mb)):
+            Wf = np.zeros((self.n_ov, self.n_ov))
+            Wf[np.ix_(idx, idx)] = -G / N
+            rf = np.zeros(self.n_ov)
+            rf[idx] = gm / (2.0 * N)
+            Ws.append(Wf)
+            rs.append(rf)
+        H = delta.T @ info @ delta / N + second(tuple(Ws), tuple(rs))
+        return (H + H.T) / 2
+
+
+def twolevel_loss(data: TwoLevelData, h1: Optional[TwoLevelMoments], model: TwoLevelModel,
+                  g: int) -> TwoLevelLoss:
+    """Group g's loss: with the analytic Hessian for complete data, else (missing values)
+    the loss whose observed Hessian is found numerically."""
+    if data.has_missing:
+        return TwoLevelLoss(data, h1)
+    return TwoLevelHessianLoss(data, h1, model.n_ov, model._idx[g])

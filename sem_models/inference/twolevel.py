@@ -3,8 +3,10 @@ and the Yuan-Bentler scaled test, the two-level baseline model.
 
 * Standard errors (lavaan's default for two-level ML, ``information = "observed"``): the
   inverse of the observed information ``N H(z)``, ``H`` the Hessian of the fitting function
-  ``f(z) = -(logL + c) / N`` by central differences of its analytic gradient (lavaan's
-  ``lav_model_hessian`` likewise differentiates the analytic gradient numerically).
+  ``f(z) = -(logL + c) / N``: in closed form for complete data
+  (:mod:`~sem_models.estimation.twolevel_hessian`), by central differences of the analytic
+  gradient with missing values (lavaan's ``lav_model_hessian`` differentiates the analytic
+  gradient numerically in both cases; the two agree to the differences' truncation error).
 * MLR (``se = "robust.huber.white"``): ``V = A^-1 B A^-1`` with ``A = N H`` and ``B`` the sum
   over clusters of the outer products of the clusterwise scores (Huber 1967, White 1982;
   for two-level models Yuan & Bentler 2002, Muthen & Satorra 1995), the scores chained from
@@ -24,12 +26,26 @@ import numpy as np
 
 from ..estimation.twolevel import (TwoLevelData, TwoLevelMoments, _vech_idx, twolevel_information_observed, twolevel_scores)
 from ..estimation.twolevel_fit import (saturated_free)
+from ..estimation.twolevel_hessian import twolevel_hessian
 
-__all__ = ["objective_hessian", "cluster_scores_z", "robust_vcov_z", "h1_free_mask",
-           "yb_traces_h1", "moment_model_trace"]
+__all__ = ["objective_hessian", "numerical_hessian", "cluster_scores_z", "robust_vcov_z",
+           "h1_free_mask", "yb_traces_h1", "moment_model_trace"]
 
 
-def objective_hessian(problem, z: np.ndarray, central: bool = False) -> np.ndarray:
+def objective_hessian(problem, z: np.ndarray, central: bool = False,
+                      analytic: bool = True) -> np.ndarray:
+    """Hessian of the fitting function in z: the analytic one where every group's loss has it
+    (complete data: :class:`~sem_models.estimation.twolevel_loss.TwoLevelHessianLoss`) and
+    ``analytic``, else :func:`numerical_hessian` (``central`` applies to that one)."""
+    if analytic:
+        from ..estimation.optimizer import observed_hessian
+        H = observed_hessian(problem, z)
+        if H is not None and np.all(np.isfinite(H)):
+            return (H + H.T) / 2
+    return numerical_hessian(problem, z, central)
+
+
+def numerical_hessian(problem, z: np.ndarray, central: bool = False) -> np.ndarray:
     """Hessian of the fitting function in z by differences of the analytic gradient,
     symmetrised: forward differences with step ``1e-6 max(1, |z_k|)`` (error about 1e-6
     relative), or central ones with step ``1e-5 max(1, |z_k|)`` (error about 1e-10 relative:
@@ -111,7 +127,8 @@ def moment_model_trace(data: TwoLevelData, m: TwoLevelMoments, free: np.ndarray,
     saturated or the baseline model), A the observed (or expected) information and B the
     clusterwise score cross-products, both at the moments ``m``."""
     if information == "observed":
-        A = twolevel_information_observed(data, m)[np.ix_(free, free)]
+        A = (twolevel_information_observed(data, m) if data.has_missing
+             else twolevel_hessian(data, m))[np.ix_(free, free)]
     else:
         from ..estimation.twolevel_loss import expected_information_sizes
         A = expected_information_sizes(data, m)[np.ix_(free, free)]
