@@ -117,6 +117,12 @@ def incremental_from_excess(t1: float, t0: float, df: float, base_df: float) -> 
     return {"cfi_robust": cfi, "tli_robust": tli, "nnfi_robust": tli, "rni_robust": rni}
 
 
+@functools.lru_cache(maxsize=16)
+def _upper_triangle(p: int) -> tuple:
+    """Indices of the upper triangle of a p x p matrix, with and without the diagonal."""
+    return np.triu_indices(p), np.triu_indices(p, 1)
+
+
 def residual_measures(sample_cov, sample_mean, implied_cov, implied_mean,
                       meanstructure: bool) -> dict:
     """RMR, SRMR (Bentler's and Mplus') and CRMR of one group, as lavaan defines them.
@@ -130,36 +136,34 @@ def residual_measures(sample_cov, sample_mean, implied_cov, implied_mean,
     * ``crmr``: differences of correlations, diagonal excluded (means as in ``srmr_bentler``).
     """
     p = len(sample_mean)
-    sd_s = np.sqrt(np.diag(sample_cov))
-    sd_m = np.sqrt(np.diag(implied_cov))
+    var_s, var_m = sample_cov.diagonal(), implied_cov.diagonal()
+    sd_s, sd_m = np.sqrt(var_s), np.sqrt(var_m)
     raw = sample_cov - implied_cov
     bentler = raw / np.outer(sd_s, sd_s)
     corr = sample_cov / np.outer(sd_s, sd_s) - implied_cov / np.outer(sd_m, sd_m)
     mplus = corr.copy()
-    np.fill_diagonal(mplus, (np.diag(sample_cov) - np.diag(implied_cov)) / np.diag(sample_cov))
-    iu = np.triu_indices(p)
-    iu_strict = np.triu_indices(p, 1)
+    np.fill_diagonal(mplus, (var_s - var_m) / var_s)
+    upper, strict = _upper_triangle(p)
+    # sums of squares of each set of residuals and their counts: every RMS is a ratio of them
+    squares = {name: (float(x @ x), x.size) for name, x in (
+        ("raw", raw[upper]), ("bentler", bentler[upper]), ("mplus", mplus[upper]),
+        ("corr", corr[strict]))}
     mean_raw = sample_mean - implied_mean
     mean_bentler = mean_raw / sd_s
     mean_mplus = sample_mean / sd_s - implied_mean / sd_m
+    means = {"raw": mean_raw, "bentler": mean_bentler, "mplus": mean_mplus, "corr": mean_bentler}
 
-    def rms(*parts):
-        values = np.concatenate([np.ravel(x) for x in parts])
-        return float(np.sqrt(np.mean(values ** 2))) if values.size else 0.0
+    def rms(name: str, with_means: bool) -> float:
+        total, count = squares[name]
+        if with_means:
+            total, count = total + float(means[name] @ means[name]), count + p
+        return float(np.sqrt(total / count)) if count else 0.0
 
-    out = {
-        "rmr_nomean": rms(raw[iu]),
-        "srmr_bentler_nomean": rms(bentler[iu]),
-        "srmr_mplus_nomean": rms(mplus[iu]),
-        "crmr_nomean": rms(corr[iu_strict]),
-    }
-    if meanstructure:
-        out.update({"rmr": rms(raw[iu], mean_raw), "srmr_bentler": rms(bentler[iu], mean_bentler),
-                    "srmr_mplus": rms(mplus[iu], mean_mplus),
-                    "crmr": rms(corr[iu_strict], mean_bentler)})
-    else:
-        out.update({"rmr": out["rmr_nomean"], "srmr_bentler": out["srmr_bentler_nomean"],
-                    "srmr_mplus": out["srmr_mplus_nomean"], "crmr": out["crmr_nomean"]})
+    kinds = (("rmr", "raw"), ("srmr_bentler", "bentler"), ("srmr_mplus", "mplus"),
+             ("crmr", "corr"))
+    out = {f"{key}_nomean": rms(name, False) for key, name in kinds}
+    out.update({key: rms(name, True) if meanstructure else out[f"{key}_nomean"]
+                for key, name in kinds})
     out["srmr"] = out["srmr_bentler"]
     return out
 
