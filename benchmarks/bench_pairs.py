@@ -23,7 +23,22 @@ for
   (40% incomplete rows): fit + estimates only (lavaan's ``fitMeasures()`` on it takes far
   longer than the run's budget: its FIML-corrected indices invert 7,380 x 7,380 matrices);
 * ``FIML N=1e6``     the 30-variable version with a million rows: ours only (time and peak
-  memory against the size of the data).
+  memory against the size of the data);
+* ``HS39 invariance`` pair ``table``: ``invariance.sequence(..., group="school",
+  identification="lavaan").table`` (configural, metric, scalar and strict fits, their fit
+  measures and difference tests; the parse caches emptied before every run, so that nothing
+  is reused between runs) | the four ``cfa()`` fits + ``lavTestLRT()`` + ``fitMeasures()``;
+* ``ordinal``         the 16-item, 4-category CFA of ``benchmarks/bench_ordinal.py`` (N = 1,000,
+  WLSMV): fit + estimates | ``cfa(ordered=)``, + fit measures | + ``fitMeasures()``;
+* ``two-level``       lavaan's Demo.twolevel example model (2,500 rows in 200 clusters, rows
+  shuffled; ``benchmarks/bench_twolevel.py``), ML: the same two pairs;
+* ``bootstrap``       pair ``per refit``: the ordinary bootstrap of the HS39 CFA, 200 refits
+  in this process (``executor="serial"``) | ``bootstrapLavaan(fit, R = 200)``; times per refit.
+
+The floors of the last four cases use a generic flop model, since their dense algebra is
+not that of one ML / FIML loss: one pass over the data for the sample statistics ``N p^2``
+(for the bootstrap: per refit, the resample's covariance matrix) and one solve with the
+information, ``q^3 / 3`` (per fit of the table).
 
 The packages are timed in alternating blocks in one persistent R session (timings on a shared
 machine drift by 20-40% within minutes): per round a block of our runs, then a block of
@@ -122,6 +137,54 @@ def simulate_cfa(rows: int, factors: int = 5, per: int = 6, n_patterns: int = 20
     return model, pd.DataFrame(X, columns=names)
 
 
+ORD_DATA = ROOT / "tests" / "reference" / "data" / "ord_bench.csv"
+TL_DATA = ROOT / "tests" / "reference" / "data" / "demo_twolevel.csv"
+BOOT_R = 200  # refits per bootstrap run
+
+
+def more_cases(hs: pd.DataFrame, tmp: Path, args) -> list:
+    """The invariance table, ordinal, two-level and bootstrap cases (module docstring); writes
+    the files lavaan reads into ``tmp``."""
+    import invariance
+    from bench_ordinal import ITEMS, MODEL as ORD_MODEL
+    from bench_twolevel import MODEL as TL_MODEL
+    from sem_models.model.syntax import _clear_parse_caches
+    from sem_models.resampling import bootstrap
+
+    ord_data = pd.read_csv(ORD_DATA)
+    (tmp / "ord.lav").write_text(ORD_MODEL + "\n")
+    tl_data = pd.read_csv(TL_DATA).sample(frac=1.0, random_state=1).reset_index(drop=True)
+    tl_data.to_csv(tmp / "twolevel.csv", index=False)
+    (tmp / "tl.lav").write_text(TL_MODEL + "\n")
+    hs_fit = sm.cfa(HS_MODEL, hs)
+
+    def table():
+        _clear_parse_caches()  # nothing reused from the previous run
+        return invariance.sequence(HS_MODEL, hs, group="school", identification="lavaan").table
+
+    seeds = iter(range(10 ** 6))
+
+    def refits():
+        bootstrap(hs_fit, BOOT_R, seed=next(seeds), executor="serial", progress=False)
+
+    def sequence_fit():  # the strict level, for the floor (its q and data)
+        return sm.cfa(HS_MODEL, hs, group="school",
+                      group_equal=["loadings", "intercepts", "residuals"])
+
+    return [
+        Case("HS39 invariance", "hs_seq", sequence_fit, 2, args.rounds, pairs=("table",),
+             runs={"table": table},
+             floor=lambda fit: {"table": 4 * generic_floor(fit, ("t",))["t"]}),
+        Case("ordinal", "ord", lambda: sm.cfa(ORD_MODEL, ord_data, ordered=ITEMS), 2,
+             args.rounds_alliance, floor=lambda fit: generic_floor(fit, ("fit+est", "fit+fm"))),
+        Case("two-level", "tl", quiet(lambda: sm.sem(TL_MODEL, tl_data, cluster="cluster")), 2,
+             args.rounds_alliance, floor=lambda fit: generic_floor(fit, ("fit+est", "fit+fm"))),
+        Case("bootstrap", "boot", lambda: hs_fit, 1, args.rounds_alliance,
+             pairs=("per refit",), runs={"per refit": refits}, per=BOOT_R,
+             floor=lambda fit: generic_floor(fit, ("per refit",), refits=1)),
+    ]
+
+
 # ---------------------------------------------------------------------------- flop model
 def flop_model(fit) -> dict:
     """Flops of the dense algebra a task cannot avoid (module docstring)."""
@@ -144,6 +207,16 @@ def flop_model(fit) -> dict:
     return {"eval": E, "fit+est": fit_est, "fit+fm": fit_est + (h1 if fiml else 0.0)}
 
 
+def generic_floor(fit, pairs, refits: int = 0) -> dict:
+    """Flops of what any estimator of these data must do (module docstring): one pass over
+    the data for its sample statistics, ``N p^2``, and one solve with the information,
+    ``q^3 / 3`` (``refits``: per refit, the resample's covariance only)."""
+    n, p = fit.data.ntotal, len(fit.data.ov_names)
+    q = fit.problem.pmap.n_z
+    flops = float(n) * p * p + (0.0 if refits else q ** 3 / 3.0)
+    return {pair: flops for pair in pairs}
+
+
 # ----------------------------------------------------------------------------- R tasks
 R_SETUP = r"""
 suppressMessages(library(lavaan))
@@ -154,6 +227,10 @@ speed =~ x7 + x8 + x9'
 mcar <- read.csv("%(mcar)s")
 al <- read.csv("%(al_data)s")
 m_al <- paste(readLines("%(al_model)s"), collapse = "\n")
+ord <- read.csv("%(ord_data)s")
+m_ord <- paste(readLines("%(ord_model)s"), collapse = "\n")
+tl <- read.csv("%(tl_data)s")
+m_tl <- paste(readLines("%(tl_model)s"), collapse = "\n")
 big <- if (file.exists("%(big_data)s")) read.csv("%(big_data)s") else NULL
 m_big <- if (file.exists("%(big_model)s")) paste(readLines("%(big_model)s"), collapse = "\n")
 pair <- function(fit_call) function() {
@@ -164,7 +241,15 @@ list(
   "al_ml" = pair(function() sem(m_al, al, missing = "ml", fixed.x = FALSE)),
   "al_mlr" = pair(function() sem(m_al, al, missing = "ml", fixed.x = FALSE,
                                  estimator = "MLR", cluster = "school")),
-  "big" = function() cfa(m_big, big, missing = "ml")
+  "big" = function() cfa(m_big, big, missing = "ml"),
+  "hs_seq" = function() {
+    f <- lapply(list("", "loadings", c("loadings", "intercepts"),
+                     c("loadings", "intercepts", "residuals")),
+                function(ge) cfa(m_hs, HS, group = "school", group.equal = ge))
+    lavTestLRT(f[[1]], f[[2]], f[[3]], f[[4]]); lapply(f, fitMeasures) },
+  "ord" = pair(function() cfa(m_ord, ord, ordered = paste0("y", 1:16))),
+  "tl" = pair(function() sem(m_tl, tl, cluster = "cluster")),
+  "boot" = local({ f <- cfa(m_hs, HS); function() bootstrapLavaan(f, R = %(boot_r)d) })
 )
 """
 
@@ -173,12 +258,18 @@ class Case:
     """One benchmark case: our runs and lavaan's task name."""
 
     def __init__(self, name, r_task, fit, block, rounds, pairs=("fit+est", "fit+fm"),
-                 lavaan=True):
+                 lavaan=True, runs=None, per=1, floor=None):
         self.name, self.r_task, self.fit, self.block, self.rounds = name, r_task, fit, block, rounds
         self.pairs = pairs
         self.lavaan = lavaan
+        self.runs = runs or {}  # pair -> our run, when it is not fit + estimates (+ measures)
+        self.per = per  # the printed times are per ``per`` units of a run (refits)
+        self.floor = floor  # fit -> {pair: flops}; default flop_model
 
     def ours(self, pair):
+        if pair in self.runs:
+            return self.runs[pair]
+
         def run():
             f = self.fit()
             f.estimates()
@@ -232,6 +323,7 @@ def main(argv=None) -> None:
     if not args.skip_large:
         cases.append(Case("FIML p=120", "big", lambda: sm.cfa(big_model, big_data, missing="ml"), 1,
                           args.rounds_large, pairs=("fit+est",)))
+    cases += more_cases(hs, tmp, args)
     if args.only:
         cases = [c for c in cases if c.name in args.only]
 
@@ -240,7 +332,10 @@ def main(argv=None) -> None:
         session = RLapSession(R_SETUP % {
             "mcar": MCAR.as_posix(), "al_data": (tmp / "alliance.csv").as_posix(),
             "al_model": (tmp / "alliance.lav").as_posix(),
-            "big_data": (tmp / "big.csv").as_posix(), "big_model": (tmp / "big.lav").as_posix()})
+            "big_data": (tmp / "big.csv").as_posix(), "big_model": (tmp / "big.lav").as_posix(),
+            "ord_data": ORD_DATA.as_posix(), "ord_model": (tmp / "ord.lav").as_posix(),
+            "tl_data": (tmp / "twolevel.csv").as_posix(), "tl_model": (tmp / "tl.lav").as_posix(),
+            "boot_r": BOOT_R})
     else:
         print("Rscript not found: lavaan skipped")
 
@@ -271,9 +366,11 @@ def main(argv=None) -> None:
                         theirs[pair].append(t)
                         cpu_theirs[pair].append(c)
             fit = case.fit()
-            flops = flop_model(fit)
+            flops = (case.floor or flop_model)(fit)
             for pair, func in ours.items():
                 mem = peak_memory(func)[1]
+                times[pair] = [t / case.per for t in times[pair]]
+                theirs[pair] = [t / case.per for t in theirs[pair]]
                 med = statistics.median(times[pair])
                 row = {"case": case.name, "pair": pair, "ours_ms": med * 1e3, "ours_mb": mem,
                        "floor_ms": flops[pair] / rate / 1e6, "rounds": case.rounds}

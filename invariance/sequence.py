@@ -36,6 +36,8 @@ search, a mixin of :class:`InvarianceSequence`), :mod:`invariance.levels` (level
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence, Union
 
@@ -86,6 +88,23 @@ def fit_level(spec: MeasurementSpec, data: pd.DataFrame, *, group=None, group_la
     return syntax, fit
 
 
+def _warm_fit(spec: MeasurementSpec, data: pd.DataFrame, previous, options: dict):
+    """:func:`fit_level` started from another level's estimates (``start=`` its parameter
+    table); when that start fails or does not converge, the level is fitted from its default
+    start values instead (and only that fit's warnings are shown)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            syntax, fit = fit_level(spec, data, start=previous.partable, **options)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            fit = None
+    if fit is None or not fit.converged:
+        return fit_level(spec, data, **options)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return syntax, fit
+
+
 @dataclass
 class InvarianceSequence(PartialSearch):
     """A fitted invariance sequence.
@@ -132,14 +151,17 @@ class InvarianceSequence(PartialSearch):
         leq = kw if "occasions" in self.vary else self.fixed_long_eq
         return geq, leq
 
-    def _fit(self, level: str, released=()):
+    def _fit(self, level: str, released=(), start=None):
         geq, leq = self.keywords(level)
         # the levels share the data, options and observed variables: the data are prepared
         # by the first fit only (issue 18)
-        syntax, fit = fit_level(self.spec, self.data, group=self.group,
-                                group_labels=self.group_labels, group_eq=geq, long_eq=leq,
-                                released=released,
-                                observed=self.__dict__.get("_observed"), **self.fit_options)
+        options = dict(group=self.group, group_labels=self.group_labels, group_eq=geq,
+                       long_eq=leq, released=released,
+                       observed=self.__dict__.get("_observed"), **self.fit_options)
+        if start is not None and "start" not in self.fit_options:
+            syntax, fit = _warm_fit(self.spec, self.data, start, options)
+        else:
+            syntax, fit = fit_level(self.spec, self.data, **options)
         if "_observed" not in self.__dict__:
             self.__dict__["_observed"] = getattr(fit, "data", None)
         return syntax, fit
@@ -161,7 +183,10 @@ class InvarianceSequence(PartialSearch):
         carried: list = []   # release groups freed by partial searches that passed
         failed = False
         for k, level in enumerate(self.levels):
-            self.syntax[level], self.fits[level] = self._fit(level, carried)
+            # each level starts from the estimates of the level before (rows matched by name:
+            # the nested model's solution is close, so fewer iterations; same optimum)
+            previous = self.fits[self.levels[k - 1]] if k else None
+            self.syntax[level], self.fits[level] = self._fit(level, carried, start=previous)
             self._fitted_with[level] = list(carried)
             if carried:
                 self.released[level] = list(carried)

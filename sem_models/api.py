@@ -421,7 +421,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
     except np.linalg.LinAlgError as exc:  # (I - B) singular: a loop of paths
         raise _start_failure(partable, model_, values, obs.group_labels, exc) from None
     if start is not None:  # warm start (lavaan's start = fit): free rows from its estimates
-        values = apply_start(values, partable["free"] > 0, start)
+        values = apply_start(values, partable["free"] > 0, start, partable)
     pmap = build_parameter_map(partable, allow_general=True)
     n_moments = n_groups * (len(variables.ov) * (len(variables.ov) + 1) // 2
                             + (len(variables.ov) if model_.meanstructure else 0))

@@ -277,7 +277,7 @@ def fit_ordinal(model: str, data: pd.DataFrame, *, ordered=True, group=None, gro
 
     values = _ordinal_starts(partable, variables, model_, stats, spec)
     if start is not None:  # warm start from a fit of the same model
-        values = apply_start(values, partable["free"] > 0, start)
+        values = apply_start(values, partable["free"] > 0, start, partable)
     pmap = build_parameter_map(partable)
     n_stats = smap.n_stats * n_groups
     if pmap.n_z > n_stats:

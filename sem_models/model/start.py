@@ -13,8 +13,10 @@ multiplies its start loadings and variances by c and c^2.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
+import pandas as pd
 
 from .partable import ModelVariables, ParTable, rows_of_group
 
@@ -199,19 +201,58 @@ def adjust_intercept_starts(values: np.ndarray, partable: ParTable, model,
     return values
 
 
-def apply_start(values: np.ndarray, free: np.ndarray, start) -> np.ndarray:
+def apply_start(values: np.ndarray, free: np.ndarray, start,
+                table: Optional[ParTable] = None) -> np.ndarray:
     """Warm start (lavaan's ``start = fit``): the free rows of ``values`` from ``start``, a
-    fitted model (its ``values``) or one number per parameter-table row; checked first."""
+    fitted model (its ``values``), one number per parameter-table row, or a parameter table
+    (a DataFrame with ``lhs``, ``op``, ``rhs``, optionally ``group``, and ``est`` or
+    ``start``, e.g. another model's ``fit.partable``: rows matched by ``lhs op rhs`` and
+    group, as lavaan matches ``start = parTable(fit)``; rows it lacks keep their start
+    values); checked first."""
     from ..errors import ModelError
+    if isinstance(start, pd.DataFrame):
+        if table is None:
+            raise ModelError("start= as a parameter table needs this model's parameter table")
+        return _start_from_table(values, free, start, table)
     try:
         previous = np.asarray(getattr(start, "values", start), float)
     except (TypeError, ValueError):
-        raise ModelError("start= must be a fitted model (SEMFit) or one number per "
-                         f"parameter-table row, got {type(start).__name__}") from None
+        raise ModelError("start= must be a fitted model (SEMFit), one number per "
+                         "parameter-table row or a parameter table (DataFrame), got "
+                         f"{type(start).__name__}") from None
     if previous.shape != values.shape:
         raise ModelError(f"start= has {previous.size} values but the parameter table of "
-                         f"this model has {values.size} rows: fit the same model")
+                         f"this model has {values.size} rows: fit the same model, or give a "
+                         "parameter table (e.g. fit.partable) to match rows by name")
     if not np.all(np.isfinite(previous[free])):
         raise ModelError("start= has non-finite values for free parameters")
     values[free] = previous[free]
+    return values
+
+
+def _start_from_table(values: np.ndarray, free: np.ndarray, start: pd.DataFrame,
+                      table: ParTable) -> np.ndarray:
+    """The free rows of ``values`` whose ``(lhs, op, rhs, group)`` (covariances in either
+    order) have a finite value in the parameter table ``start``."""
+    from ..errors import ModelError
+    column = "est" if "est" in start.columns else "start" if "start" in start.columns else None
+    missing = [c for c in ("lhs", "op", "rhs") if c not in start.columns]
+    if column is None or missing:
+        raise ModelError("start= as a parameter table needs the columns lhs, op, rhs and est "
+                         f"(or start); it lacks {missing or ['est']}")
+    groups = start["group"].tolist() if "group" in start.columns else [1] * len(start)
+    given = {}
+    for lhs, op, rhs, g, value in zip(start["lhs"].tolist(), start["op"].tolist(),
+                                      start["rhs"].tolist(), groups,
+                                      start[column].to_numpy(float).tolist()):
+        if math.isfinite(value):
+            given[(lhs, op, rhs, g)] = value
+            if op == "~~":
+                given.setdefault((rhs, op, lhs, g), value)
+    for r, lhs, op, rhs, g in zip(np.flatnonzero(free).tolist(),
+                                  table["lhs"][free].tolist(), table["op"][free].tolist(),
+                                  table["rhs"][free].tolist(), table["group"][free].tolist()):
+        value = given.get((lhs, op, rhs, g))
+        if value is not None:
+            values[r] = value
     return values
