@@ -54,7 +54,8 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+
+from sem_models.inference.distributions import norm_cdf, norm_sf
 
 from sem_models.inference.wald import delta_method
 
@@ -254,7 +255,7 @@ def latent_differences(fit, constructs: Optional[Mapping[str, Sequence[str]]] = 
     table["mean_diff_se"] = se[0::3]
     with np.errstate(divide="ignore", invalid="ignore"):
         table["z"] = table["mean_diff"] / table["mean_diff_se"]
-    table["pvalue"] = 2 * scipy.stats.norm.sf(np.abs(table["z"]))
+    table["pvalue"] = 2 * norm_sf(np.abs(table["z"]))
     table["d"] = value[1::3]
     table["d_se"] = se[1::3]
     table["var_ratio"] = value[2::3]
@@ -313,7 +314,7 @@ def _expected_score(xi: np.ndarray, nu: float, lam: float, theta: float, tau: np
                     scores: np.ndarray) -> np.ndarray:
     """E[X | xi] of the graded probit item (see the module docstring)."""
     z = (nu + lam * xi[:, None] - tau[None, :]) / np.sqrt(theta)
-    return scores[0] + scipy.stats.norm.cdf(z) @ np.diff(scores)
+    return scores[0] + norm_cdf(z) @ np.diff(scores)
 
 
 def _category_variance(fit, item: str, g: int) -> tuple[float, np.ndarray]:

@@ -61,7 +61,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from ..inference.distributions import norm_ppf, norm_sf  # no scipy.stats import
 
 __all__ = [
     "SurfaceWarning", "B_NAMES", "SURFACE_NAMES", "NONLINEAR_NAMES", "SURFACE_MATRIX",
@@ -178,7 +179,7 @@ def _cov_and_scale(vcov: Any, names: Sequence[str]) -> tuple[np.ndarray, float]:
 def _crit(level: float) -> float:
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    return float(stats.norm.ppf(0.5 + level / 2.0))
+    return float(norm_ppf(0.5 + level / 2.0))
 
 
 def _inference_table(
@@ -209,7 +210,7 @@ def _inference_table(
         se = np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, est / se, np.nan)
-    p = 2.0 * stats.norm.sf(np.abs(z))
+    p = 2.0 * norm_sf(np.abs(z))
     out = pd.DataFrame(
         {
             "est": est,

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chi2_sf", "chi2_cdf", "norm_sf", "norm_ppf", "ncx2_cdf", "ncx2_sf", "ncx2_noncentrality"]
+__all__ = ["chi2_sf", "chi2_cdf", "norm_cdf", "norm_sf", "norm_ppf", "ncx2_cdf", "ncx2_sf",
+           "ncx2_noncentrality"]
 
 
 def chi2_sf(x, df):
@@ -18,6 +19,11 @@ def chi2_sf(x, df):
 def chi2_cdf(x, df):
     from scipy.special import chdtr
     return chdtr(df, x)
+
+
+def norm_cdf(x):
+    from scipy.special import ndtr
+    return ndtr(np.asarray(x, float))
 
 
 def norm_sf(x):

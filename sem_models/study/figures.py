@@ -2,7 +2,7 @@
 surfaces (written as SVG, 3-D surfaces as PNG at 200 dpi)."""
 from __future__ import annotations
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
@@ -140,24 +140,35 @@ def _surface_figures(res: Any) -> tuple[Any, Any]:
     return surf, cont
 
 
-def make_figures(res: Any, out: Path) -> dict:
+def _save_figure(res: Any, out: Path, figs: dict, name: str, fig: Any, ext: str) -> None:
+    fname = f"{name}.{ext}"
+    fig.savefig(out / fname, dpi=FIGURE_DPI, bbox_inches="tight")
+    figs[name] = fname
+    if fname not in res.files:
+        res.files.append(fname)
+
+
+def make_figures(res: Any, out: Path, only: Optional[Sequence[str]] = None,
+                 skip: Sequence[str] = ()) -> dict:
     """Draw and save the report's figures; returns {name: file name}.  A figure that cannot
-    be drawn is recorded in ``res.failed`` ("Figures: name") and the others are still made."""
+    be drawn is recorded in ``res.failed`` ("Figures: name") and the others are still made.
+
+    ``only`` / ``skip``: draw only these / not these of ``path_diagram``,
+    ``response_surfaces`` (the 3-D surfaces and the contour plots), ``invariance_changes``,
+    ``trait_means`` (default: all)."""
     out = Path(out)
     figs: dict = {}
 
-    def save(name: str, make, ext: str = "svg"):
+    def save(name: str, make, ext: str = "svg", part: bool = False):
+        if not part and ((only is not None and name not in only) or name in skip):
+            return
         try:
             fig = make()
             if isinstance(fig, tuple):
                 for (n, f) in fig:
-                    save(n, lambda f=f: f, "png" if n == "response_surface" else "svg")
+                    save(n, lambda f=f: f, "png" if n == "response_surface" else "svg", True)
                 return
-            fname = f"{name}.{ext}"
-            fig.savefig(out / fname, dpi=FIGURE_DPI, bbox_inches="tight")
-            figs[name] = fname
-            if fname not in res.files:
-                res.files.append(fname)
+            _save_figure(res, out, figs, name, fig, ext)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one figure must not stop the others

@@ -76,10 +76,12 @@ def ordinal_data(ctx: Any) -> pd.DataFrame:
     order = {v: k for k, v in enumerate(items)}
     wide = wide.sort_values(["item", "format"], key=lambda s: s.map(order)
                             if s.name == "item" else s).reset_index(drop=True)
-    wide["empty"] = [", ".join(str(int(c)) for c in freq[(freq["item"] == it)
-                                                          & (freq["group"] == g)
-                                                          & freq["empty"]]["category"])
-                     for it, g in zip(wide["item"], wide["format"])]
+    empty: dict = {}  # (item, format) -> its empty categories, in the order of freq
+    for it, g, c in freq.loc[freq["empty"].astype(bool), ["item", "group", "category"]].itertuples(
+            index=False):
+        empty.setdefault((it, g), []).append(str(int(c)))
+    wide["empty"] = [", ".join(empty.get((it, g), [])) for it, g in zip(wide["item"],
+                                                                         wide["format"])]
     wide["collapsed"] = [", ".join(f"{int(o)}->{int(n)}" for o, n in record.get(it, {}).items())
                          for it in wide["item"]]
     ctx.res.tables["item_categories"] = wide

@@ -40,6 +40,11 @@ Sign conventions: format differences are individual minus group (the format labe
 
 Library code: nothing is printed; progress goes to the ``progress`` callback and warnings are
 collected in ``StudyResults.notes`` (and logged).
+
+Two cores: with ``jobs=2`` (the default on Linux with two free cores) the longitudinal and
+format invariance steps, about half of the computing, run in a forked worker process
+(:mod:`.parallel`) while the other steps and the figures that do not need them run here; the
+results (tables, findings, notes, files, fitted objects) are those of ``jobs=1``.
 """
 from __future__ import annotations
 
@@ -284,8 +289,8 @@ class _Step:
                  on_done: Callable[[], None]):
         self.res, self.progress, self.n, self.k, self.on_done = res, progress, n, 0, on_done
 
-    def __call__(self, title: str):
-        self.k += 1
+    def __call__(self, title: str, k: Optional[int] = None):
+        self.k = self.k + 1 if k is None else k
         self.title = title
         self.progress(f"[{self.k}/{self.n}] {title} ...")
         return self
@@ -327,6 +332,12 @@ class _Step:
         return False
 
 
+#: figures drawn from the outcome and response surface steps only (not the invariance steps)
+MODEL_FIGURES = ("path_diagram", "response_surfaces")
+#: steps run by the worker process with ``jobs=2`` (about half of the run's computing)
+BACKGROUND_STEPS = ("longitudinal", "format")
+
+
 def _fitm(fit) -> dict:
     """Fit measures under lavaan's names: the standard ones and, for robust estimators, the
     scaled chi-square and the robust CFI, TLI and RMSEA next to them."""
@@ -354,7 +365,7 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
               bootstrap: int = 300, seed: int = 20240126, item_level_outcomes: bool = True,
               report: bool = True, lcm_bootstrap: int = 0, power: bool = False,
               power_schools: Sequence[int] = (5, 10, 15, 20, 30), power_reps: int = 200,
-              executor=None) -> StudyResults:
+              executor=None, jobs: Optional[int] = None) -> StudyResults:
     """Run the STUDY.md analysis sequence and (with ``report=True``) write the HTML report.
 
     Parameters
@@ -391,6 +402,11 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
     item_level_outcomes
         Also fit the pooled item-level outcome model (48 items, child wording factors; a few
         seconds) as a check of the parcel model.
+    jobs
+        ``2``: the longitudinal and format invariance steps run in a worker process (a fork
+        of this one; :mod:`.parallel`) while the other steps and the figures that do not
+        need them run here; same results as ``1`` (every step in this process).  Default
+        (``None``): 2 on Linux with two or more cores available, else 1.
 
     Raises :class:`StudyError` (before any analysis) for a bad output folder or data.
     """
@@ -400,9 +416,11 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
     raw, source = _load(data)
     roles = check_study_data(raw, group_column, cluster, formats)
     from .resampling_step import check_options
+    from . import parallel
     try:
         check_options(lcm_bootstrap, power, power_schools, power_reps, cluster)
-    except ValueError as exc:
+        n_jobs = parallel.resolve_jobs(jobs)
+    except (TypeError, ValueError) as exc:
         raise StudyError(str(exc)) from None
     opts = dict(estimator=estimator, missing=missing, cluster=cluster, bootstrap=bootstrap,
                 lcm_bootstrap=int(lcm_bootstrap), power=bool(power),
@@ -447,20 +465,70 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
     step.n = len(steps) + (2 if report and out else 0)
     if report and out is not None:
         res.steps.update(figures="Figures", report="HTML report")
+    number = {key: k + 1 for k, (key, _, _) in enumerate(steps)}
+    bg_keys = set(BACKGROUND_STEPS) if n_jobs > 1 else set()
+    owned: dict = {}  # step key -> the tables / fits / texts it added (for the final order)
+    figures_pre: Optional[float] = None  # time of the figures drawn while the worker ran
+    bg = None
+
+    def merge(block: bool = False, interrupting: bool = True) -> None:
+        """Take in the worker's finished steps (``block``: wait for all of them)."""
+        for msg in (bg.collect(block) if bg is not None else []):
+            parallel.merge_step(res, msg, step, number[msg["key"]], owned)
+            if msg["interrupted"] and interrupting:
+                res.interrupted = res.interrupted or msg["title"]
+                raise KeyboardInterrupt
+
     try:
-        for _, title, fn in steps:
-            with step(title):
-                fn(ctx)
+        if bg_keys:
+            bg = parallel.BackgroundSteps(
+                ctx, [s for s in steps if s[0] in bg_keys],
+                lambda r: _Step(r, lambda line: None, 0, lambda: None))
+        for key, title, fn in steps:
+            if key in bg_keys:
+                continue
+            if key == "findings" and bg is not None and bg.pending:
+                if report and out is not None:  # the figures that need no worker results
+                    t0 = time.perf_counter()
+                    try:
+                        from . import report as rep
+                        res.figures.update(rep.make_figures(res, out, only=MODEL_FIGURES))
+                    except KeyboardInterrupt:
+                        res.interrupted = "Figures"
+                        raise
+                    figures_pre = time.perf_counter() - t0
+                try:
+                    merge(block=True)
+                except KeyboardInterrupt:
+                    res.interrupted = res.interrupted or bg.running
+                    raise
+            before = {p: dict(getattr(res, p)) for p in parallel.PARTS}
+            try:
+                with step(title, number[key]):
+                    fn(ctx)
+            finally:
+                owned[key] = parallel.added(res, before)
+            merge()
+        parallel.canonical_order(res, [key for key, _, _ in steps], owned)
         if report and out is not None:
             with step("Figures"):
                 from . import report as rep
-                res.figures = rep.make_figures(res, out)
+                if figures_pre is None:
+                    res.figures = rep.make_figures(res, out)
+                else:
+                    res.figures.update(rep.make_figures(res, out, skip=MODEL_FIGURES))
+                    step.t0 -= figures_pre  # the step's time includes the early figures
         res.timings["total"] = time.perf_counter() - t_start
         if report and out is not None:
             with step("HTML report"):
                 from . import report as rep
                 res.report = rep.write_report(res, out)
     except KeyboardInterrupt:
+        if bg is not None:
+            try:
+                merge(interrupting=False)  # keep the worker's finished steps
+            finally:
+                bg.close()
         res.timings["total"] = time.perf_counter() - t_start
         if out is not None:
             try:  # keep what was finished: tables, findings and a report saying so
@@ -469,6 +537,9 @@ def run_study(data: Union[None, str, Path, pd.DataFrame] = None,
             except Exception:  # noqa: BLE001 - never mask the interrupt
                 log.exception("could not write the report of the interrupted run")
         raise
+    finally:
+        if bg is not None:
+            bg.close()
     res.timings["total"] = time.perf_counter() - t_start
     if res.report is not None:
         from . import report as rep

@@ -598,7 +598,11 @@ def write_report(res: Any, out: Path) -> Path:
 
 def write_tables(res: Any, out: Path) -> None:
     """Every table as ``tables/<name>.csv`` and ``findings.json`` (findings with their tests
-    and verdicts, failed steps, timings, options and the list of files written)."""
+    and verdicts, failed steps, timings, options and the list of files written).
+
+    Called after every step: a table is written when it is new or has been replaced since the
+    last call (the tables of finished steps are not modified in place), so each CSV is written
+    once per run rather than once per step."""
     import json
 
     from .. import __version__
@@ -607,8 +611,12 @@ def write_tables(res: Any, out: Path) -> None:
 
     tdir = Path(out) / "tables"
     tdir.mkdir(parents=True, exist_ok=True)
+    written = res.__dict__.setdefault("_written_tables", {})
     for name, tab in res.tables.items():
+        if written.get(name) is tab and (tdir / f"{name}.csv").is_file():
+            continue
         tab.to_csv(tdir / f"{name}.csv", index=False)
+        written[name] = tab
         rel = f"tables/{name}.csv"
         if rel not in res.files:
             res.files.append(rel)
