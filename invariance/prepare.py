@@ -16,6 +16,8 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from sem_models.estimation.data import column_values
+
 from .fit_changes import FIT_INDEX_FAMILIES
 from .levels import (LEVEL_KEYWORDS, InvarianceError, cumulative_keywords, normalize_level,
                      normalize_levels, normalize_levels_upto)
@@ -49,12 +51,10 @@ def _check_data(spec: MeasurementSpec, data: pd.DataFrame, group: Optional[str],
     absent = [v for v in ov if v not in data.columns]
     if absent:
         raise InvarianceError(f"indicator(s) {absent} are not columns of the data")
-    block = data[ov]
-    if all(isinstance(dt, np.dtype) and dt.kind in "fiu" for dt in block.dtypes.tolist()):
-        values = block.to_numpy(dtype=float)  # numeric columns: what to_numeric would give
-    else:
-        values = np.column_stack([pd.to_numeric(data[v], errors="coerce").to_numpy(dtype=float)
-                                  for v in ov])
+    columns = column_values(data, ov)  # numeric NumPy columns as arrays, others as Series
+    values = np.column_stack([
+        col.astype(float) if isinstance(col, np.ndarray) and col.dtype.kind in "fiu" else
+        pd.to_numeric(col, errors="coerce").to_numpy(dtype=float) for col in columns])
     observed = ~np.isnan(values)
     if group is None:
         parts = [(None, np.ones(len(data), bool))]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["GroupData", "ObservedData", "prepare_data", "DataError", "column_dtypes",
-           "column_moments"]
+           "column_moments", "column_values"]
 
 #: values per block of rows when the data are copied, checked and summarised
 BLOCK_ELEMENTS = 1 << 21
@@ -157,7 +157,7 @@ def prepare_data(
         duplicated = set(data.columns[data.columns.duplicated()]) & set(ov_names)
         if duplicated:
             raise DataError(f"column(s) {sorted(duplicated)} appear more than once in the data")
-    columns = _column_values(data, ov_names)
+    columns = column_values(data, ov_names)
     for name, col in zip(ov_names, columns):
         if (getattr(col.dtype, "kind", "") in "biuf" or col.dtype == bool
                 or pd.api.types.is_numeric_dtype(col.dtype)):
@@ -235,7 +235,7 @@ def prepare_data(
 def _split_groups(gvals: np.ndarray, keep: np.ndarray, labels: Sequence) -> list:
     """``(label, positions of its kept rows)`` per group label: one hash lookup per row and
     one stable sort (time linear in the rows, whatever the number of groups)."""
-    index = pd.Index(list(labels))
+    index = pd.Index(list(labels), dtype=object)  # (no conversion to pandas strings)
     if not index.is_unique:
         return [(lab, np.flatnonzero(keep & (gvals == lab))) for lab in labels]
     codes = index.get_indexer(gvals)
@@ -252,7 +252,7 @@ def column_dtypes(data: pd.DataFrame):
     return get() if get is not None else data.dtypes
 
 
-def _column_values(data: pd.DataFrame, names: Sequence[str]) -> list:
+def column_values(data: pd.DataFrame, names: Sequence[str]) -> list:
     """The named columns: numeric NumPy columns as their 1-d arrays (views, read only here),
     any other column as its Series.  Building a Series per column costs about 20 us in
     pandas 3, more than the rest of the preparation of a small data set, so the arrays are
