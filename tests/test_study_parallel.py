@@ -22,6 +22,17 @@ import pytest
 
 from sem_models.study import parallel, pipeline
 
+_active_threads = threading.active_count  # unpatched by the tests
+
+
+@pytest.fixture(autouse=True)
+def _only_new_threads(monkeypatch):
+    """Earlier tests may leave threads behind (thread pools, progress bars), with which the
+    study would not fork: count only the threads started during the test."""
+    before = _active_threads()
+    monkeypatch.setattr(parallel.threading, "active_count",
+                        lambda: _active_threads() - before + 1)
+
 
 # ----------------------------------------------------------------------------- helpers
 class _Cached:
