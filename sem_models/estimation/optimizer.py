@@ -8,6 +8,7 @@ implements :class:`sem_models.estimation.loss.GroupLoss`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -107,17 +108,21 @@ class Problem:
         # group, through the rows of T that group touches (see _group_maps)
         maps = None if identity else self._group_maps()
         size = len(self.pmap.free_rows) if identity else self.pmap.n_z
-        grad_out = np.zeros(size)
+        # one group whose parameters are all the free rows, in order: its derivatives are
+        # the result (no accumulation)
+        whole = (identity and len(self.losses) == 1 and isinstance(self._blocks[0][0], slice)
+                 and self._blocks[0][0] == slice(0, size))
+        grad_out = None if whole else np.zeros(size)
         if layout is not None:
             curv_out = layout.zeros()
             local_maps = self._local_maps()
         else:
-            curv_out = np.zeros((size, size)) if want else None
+            curv_out = np.zeros((size, size)) if want and not whole else None
         total = 0.0
         for g, loss in enumerate(self.losses):
             mom = self.model.moments(vals, g)
             total += self.weights[g] * loss.value(mom)
-            if not np.isfinite(total):
+            if not math.isfinite(total):
                 return np.inf, np.full(self.pmap.n_z, np.nan), None
             _, d_cov, d_mean = self.group_jacobian(vals, g, mom)
             grad, inf = loss.derivatives(mom, d_cov, d_mean, info=want == "info")
@@ -129,6 +134,8 @@ class Problem:
 
                 inf = loss.hessian(mom, d_cov, d_mean, second)
             w = self.weights[g]
+            if whole:
+                return total, w * grad, (w * inf if want else None)
             if identity:
                 rows, block = self._blocks[g]
                 grad_out[rows] += w * grad  # positions are unique within a group

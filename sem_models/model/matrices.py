@@ -187,11 +187,12 @@ class RAMModel:
             return out
         G = FB.T @ W @ FB
         H = C[:, :p] @ W @ FB
-        (ai, aj), (si, sj) = cells.A[1:], cells.S[1:]
+        ai, aj = cells.A[1:]
+        grid = cells.grids(B.shape[0])  # flat indices of the cell pairs into v x v matrices
         # (k, l) entries: B[j_k, i_l], i.e. the transpose of B[n, i]
-        B_ji = B[aj[:, None], ai[None, :]]
-        cross = B_ji.T * H[aj[:, None], ai[None, :]]
-        block = cross + cross.T + C[aj[:, None], aj[None, :]] * G[ai[:, None], ai[None, :]]
+        B_ji = B.take(grid["ji"])
+        cross = B_ji.T * H.take(grid["ji"])
+        block = cross + cross.T + C.take(grid["jj"]) * G.take(grid["ii"])
         rho = None if r is None else FB.T @ r
         if rho is not None:
             mean_part = mu[aj][:, None] * B_ji.T * rho[ai][None, :]
@@ -199,12 +200,12 @@ class RAMModel:
         out[:na, :na] = 2 * block
         if ns:
             off = cells.mirror[na:]
-            block = 2 * (B[aj[:, None], si[None, :]] * G[ai[:, None], sj[None, :]]
-                         + off * B[aj[:, None], sj[None, :]] * G[ai[:, None], si[None, :]])
+            block = 2 * (B.take(grid["j_si"]) * G.take(grid["i_sj"])
+                         + off * B.take(grid["j_sj"]) * G.take(grid["i_si"]))
             out[:na, na:na + ns] = block
             out[na:na + ns, :na] = block.T
         if cells.n_m and rho is not None:
-            block = -2 * rho[ai][:, None] * B[aj[:, None], cells.M[1][None, :]]
+            block = -2 * rho[ai][:, None] * B.take(grid["j_m"])
             out[:na, na + ns:] = block
             out[na + ns:, :na] = block.T
         return out
@@ -225,3 +226,18 @@ class Cells:
 
     def __getitem__(self, kind: str) -> tuple:
         return getattr(self, kind)
+
+    def grids(self, v: int) -> dict:
+        """Flat indices into ``v x v`` matrices of the pairs of cells the second-order terms
+        read (``"ji"``: ``[j_k, i_l]`` over the directed paths, ...), computed once."""
+        cached = self.__dict__.get("_grids")
+        if cached is None or cached[0] != v:
+            (ai, aj), (si, sj), mi = self.A[1:], self.S[1:], self.M[1]
+
+            def flat(rows, cols):
+                return rows[:, None] * v + cols[None, :]
+            grid = {"ji": flat(aj, ai), "jj": flat(aj, aj), "ii": flat(ai, ai),
+                    "j_si": flat(aj, si), "i_sj": flat(ai, sj), "j_sj": flat(aj, sj),
+                    "i_si": flat(ai, si), "j_m": flat(aj, mi)}
+            cached = self.__dict__["_grids"] = (v, grid)
+        return cached[1]
