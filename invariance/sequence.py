@@ -89,13 +89,13 @@ def fit_level(spec: MeasurementSpec, data: pd.DataFrame, *, group=None, group_la
 
 
 def _warm_fit(spec: MeasurementSpec, data: pd.DataFrame, previous, options: dict):
-    """:func:`fit_level` started from another level's estimates (``start=`` its parameter
-    table); when that start fails or does not converge, the level is fitted from its default
+    """:func:`fit_level` started from another level's estimates (``start=`` that fit: rows
+    matched by name); when that start fails or does not converge, the level is fitted from its default
     start values instead (and only that fit's warnings are shown)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            syntax, fit = fit_level(spec, data, start=previous.partable, **options)
+            syntax, fit = fit_level(spec, data, start=previous, **options)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             fit = None
     if fit is None or not fit.converged:

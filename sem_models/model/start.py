@@ -204,7 +204,8 @@ def adjust_intercept_starts(values: np.ndarray, partable: ParTable, model,
 def apply_start(values: np.ndarray, free: np.ndarray, start,
                 table: Optional[ParTable] = None) -> np.ndarray:
     """Warm start (lavaan's ``start = fit``): the free rows of ``values`` from ``start``, a
-    fitted model (its ``values``), one number per parameter-table row, or a parameter table
+    fitted model (its ``values``; a model with another parameter table, e.g. a nested one:
+    matched by name as below), one number per parameter-table row, or a parameter table
     (a DataFrame with ``lhs``, ``op``, ``rhs``, optionally ``group``, and ``est`` or
     ``start``, e.g. another model's ``fit.partable``: rows matched by ``lhs op rhs`` and
     group, as lavaan matches ``start = parTable(fit)``; rows it lacks keep their start
@@ -213,7 +214,13 @@ def apply_start(values: np.ndarray, free: np.ndarray, start,
     if isinstance(start, pd.DataFrame):
         if table is None:
             raise ModelError("start= as a parameter table needs this model's parameter table")
-        return _start_from_table(values, free, start, table)
+        return _start_by_name(values, free, _table_rows(start), table)
+    own = getattr(start, "_table", None)
+    if table is not None and isinstance(own, ParTable) and not _same_rows(own, table):
+        # another model's fit (e.g. a nested one): its estimates matched by name
+        rows = zip(own["lhs"].tolist(), own["op"].tolist(), own["rhs"].tolist(),
+                   own["group"].tolist(), np.asarray(start.values, float).tolist())
+        return _start_by_name(values, free, rows, table)
     try:
         previous = np.asarray(getattr(start, "values", start), float)
     except (TypeError, ValueError):
@@ -230,10 +237,14 @@ def apply_start(values: np.ndarray, free: np.ndarray, start,
     return values
 
 
-def _start_from_table(values: np.ndarray, free: np.ndarray, start: pd.DataFrame,
-                      table: ParTable) -> np.ndarray:
-    """The free rows of ``values`` whose ``(lhs, op, rhs, group)`` (covariances in either
-    order) have a finite value in the parameter table ``start``."""
+def _same_rows(a: ParTable, b: ParTable) -> bool:
+    """Whether two parameter tables list the same parameters in the same order."""
+    return len(a) == len(b) and all(np.array_equal(a[c], b[c])
+                                    for c in ("lhs", "op", "rhs", "group"))
+
+
+def _table_rows(start: pd.DataFrame):
+    """``(lhs, op, rhs, group, value)`` of the rows of a parameter table given as start."""
     from ..errors import ModelError
     column = "est" if "est" in start.columns else "start" if "start" in start.columns else None
     missing = [c for c in ("lhs", "op", "rhs") if c not in start.columns]
@@ -241,10 +252,15 @@ def _start_from_table(values: np.ndarray, free: np.ndarray, start: pd.DataFrame,
         raise ModelError("start= as a parameter table needs the columns lhs, op, rhs and est "
                          f"(or start); it lacks {missing or ['est']}")
     groups = start["group"].tolist() if "group" in start.columns else [1] * len(start)
+    return zip(start["lhs"].tolist(), start["op"].tolist(), start["rhs"].tolist(), groups,
+               start[column].to_numpy(float).tolist())
+
+
+def _start_by_name(values: np.ndarray, free: np.ndarray, rows, table: ParTable) -> np.ndarray:
+    """The free rows of ``values`` whose ``(lhs, op, rhs, group)`` (covariances in either
+    order) have a finite value among ``rows`` (``(lhs, op, rhs, group, value)``)."""
     given = {}
-    for lhs, op, rhs, g, value in zip(start["lhs"].tolist(), start["op"].tolist(),
-                                      start["rhs"].tolist(), groups,
-                                      start[column].to_numpy(float).tolist()):
+    for lhs, op, rhs, g, value in rows:
         if math.isfinite(value):
             given[(lhs, op, rhs, g)] = value
             if op == "~~":
