@@ -26,6 +26,10 @@ def test_start_from_the_parameter_table_of_a_nested_model():
             warm = sm.cfa(MODEL, HS, group="school", group_equal=ge, start=previous.partable)
             assert warm.converged
             np.testing.assert_allclose(warm.values, cold.values, atol=1e-7)
+            # the fit itself (another model's table: matched by name the same way)
+            by_fit = sm.cfa(MODEL, HS, group="school", group_equal=ge, start=previous)
+            assert by_fit.result.iterations == warm.result.iterations
+            np.testing.assert_array_equal(by_fit.values, warm.values)
             assert warm.measures()["chisq"] == pytest.approx(cold.measures()["chisq"], rel=1e-9)
             saved += cold.result.iterations - warm.result.iterations
         previous = cold
