@@ -47,7 +47,8 @@ information, ``q^3 / 3`` (per fit of the table).
 
 The packages are timed in alternating blocks in one persistent R session (timings on a shared
 machine drift by 20-40% within minutes): per round a block of our runs, then a block of
-lavaan's.  One lavaan run times both members of a pair (laps after ``cfa()``/``sem()`` and
+lavaan's, each block of more than one run after one untimed run (the other program's block
+leaves the caches cold).  One lavaan run times both members of a pair (laps after ``cfa()``/``sem()`` and
 after ``fitMeasures()``).  Printed per pair: the medians over rounds of the mean time per run,
 the median and the worst (smallest) round's ratio lavaan / ours ("cpu x": the median ratio
 of CPU seconds, which a busy machine disturbs much less than wall time), our peak memory

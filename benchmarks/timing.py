@@ -37,7 +37,11 @@ def block_mean(func, n: int) -> float:
 
 
 def block_wall_cpu(func, n: int) -> tuple[float, float]:
-    """Mean wall and CPU (this process, all threads) seconds of ``n`` consecutive calls."""
+    """Mean wall and CPU (this process, all threads) seconds of ``n`` consecutive calls, after
+    one untimed call when ``n > 1`` (the R side of :class:`RLapSession` does the same: the
+    blocks alternate with the other program's, whose run leaves the caches cold)."""
+    if n > 1:
+        func()
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         func()
@@ -108,6 +112,7 @@ while (length(line <- readLines(con, n = 1)) > 0) {
   parts <- strsplit(line, " ")[[1]]
   f <- tasks[[parts[2]]]; n <- as.integer(parts[3])
   total <- NULL
+  if (n > 1) invisible(f())  # one untimed run first, as the Python side (warm caches)
   # peak R memory (MB) of the block above the memory in use before it (gc()'s "max used")
   invisible(gc(reset = TRUE)); before <- sum(gc()[, 2]); invisible(gc(reset = TRUE))
   for (i in seq_len(n)) {
