@@ -1,6 +1,6 @@
 """Like-for-like pairs against lavaan 0.6-14 in one run (issue 18), each next to its floor.
 
-Run:  python benchmarks/bench_pairs.py [--rounds 7] [--rounds-alliance 3] [--rounds-large 1]
+Run:  python benchmarks/bench_pairs.py [--rounds 7] [--rounds-alliance 5] [--rounds-large 1]
                                         [--skip-large] [--only NAME ...]
 
 Pairs (ours | lavaan, both computing standard errors):
@@ -295,7 +295,7 @@ def quiet(func):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="rounds for the HS39 cases")
-    parser.add_argument("--rounds-alliance", type=int, default=3)
+    parser.add_argument("--rounds-alliance", type=int, default=5)
     parser.add_argument("--rounds-large", type=int, default=1,
                         help="rounds for FIML p=120 (one lavaan run takes one to two minutes)")
     parser.add_argument("--skip-large", action="store_true", help="skip p=120 and N=1e6")
