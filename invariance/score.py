@@ -28,19 +28,12 @@ import pandas as pd
 import scipy.linalg
 
 from sem_models.estimation.threads import single_threaded_blas
-from sem_models.inference.distributions import chi2_sf
+from sem_models.inference.distributions import chi2_pvalue
 from sem_models.model.constraints import defined_values, numerical_jacobian
 from sem_models.model.syntax import compile_expression
 
 __all__ = ["score_tests", "score_test_total", "expected_parameter_changes", "constraint_system",
            "release_tests"]
-
-
-def _chi2_sf(stat, df):
-    """Chi-square upper tail as scipy.stats gives it: 1 at statistics <= 0, NaN for df <= 0."""
-    stat, df = np.asarray(stat, float), np.asarray(df, float)
-    out = np.where(df > 0, chi2_sf(np.maximum(stat, 0.0), np.where(df > 0, df, 1.0)), np.nan)
-    return out if out.ndim else float(out)
 
 
 _GINV_TOL = float(np.sqrt(np.finfo(float).eps))  # as MASS::ginv
@@ -273,7 +266,7 @@ def release_tests(fit, candidates: Sequence[Sequence[int]],
         stat = N * _quadratic(info, R1, s)
         d = _restricted_rank(info, R1) - rank0 if dfs[k] is None else int(dfs[k])
         out.append({"rows": rows, "X2": stat, "df": d,
-                    "pvalue": float(_chi2_sf(stat, d)) if d > 0 else np.nan})
+                    "pvalue": chi2_pvalue(stat, d)})
     return pd.DataFrame(out, columns=["rows", "X2", "df", "pvalue"])
 
 
@@ -321,7 +314,7 @@ def score_test_total(fit) -> pd.Series:
     s, info = _score_information(fit)
     stat = fit.ntotal * _quadratic(info, R[:0], s)
     df = R.shape[0]
-    return pd.Series({"X2": stat, "df": df, "pvalue": float(_chi2_sf(stat, df))})
+    return pd.Series({"X2": stat, "df": df, "pvalue": chi2_pvalue(stat, df)})
 
 
 @single_threaded_blas
@@ -365,7 +358,7 @@ def score_tests(fit, cumulative: bool = False, epc: bool = False,
     table = table.copy()
     table.insert(4, "X2", stats)
     table.insert(5, "df", 1)
-    table.insert(6, "pvalue", _chi2_sf(stats, 1))
+    table.insert(6, "pvalue", chi2_pvalue(stats, 1))
     if fit.n_groups <= 1:
         table = table.drop(columns=["group", "ref_group"])
     if epc:
@@ -383,12 +376,12 @@ def score_tests(fit, cumulative: bool = False, epc: bool = False,
         dfc[order] = np.arange(1, m + 1)
         table["X2_cumulative"] = cum
         table["df_cumulative"] = dfc
-        table["pvalue_cumulative"] = _chi2_sf(cum, dfc)
+        table["pvalue_cumulative"] = chi2_pvalue(cum, dfc)
     total = N * _quadratic(info, R[:0], s)
     if sort:
         table = table.sort_values("X2", ascending=False, kind="stable")
     table = table.reset_index(drop=True)
-    table.attrs["total"] = {"X2": total, "df": m, "pvalue": float(_chi2_sf(total, m))}
+    table.attrs["total"] = {"X2": total, "df": m, "pvalue": chi2_pvalue(total, m)}
     return table
 
 

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..inference.distributions import chi2_sf  # no scipy.stats import
+from ..inference.distributions import chi2_pvalue  # no scipy.stats import
 from .prepare import _check_name, term_names
 from .surface  import (
     B_NAMES, NONLINEAR_NAMES, SURFACE_MATRIX, SURFACE_NAMES, SurfaceWarning, _DEFINED_A,
@@ -497,7 +497,7 @@ def surface_group_tests(
         chisq = float(d @ np.linalg.pinv(S) @ d)
         dfree = int(np.linalg.matrix_rank(S))
         row = {"chisq": chisq, "df": dfree,
-               "pvalue": float(chi2_sf(max(chisq, 0.0), dfree)) if dfree > 0 else np.nan}
+               "pvalue": chi2_pvalue(chisq, dfree)}
         if G == 2 and name != "all":
             se = float(np.sqrt(max(S[0, 0], 0.0)))
             row.update({"diff": float(d[0]), "se": se,

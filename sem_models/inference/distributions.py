@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chi2_sf", "chi2_cdf", "norm_cdf", "norm_sf", "norm_ppf", "ncx2_cdf", "ncx2_sf",
-           "ncx2_noncentrality"]
+__all__ = ["chi2_sf", "chi2_pvalue", "chi2_cdf", "norm_cdf", "norm_sf", "norm_ppf",
+           "ncx2_cdf", "ncx2_sf", "ncx2_noncentrality"]
 
 
 def chi2_sf(x, df):
     """Upper tail of the chi-square distribution."""
     from scipy.special import chdtrc
     return chdtrc(df, x)
+
+
+def chi2_pvalue(stat, df):
+    """p-value of a chi-square statistic as scipy.stats' ``chi2.sf`` gives it: 1 at
+    statistics <= 0 (a negative value from rounding), NaN for df <= 0; scalars give floats."""
+    stat, df = np.asarray(stat, float), np.asarray(df, float)
+    out = np.where(df > 0, chi2_sf(np.maximum(stat, 0.0), np.where(df > 0, df, 1.0)), np.nan)
+    return out if out.ndim else float(out)
 
 
 def chi2_cdf(x, df):

@@ -62,7 +62,7 @@ def wald_equal(fit: Any, equalities: Sequence[tuple[str, str]]) -> pd.Series:
     constraints, computed directly from ``fit.vcov()``: ``d = L theta``,
     ``stat = d' (L V L')^+ d`` with ``df = rank(L V L')``.
     """
-    from ..inference.distributions import chi2_sf  # no scipy.stats import
+    from ..inference.distributions import chi2_pvalue  # no scipy.stats import
 
     V = fit.vcov()
     vals = fit.label_values()
@@ -79,7 +79,7 @@ def wald_equal(fit: Any, equalities: Sequence[tuple[str, str]]) -> pd.Series:
     rank = int(np.linalg.matrix_rank(S, tol=1e-10 * max(1.0, np.abs(S).max())))
     stat = float(d @ np.linalg.pinv(S, rcond=1e-10) @ d)
     return pd.Series({"stat": stat, "df": rank,
-                      "pvalue": float(chi2_sf(max(stat, 0.0), rank)) if rank > 0 else np.nan})
+                      "pvalue": chi2_pvalue(stat, rank)})
 
 
 def _as_outcome_map(outcomes: Union[str, Sequence[str], Mapping[str, Sequence[str]]],
