@@ -16,7 +16,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from sem_models.estimation.data import column_values
+from sem_models.estimation.data import column_values, split_groups
 
 from .fit_changes import FIT_INDEX_FAMILIES
 from .levels import (LEVEL_KEYWORDS, InvarianceError, cumulative_keywords, normalize_level,
@@ -57,10 +57,9 @@ def _check_data(spec: MeasurementSpec, data: pd.DataFrame, group: Optional[str],
         pd.to_numeric(col, errors="coerce").to_numpy(dtype=float) for col in columns])
     observed = ~np.isnan(values)
     if group is None:
-        parts = [(None, np.ones(len(data), bool))]
+        parts = [(None, np.arange(len(data)))]
     else:
-        gvals = data[group].to_numpy()
-        parts = [(lab, gvals == lab) for lab in labels]
+        parts = split_groups(data[group].to_numpy(), np.ones(len(data), bool), labels)
     p = len(ov)
     for lab, rows in parts:
         where = "" if lab is None else f" in group {lab!r}"

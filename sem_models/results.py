@@ -7,7 +7,6 @@ written against the parameter table (:mod:`sem_models.model.partable`).  lavaan'
 """
 from __future__ import annotations
 
-import functools
 from functools import cached_property
 from typing import Optional
 
@@ -18,6 +17,7 @@ from .errors import validate_level
 from .model.constraints import defined_values
 from .inference.distributions import chi2_sf
 from .inference.fitmeasures import LOG_2PI
+from .estimation.data import labels_index
 from .estimation.threads import single_threaded_blas
 from .inference.wald import constrained_inverse, delta_method, wald_test, z_table
 from .results_inspect import InspectMixin
@@ -37,14 +37,6 @@ def _text_columns(columns: dict) -> dict:
     return {name: joined[k * n:(k + 1) * n] for k, name in enumerate(columns)}
 
 
-@functools.lru_cache(maxsize=64)
-def _column_index(names: tuple) -> pd.Index:
-    """The column labels of a results table as a pandas Index, built once per set of names
-    (an Index is immutable: frames can share it; building one of strings costs about as much
-    as the rest of a small table)."""
-    return pd.Index(list(names))
-
-
 def _frame(columns: dict) -> pd.DataFrame:
     """A DataFrame of equal-length columns (arrays or lists) with a default index.  pandas'
     own constructor from already-built arrays is used when present: the public one checks
@@ -55,7 +47,7 @@ def _frame(columns: dict) -> pd.DataFrame:
         arrays = [pd.Series(v).array if isinstance(v, list) else v  # lists: inferred
                   for v in columns.values()]
         try:
-            return from_arrays(arrays, columns=_column_index(tuple(columns)),
+            return from_arrays(arrays, columns=labels_index(tuple(columns)),
                                index=pd.RangeIndex(n), verify_integrity=False)
         except TypeError:  # a pandas without this signature
             pass

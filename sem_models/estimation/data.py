@@ -11,6 +11,7 @@ handling).
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["GroupData", "ObservedData", "prepare_data", "DataError", "column_dtypes",
-           "column_moments", "column_values"]
+           "column_moments", "column_values", "labels_index", "split_groups"]
 
 #: values per block of rows when the data are copied, checked and summarised
 BLOCK_ELEMENTS = 1 << 21
@@ -216,7 +217,7 @@ def prepare_data(
     else:
         if group_labels is None:
             group_labels = list(pd.unique(gvals[keep]))
-        parts = _split_groups(gvals, keep, group_labels)
+        parts = split_groups(gvals, keep, group_labels)
     groups = []
     cl = data[cluster].to_numpy() if cluster is not None else None
     for lab, rows in parts:
@@ -232,7 +233,7 @@ def prepare_data(
     return obs
 
 
-def _split_groups(gvals: np.ndarray, keep: np.ndarray, labels: Sequence) -> list:
+def split_groups(gvals: np.ndarray, keep: np.ndarray, labels: Sequence) -> list:
     """``(label, positions of its kept rows)`` per group label: one hash lookup per row and
     one stable sort (time linear in the rows, whatever the number of groups)."""
     index = pd.Index(list(labels), dtype=object)  # (no conversion to pandas strings)
@@ -243,6 +244,14 @@ def _split_groups(gvals: np.ndarray, keep: np.ndarray, labels: Sequence) -> list
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(index) + 1))
     return [(lab, order[bounds[k]:bounds[k + 1]]) for k, lab in enumerate(labels)]
+
+
+@functools.lru_cache(maxsize=64)
+def labels_index(names: tuple) -> pd.Index:
+    """The labels as a pandas Index, built once per tuple of names (an Index is immutable:
+    tables can share it; an Index of strings costs about as much to build as the rest of a
+    small results table)."""
+    return pd.Index(list(names))
 
 
 def column_dtypes(data: pd.DataFrame):

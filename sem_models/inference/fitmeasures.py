@@ -21,6 +21,7 @@ import functools
 import numpy as np
 import pandas as pd
 
+from ..estimation.data import labels_index
 from .distributions import ncx2_cdf, ncx2_noncentrality, ncx2_sf
 
 __all__ = ["fit_measures", "rmsea_measures", "incremental_measures", "residual_measures"]
@@ -221,13 +222,8 @@ def fit_measures(fit) -> pd.Series:
     return measures_series(out)
 
 
-@functools.lru_cache(maxsize=32)
-def _measure_index(names: tuple) -> pd.Index:
-    return pd.Index(list(names))
-
-
 def measures_series(values: dict) -> pd.Series:
-    """Fit measures as a float Series; the index of each set of names is built once (an
-    Index of strings costs more to build than the measures of a small model)."""
+    """Fit measures as a float Series on the shared index of their names
+    (:func:`~sem_models.estimation.data.labels_index`)."""
     return pd.Series(np.array([np.nan if v is None else v for v in values.values()], float),
-                     index=_measure_index(tuple(values)))
+                     index=labels_index(tuple(values)))
