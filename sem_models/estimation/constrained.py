@@ -40,7 +40,6 @@ from typing import Optional
 import numpy as np
 
 from ..model.constraints import ParameterMap
-from .loss import HessianLoss
 from .optimizer import NEWTON_SWITCH, OptimizationResult, Problem
 
 __all__ = ["ConstrainedResult", "optimize_constrained", "linearised_problem",
@@ -176,11 +175,8 @@ def _feasible_start(cons: _Constraints, z: np.ndarray) -> tuple[Optional[np.ndar
 
 def _minimise(problem: Problem, cons: _Constraints, z: np.ndarray, working: np.ndarray, *,
               max_iter: int, tol: float) -> ConstrainedResult:
-    analytic = all(isinstance(loss, HessianLoss) for loss in problem.losses)
-    f, grad, info = problem.derivatives(z)
-    if not np.isfinite(f):
-        raise FloatingPointError("the start values give a non-positive-definite implied "
-                                 "covariance matrix")
+    analytic = problem.has_hessian
+    f, grad, info = problem.start(z)
     message = "maximum number of iterations reached"
     converged = False
     it = 0

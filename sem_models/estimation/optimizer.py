@@ -67,6 +67,20 @@ class Problem:
         self._positions = [self.free_position[cells.rows] for cells in self._cells]
         self._blocks = [_block(pos) for pos in self._positions]
 
+    @property
+    def has_hessian(self) -> bool:
+        """Whether every loss has an analytic observed Hessian (:class:`HessianLoss`)."""
+        return all(isinstance(loss, HessianLoss) for loss in self.losses)
+
+    def start(self, z: np.ndarray, **kinds):
+        """:meth:`derivatives` at the start of a search (``FloatingPointError`` when the
+        implied covariance matrix is not positive definite there)."""
+        out = self.derivatives(z, **kinds)
+        if not np.isfinite(out[0]):
+            raise FloatingPointError("the start values give a non-positive-definite implied "
+                                     "covariance matrix")
+        return out
+
     def values(self, z: np.ndarray) -> np.ndarray:
         vals = self.base_values.copy()
         vals[self.pmap.free_rows] = self.pmap.theta_free(z)
@@ -264,7 +278,7 @@ def _block(positions: np.ndarray) -> tuple:
 def observed_hessian(problem: "Problem", z: np.ndarray) -> Optional[np.ndarray]:
     """Analytic observed Hessian of the objective in z (None if a loss has no Hessian or the
     implied covariance matrix is not positive definite there)."""
-    if not all(isinstance(loss, HessianLoss) for loss in problem.losses):
+    if not problem.has_hessian:
         return None
     f, _, hess = problem.derivatives(z, hessian=True)
     return hess if np.isfinite(f) else None
@@ -345,13 +359,10 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float,
     z = np.asarray(z0, float).copy()
     # multi-group problems: block-arrow curvature matrices (solves linear in the groups);
     # BFGS (losses without a Hessian) updates a dense matrix
-    analytic = all(isinstance(loss, HessianLoss) for loss in problem.losses)
+    analytic = problem.has_hessian
     structured = problem.block_layout() is not None
-    f, grad, info = problem.derivatives(z, structured=structured)
+    f, grad, info = problem.start(z, structured=structured)
     info_at = z  # where ``info`` was computed
-    if not np.isfinite(f):
-        raise FloatingPointError("the start values give a non-positive-definite implied "
-                                 "covariance matrix")
     message = "maximum number of iterations reached"
     converged = False
     it = 0
