@@ -38,7 +38,7 @@ _PUBLIC = {
 _SUBMODULES = {
     "api", "cli", "datasets", "diagram", "errors", "multilevel", "multilevel_results", "results",
     "results_inspect",
-    "summary",
+    "summary", "linalg",
     "model", "estimation", "inference", "discrepancy", "study", "resampling",
     "congruence", "outcomes", "robust", "rsa", "surface",
 }

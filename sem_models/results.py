@@ -178,7 +178,9 @@ class SEMFit(InspectMixin):
             from .inference.sandwich import robust_vcov
             return robust_vcov(self, self._param_names())
         T, info = self._inference_T
-        return constrained_inverse(info, T, float(self.ntotal), self._param_names())
+        pmap = self.problem.pmap
+        return constrained_inverse(info, T, float(self.ntotal), self._param_names(),
+                                   pmap.selection if T is pmap.T else None)
 
     def _variances_free(self) -> np.ndarray:
         """The diagonal of :attr:`_vcov_free`.  Expected information of a multi-group model

@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..linalg import spd_solve
 from ..model.constraints import ParameterMap
 from ..model.matrices import GroupMoments, RAMModel
 from .loss import HessianLoss
@@ -371,15 +372,18 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float,
     newton = None  # the last positive-definite analytic Hessian
     for it in range(1, max_iter + 1):
         max_grad = np.max(np.abs(grad)) if len(grad) else 0.0
-        if hess is not None and _positive_definite(hess):
-            curvature = newton = hess
-        elif hess is None and newton is not None and max_grad < NEWTON_REUSE:
-            curvature = newton  # at the last step the previous Hessian is as good
-        elif bfgs is not None:
-            curvature = bfgs
+        # a Newton step when the Hessian at z is positive definite (its Cholesky solve)
+        step = None if hess is None else _positive_definite_solve(hess, grad)
+        if step is not None:
+            newton = hess
         else:
-            curvature = info
-        step = _solve(curvature, grad)
+            if hess is None and newton is not None and max_grad < NEWTON_REUSE:
+                curvature = newton  # at the last step the previous Hessian is as good
+            elif bfgs is not None:
+                curvature = bfgs
+            else:
+                curvature = info
+            step = _solve(curvature, grad)
         if not np.all(np.isfinite(step)) or step @ grad <= 0:
             bfgs = None
             step = np.linalg.lstsq(_dense(info), grad, rcond=None)[0]
@@ -435,29 +439,27 @@ def _dense(matrix) -> np.ndarray:
     return matrix.to_dense() if isinstance(matrix, BlockArrow) else matrix
 
 
-def _solve(curvature, grad: np.ndarray) -> np.ndarray:
-    """The step ``curvature^-1 grad``: block-arrow matrices by their block Cholesky
-    factorisation (:mod:`.structured`); dense ones (and block-arrow ones that are not positive
-    definite) by LU, least squares when singular."""
+def _positive_definite_solve(curvature, grad: np.ndarray) -> Optional[np.ndarray]:
+    """``curvature^-1 grad`` by a Cholesky factorisation (block-arrow matrices by their block
+    factorisation, :mod:`.structured`), or None when ``curvature`` is not positive
+    definite."""
     if isinstance(curvature, BlockArrow):
-        step = curvature.solve(grad)
-        if step is not None:
-            return step
-        curvature = curvature.to_dense()
+        return curvature.solve(grad)
+    return spd_solve(curvature, grad)
+
+
+def _solve(curvature, grad: np.ndarray) -> np.ndarray:
+    """The step ``curvature^-1 grad``: by Cholesky when positive definite
+    (:func:`_positive_definite_solve`), else by LU on the dense matrix, least squares when
+    singular."""
+    step = _positive_definite_solve(curvature, grad)
+    if step is not None:
+        return step
+    curvature = _dense(curvature)
     try:
         return np.linalg.solve(curvature, grad)
     except np.linalg.LinAlgError:
         return np.linalg.lstsq(curvature, grad, rcond=None)[0]
-
-
-def _positive_definite(matrix) -> bool:
-    if isinstance(matrix, BlockArrow):
-        return matrix.positive_definite()
-    try:
-        np.linalg.cholesky(matrix)
-    except np.linalg.LinAlgError:
-        return False
-    return True
 
 
 def _bfgs_update(hess: np.ndarray, s_k: np.ndarray, y_k: np.ndarray) -> Optional[np.ndarray]:

@@ -574,16 +574,32 @@ def _evaluator(fit) -> RobustEvaluator:
     return cache["evaluator"]
 
 
+#: scale-free condition ratio of an observed information below which identification is
+#: decided on the expected information (:func:`robust_vcov`)
+RIDGE_SUSPICION = 1e-6
+
+
 def robust_vcov(fit, names: Optional[list] = None) -> np.ndarray:
     """Covariance matrix of the free parameter-table rows for the fit's se / information."""
     ev = _evaluator(fit)
     se = fit.options.get("se", "standard")
     T = fit.problem.pmap.T
     if se != "none":  # scale-free identification check (issue 11), as for standard SEs
-        from .wald import identification_check
+        from .wald import identification_check, scaled_condition_ratio
         keep = ev._keep()
-        info = ev.information(_se_information_kind(fit))[np.ix_(keep, keep)]
-        if not identification_check(info, T[:, keep], names or [""] * T.shape[0]):
+        kind = _se_information_kind(fit)
+        info = ev.information(kind)[np.ix_(keep, keep)]
+        ratio = scaled_condition_ratio(info)
+        # identification is the model's: on a ridge of an unidentified model the expected
+        # information is singular at every point, the observed one only to the size of the
+        # gradient where the search stopped; a nearly singular observed information is
+        # therefore judged by the expected one
+        if kind != "expected" and ratio < RIDGE_SUSPICION and not identification_check(
+                ev.information("expected")[np.ix_(keep, keep)], T[:, keep],
+                names or [""] * T.shape[0]):
+            return np.full((T.shape[0], T.shape[0]), np.nan)
+        if not identification_check(info, T[:, keep], names or [""] * T.shape[0],
+                                    ratio=ratio):
             return np.full((T.shape[0], T.shape[0]), np.nan)
     try:
         vz = ev.vcov_z(se, _se_information_kind(fit))

@@ -13,12 +13,13 @@ from typing import Optional
 
 import numpy as np
 
+from ..linalg import spd_inverse_factor
 from ..model.constraints import numerical_jacobian
 from .distributions import chi2_sf, norm_ppf, norm_sf
 from ..model.syntax import compile_expression, parse_model
 
 __all__ = ["IdentificationWarning", "constrained_inverse", "constrained_variances",
-           "identification_check", "scaled_information", "wald_test", "delta_method"]
+           "identification_check", "scaled_condition_ratio", "scaled_information", "wald_test", "delta_method"]
 
 
 class IdentificationWarning(UserWarning):
@@ -42,26 +43,44 @@ def scaled_information(info: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return info * np.outer(d, d), d
 
 
-def identification_check(info_z: np.ndarray, T: np.ndarray, names: list[str],
-                         stacklevel: int = 4) -> bool:
-    """True when the information in z is non-singular, judged scale-free on the
-    correlation-scaled information: its smallest eigenvalue relative to the largest (the
-    inverse condition number; Belsley, Kuh & Welsch 1980, ch. 3).  Otherwise warns
-    :class:`IdentificationWarning` naming the parameters in the null space and returns False."""
-    if not info_z.size:
-        return True
+def _scaled_spectrum(info_z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scaled, dead, eigenvalues)``: the correlation-scaled information (non-finite
+    entries 0), the parameters without (finite) information and the eigenvalues."""
     scaled, d = scaled_information(info_z)
     dead = d == 0
     if not np.all(np.isfinite(scaled)):
         dead = dead | ~np.isfinite(scaled).all(axis=1)
         scaled = np.where(np.isfinite(scaled), scaled, 0.0)
-    eig = np.linalg.eigvalsh(scaled)
-    if not dead.any() and eig.min() > IDENTIFICATION_TOLERANCE * max(eig.max(), 1e-300):
+    return scaled, dead, np.linalg.eigvalsh(scaled)
+
+
+def scaled_condition_ratio(info_z: np.ndarray) -> float:
+    """Smallest eigenvalue of the correlation-scaled information relative to the largest (the
+    inverse condition number; Belsley, Kuh & Welsch 1980, ch. 3); 0 when a parameter has no
+    information, 1 for an empty matrix."""
+    if not info_z.size:
+        return 1.0
+    _, dead, eig = _scaled_spectrum(info_z)
+    return 0.0 if dead.any() else float(eig.min() / max(eig.max(), 1e-300))
+
+
+def identification_check(info_z: np.ndarray, T: np.ndarray, names: list[str],
+                         stacklevel: int = 4, ratio: Optional[float] = None) -> bool:
+    """True when the information in z is non-singular, judged scale-free: its
+    :func:`scaled_condition_ratio` (``ratio`` when the caller has it) above
+    :data:`IDENTIFICATION_TOLERANCE`.  Otherwise warns :class:`IdentificationWarning` naming
+    the parameters in the null space and returns False."""
+    if not info_z.size:
         return True
+    if ratio is None:
+        ratio = scaled_condition_ratio(info_z)
+    if ratio > IDENTIFICATION_TOLERANCE:
+        return True
+    scaled, dead, eig = _scaled_spectrum(info_z)
     import scipy.linalg
 
     null = scipy.linalg.null_space(scaled, rcond=1e-8)
-    in_null = np.abs(null).max(axis=1) > 1e-6 if null.size else np.zeros(len(d), bool)
+    in_null = np.abs(null).max(axis=1) > 1e-6 if null.size else np.zeros(len(dead), bool)
     in_null |= dead
     involved = np.flatnonzero((np.abs(T)[:, in_null] > 1e-12).any(axis=1)) \
         if in_null.any() else []
@@ -75,11 +94,14 @@ def identification_check(info_z: np.ndarray, T: np.ndarray, names: list[str],
     return False
 
 
-def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names: list[str]) -> np.ndarray:
+def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names: list[str],
+                        selection: Optional[np.ndarray] = None) -> np.ndarray:
     """Covariance matrix of the free parameters from the per-case information in z:
     ``T (N I_z)^-1 T'`` (Bollen 1989, ch. 4), computed from the Cholesky factor of the
     correlation-scaled information ``R`` (scale-free: rescaling a variable rescales the SEs and
     leaves z values unchanged).  NaN with an :class:`IdentificationWarning` when singular.
+    ``selection``: the z coordinate of each row of ``T`` when ``T`` only selects (as
+    ``ParameterMap.selection``), else read off ``T``.
 
     The identification check of :func:`identification_check` needs the extreme eigenvalues
     of ``R``; once ``R^-1`` is known, ``lambda_max <= tr R = n`` and ``lambda_min >= 1 /
@@ -90,20 +112,16 @@ def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names
     scaled, d = scaled_information(info_z)
     inverse_scaled = None
     if np.all(d > 0) and np.all(np.isfinite(scaled)):
-        try:
-            factor_inverse = np.linalg.inv(np.linalg.cholesky(scaled))
-        except np.linalg.LinAlgError:
-            pass
-        else:
+        factor_inverse = spd_inverse_factor(scaled)
+        if factor_inverse is not None:
             inverse_scaled = factor_inverse.T @ factor_inverse
             if not 1.0 / np.trace(inverse_scaled) > IDENTIFICATION_TOLERANCE * len(d):
                 inverse_scaled = None  # the bound does not settle the check
     if inverse_scaled is None:
         if not identification_check(info_z, T, names, stacklevel=5):
             return np.full((T.shape[0], T.shape[0]), np.nan)
-        try:
-            factor_inverse = np.linalg.inv(np.linalg.cholesky(scaled))
-        except np.linalg.LinAlgError:
+        factor_inverse = spd_inverse_factor(scaled)
+        if factor_inverse is None:
             warnings.warn(
                 "the information matrix is not positive definite: the model is probably not "
                 "identified or the solution is not a minimum. Standard errors are not "
@@ -111,7 +129,8 @@ def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names
             return np.full((T.shape[0], T.shape[0]), np.nan)
         inverse_scaled = factor_inverse.T @ factor_inverse
     inverse = inverse_scaled * np.outer(d, d) / total_n
-    selection = _selection(T)
+    if selection is None:
+        selection = _selection(T)
     if selection is not None:  # each free row is one z coordinate: a gather, no products
         return inverse[np.ix_(selection, selection)]
     return T @ inverse @ T.T

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+
+from ..linalg import identity, spd_inverse
 from .partable import ModelVariables, ParTable, rows_of_group
 
 __all__ = ["RAMModel", "GroupMoments", "Cells"]
@@ -45,12 +47,7 @@ class GroupMoments:
     def inverse(self) -> Optional[tuple[np.ndarray, float]]:
         """(inverse, log-determinant) of the implied covariance, cached; None if not PD."""
         if self._inverse is None:
-            try:
-                chol = np.linalg.cholesky(self.cov)
-            except np.linalg.LinAlgError:
-                self._inverse = (None,)
-            else:
-                self._inverse = (np.linalg.inv(self.cov), 2.0 * np.log(chol.diagonal()).sum())
+            self._inverse = spd_inverse(self.cov) or (None,)
         return None if self._inverse[0] is None else self._inverse
 
 
@@ -71,14 +68,13 @@ def _path_order(n_var: int, to: np.ndarray, source: np.ndarray) -> int | None:
 def _total_effects(A: np.ndarray, order: int | None) -> np.ndarray:
     """``B = (I - A)^-1``; for a recursive model the finite sum ``I + A + ... + A^order``
     (Horner's scheme), which costs a few small products instead of an inverse."""
+    eye = identity(A.shape[0])
     if order is None:
-        return np.linalg.inv(np.eye(A.shape[0]) - A)
-    diagonal = np.arange(A.shape[0])
-    B = A.copy()
-    B[diagonal, diagonal] += 1.0
+        return np.linalg.inv(eye - A)
+    B = A + eye
     for _ in range(order - 1):
         B = A @ B
-        B[diagonal, diagonal] += 1.0
+        B += eye
     return B
 
 
@@ -113,22 +109,28 @@ class RAMModel:
                 "M": (mean, lhs[mean], np.zeros(len(mean), int)),
             })
             self._path_orders.append(_path_order(self.n_var, *self._cells[-1]["A"][1:]))
+        self._fills = [self._fill_positions(cells) for cells in self._cells]
+
+    def _fill_positions(self, cells: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(table rows, positions) that fill one group's A, S (both triangles) and M, laid
+        out one after the other in a flat buffer (:meth:`matrices`)."""
+        v = self.n_var
+        (a_rows, a_i, a_j), (s_rows, s_i, s_j), (m_rows, m_i, _) = (
+            cells[k] for k in ("A", "S", "M"))
+        rows = np.concatenate([a_rows, s_rows, s_rows, m_rows]).astype(np.intp)
+        positions = np.concatenate([a_i * v + a_j, v * v + s_i * v + s_j,
+                                    v * v + s_j * v + s_i, 2 * v * v + m_i]).astype(np.intp)
+        return rows, positions
 
     # ------------------------------------------------------------------------------------
     def matrices(self, values: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A, S, M of group ``g`` filled from the parameter values (indexed like the table)."""
         v = self.n_var
-        A = np.zeros((v, v))
-        S = np.zeros((v, v))
-        M = np.zeros(v)
-        rows, i, j = self._cells[g]["A"]
-        A[i, j] = values[rows]
-        rows, i, j = self._cells[g]["S"]
-        S[i, j] = values[rows]
-        S[j, i] = values[rows]
-        rows, i, _ = self._cells[g]["M"]
-        M[i] = values[rows]
-        return A, S, M
+        buffer = np.zeros(2 * v * v + v)
+        rows, positions = self._fills[g]
+        buffer[positions] = values[rows]
+        return (buffer[:v * v].reshape(v, v), buffer[v * v:2 * v * v].reshape(v, v),
+                buffer[2 * v * v:])
 
     def moments(self, values: np.ndarray, g: int) -> GroupMoments:
         A, S, M = self.matrices(values, g)
