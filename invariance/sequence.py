@@ -46,6 +46,7 @@ import pandas as pd
 
 import sem_models as sm
 from sem_models.estimation.threads import single_threaded_blas
+from sem_models.model.syntax import remember_parse
 
 from . import fit_changes as _fit_changes
 from .effects import dmacs as _dmacs
@@ -73,7 +74,9 @@ def fit_level(spec: MeasurementSpec, data: pd.DataFrame, *, group=None, group_la
     indicators: WLSMV unless ``estimator=`` says otherwise, with the spec's
     parameterization).  ``observed``: the prepared data (``fit.data``) of another level's
     fit of the same data and options, reused instead of preparing the data again."""
-    syntax = spec.syntax(group_eq, long_eq, released)
+    parsed = spec.parsed(group_eq, long_eq, released)
+    remember_parse(parsed)  # the fit below reads these statements instead of parsing
+    syntax = parsed.source
     if spec.ordered:
         fit_options = dict(fit_options, ordered=list(spec.ordered),
                            parameterization=spec.parameterization)

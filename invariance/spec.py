@@ -65,7 +65,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
-from sem_models.model.syntax import parse_model
+from sem_models.model.syntax import Modifier, ParsedModel, Statement, parse_model
 
 from .levels import (ID_CATS, IDENTIFICATIONS, LEVEL_KEYWORDS, LEVELS, InvarianceError,
                      cumulative_keywords, normalize_id_cat, normalize_level, normalize_levels)
@@ -100,6 +100,14 @@ def _num(value: float) -> str:
     return f"{float(value):.17g}"
 
 
+def _parsed_num(value: float) -> float:
+    """What the parser reads from :func:`_num`'s text: ``NA`` is ``math.nan``; 17
+    significant digits give back the same float."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    return float(value)
+
+
 @dataclass
 class ParamRow:
     """One parameter, written for every group: fixed value (``nan`` = free) and label."""
@@ -112,6 +120,14 @@ class ParamRow:
     labels: list
 
     def syntax(self, n_groups: int) -> str:
+        return self.written(n_groups, 1, 0)[0]
+
+    def written(self, n_groups: int, line: int, stmt: int) -> tuple[str, list[Statement]]:
+        """The row's line of syntax, ``lhs op fixed*rhs + labels*rhs`` (``c(...)`` vectors for
+        several groups; no label term when the row has no labels), and the statements
+        :func:`~sem_models.model.syntax.parse_model` reads from it as line ``line`` and
+        statement ``stmt`` of a model: one per term, each with its own modifier and the
+        column of its variable."""
         op = "~" if self.op == "~1" else self.op
         rhs = "1" if self.op == "~1" else self.rhs
         if n_groups == 1:
@@ -119,9 +135,18 @@ class ParamRow:
         else:
             fixed = "c(" + ", ".join(_num(v) for v in self.fixed) + ")"
             labels = "c(" + ", ".join(self.labels) + ")"
+        values = [_parsed_num(v) for v in self.fixed[:n_groups]]
+        head = f"{self.lhs} {op} {fixed}*"
+        st_rhs = "" if self.op == "~1" else self.rhs
+        statements = [Statement(self.lhs, self.op, st_rhs, Modifier(fixed=values), line,
+                                len(head) + 1, stmt)]
         if not any(self.labels):  # scale factors: no labels (never held equal)
-            return f"{self.lhs} {op} {fixed}*{rhs}"
-        return f"{self.lhs} {op} {fixed}*{rhs} + {labels}*{rhs}"
+            return head + rhs, statements
+        head = f"{head}{rhs} + {labels}*"
+        statements.append(Statement(self.lhs, self.op, st_rhs,
+                                    Modifier(label=list(self.labels[:n_groups])), line,
+                                    len(head) + 1, stmt))
+        return head + rhs, statements
 
     def is_free(self, g: int) -> bool:
         """Free in group ``g`` (0-based)."""
@@ -681,18 +706,32 @@ class MeasurementSpec:
     def syntax(self, group_eq: Iterable[str] = (), long_eq: Iterable[str] = (),
                released: Iterable[RowKey] = ()) -> str:
         """lavaan syntax of the model with the given equality keywords and released rows."""
+        return self.parsed(group_eq, long_eq, released).source
+
+    def parsed(self, group_eq: Iterable[str] = (), long_eq: Iterable[str] = (),
+               released: Iterable[RowKey] = ()) -> ParsedModel:
+        """The model's syntax (:meth:`syntax`) with the statements written in it, as
+        :func:`~sem_models.model.syntax.parse_model` returns them: the levels of a sequence
+        are fitted without parsing the text they were written from (issue 18; that the two
+        agree is tested for every kind of row, identification and level)."""
         rows = self.rows(group_eq, long_eq, released)
-        lines = []
+        lines: list[str] = []
+        statements: list[Statement] = []
         by_kind: dict[str, list] = {}
         for r in rows:
             by_kind.setdefault(r.kind, []).append(r)
+        stmt = 0
         for kind, title in _SECTIONS:
-            part = [r.syntax(self.n_groups) for r in by_kind.get(kind, ())]
+            part = by_kind.get(kind, ())
             if part:
                 lines.append(f"## {title}:")
-                lines.extend(part)
+                for r in part:
+                    text, written = r.written(self.n_groups, len(lines) + 1, stmt)
+                    lines.append(text)
+                    statements.extend(written)
+                    stmt += 1
                 lines.append("")
-        return "\n".join(lines)
+        return ParsedModel(statements, [], "\n".join(lines))
 
     # ------------------------------------------------------------------ queries
     def row_kind(self, lhs: str, op: str, rhs: str) -> str:

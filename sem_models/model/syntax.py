@@ -630,6 +630,18 @@ def parse_model(source: str) -> ParsedModel:
     return _copy_parsed(parsed)
 
 
+def remember_parse(parsed: ParsedModel) -> None:
+    """Keep ``parsed`` as the parse of ``parsed.source``: for model text written by a program
+    together with the statements it writes (:meth:`invariance.spec.MeasurementSpec.parsed`),
+    so that fitting it needs no parsing.  The writer must produce exactly what
+    :func:`parse_model` would (its tests compare the two); ``parsed`` is handed over (not
+    copied) and every later :func:`parse_model` of the text returns a copy."""
+    with _PARSED_LOCK:
+        if len(_PARSED) >= PARSE_CACHE_SIZE and parsed.source not in _PARSED:
+            _PARSED.pop(next(iter(_PARSED)), None)  # the oldest entry
+        _PARSED[parsed.source] = parsed
+
+
 def _parse_uncached(source: str) -> ParsedModel:
     return _Parser(source).parse()
 
