@@ -366,7 +366,7 @@ def fit_model(model: str, data: pd.DataFrame, *, group=None, group_equal=(), gro
         raise ModelError(str(exc)) from None
     if boot_se:
         inference.update(se="bootstrap", bootstrap=int(bootstrap), iseed=iseed)
-    parsed = parse_model(model)
+    parsed = parse_model(model, copy=False)  # read only: the kept parse, not a copy
     variables = model_variables(parsed.statements)
     if not variables.ov:
         raise ModelError("the model names no observed variable: a model needs at least one "

@@ -220,3 +220,21 @@ def test_text_indicator_columns_still_checked_by_value():
     with pytest.raises(inv.InvarianceError, match=r"\['x2'\] have no observed value in group "
                                                    r"'Pasteur'"):
         inv.sequence(HS_MODEL, data, group="school")
+
+
+def test_fitting_reads_the_kept_parse_without_changing_it():
+    """The fitting pipeline reads the kept parse itself (``parse_model(copy=False)``): a fit
+    must leave it as a fresh parse has it."""
+    import sem_models as sm
+    from sem_models.datasets import load
+
+    src = ("visual =~ x1 + c(l2, l2)*x2 + start(0.5)*x3\ntextual =~ x4 + x5 + x6\n"
+           "speed =~ x7 + x8 + x9\nx1 ~~ c(NA, 0.3)*x1 + c(r1, r2)*x1\nvisual ~~ textual")
+    S._clear_parse_caches()
+    fresh = S._parse_uncached(src)
+    kept = parse_model(src, copy=False)
+    assert parse_model(src, copy=False) is kept
+    sm.cfa(src, load("HolzingerSwineford1939"), group="school",
+           group_equal=["loadings", "intercepts"]).estimates()
+    assert _snapshot(kept) == _snapshot(fresh)
+    assert _snapshot(parse_model(src)) == _snapshot(fresh)

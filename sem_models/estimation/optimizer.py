@@ -17,7 +17,6 @@ import numpy as np
 from ..linalg import spd_solve
 from ..model.constraints import ParameterMap
 from ..model.matrices import GroupMoments, RAMModel
-from .loss import HessianLoss
 from . import structured as _structured
 from .structured import BlockArrow
 from .threads import single_threaded_blas
@@ -70,8 +69,10 @@ class Problem:
 
     @property
     def has_hessian(self) -> bool:
-        """Whether every loss has an analytic observed Hessian (:class:`HessianLoss`)."""
-        return all(isinstance(loss, HessianLoss) for loss in self.losses)
+        """Whether every loss has an analytic observed Hessian: a ``hessian`` method
+        (:class:`~.loss.HessianLoss`; checked by name, as a runtime protocol check would, at a
+        fraction of its cost)."""
+        return all(callable(getattr(loss, "hessian", None)) for loss in self.losses)
 
     def start(self, z: np.ndarray, **kinds):
         """:meth:`derivatives` at the start of a search (``FloatingPointError`` when the
@@ -370,8 +371,8 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float,
     bfgs = None  # BFGS approximation of the Hessian, once close (losses without a Hessian)
     hess = None  # analytic Hessian at z, requested with the gradient once it is small
     newton = None  # the last positive-definite analytic Hessian
+    max_grad = _max_abs(grad)
     for it in range(1, max_iter + 1):
-        max_grad = np.max(np.abs(grad)) if len(grad) else 0.0
         # a Newton step when the Hessian at z is positive definite (its Cholesky solve)
         step = None if hess is None else _positive_definite_solve(hess, grad)
         if step is not None:
@@ -384,7 +385,8 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float,
             else:
                 curvature = info
             step = _solve(curvature, grad)
-        if not np.all(np.isfinite(step)) or step @ grad <= 0:
+        descent = step @ grad  # not finite when the step is not
+        if not (math.isfinite(descent) and descent > 0):
             bfgs = None
             step = np.linalg.lstsq(_dense(info), grad, rcond=None)[0]
         # the curvature wanted at the next point: the analytic Hessian once the gradient is
@@ -422,17 +424,22 @@ def _scoring(problem: Problem, z0: np.ndarray, *, max_iter: int, tol: float,
         z, f, grad = z_new, f_new, grad_new
         if kind["info"]:
             info, info_at = curv_new, z
-        max_grad = np.max(np.abs(grad)) if len(grad) else 0.0
+        max_grad = _max_abs(grad)
         if max_grad < tol:
             converged = True
             message = "converged"
             break
-    max_grad = float(np.max(np.abs(grad))) if len(grad) else 0.0
+    max_grad = _max_abs(grad)
     if not converged and max_grad < 1e-6:
         converged = True
         message = "converged (gradient below 1e-6)"
     return OptimizationResult(z, f, converged, it, message, max_grad,
                               information=info if info_at is z else None)
+
+
+def _max_abs(vector: np.ndarray) -> float:
+    """The largest absolute entry (0 for an empty vector)."""
+    return float(max(vector.max(), -vector.min())) if vector.size else 0.0
 
 
 def _dense(matrix) -> np.ndarray:

@@ -154,14 +154,17 @@ class RAMModel:
         p = self.n_ov
         FB = mom.B[:p, :]
         na, nas = cells.n_a, cells.n_a + cells.n_s
-        d_cov = np.zeros((cells.q, p, p))
+        d_cov = np.empty((cells.q, p, p))
+        d_cov[nas:] = 0.0  # the means' cells
         d_mean = np.zeros((cells.q, p))
         if nas:
-            # A[i, j]: u = FB[:, i], w = (F B S B')[:, j]; S[i, j]: u = FB[:, i], w = FB[:, j]
+            # A[i, j]: u = FB[:, i], w = (F B S B')[:, j]; S[i, j]: u = FB[:, i], w = FB[:, j];
+            # d cov = u w' + w u' (u w' alone on the diagonal of S), written in place
             u = FB[:, cells.u_index]
             w = np.concatenate([mom.full_cov[:p, cells.A[2]], FB[:, cells.S[2]]], axis=1)
-            d = u.T[:, :, None] * w.T[:, None, :]
-            d_cov[:nas] = d + cells.mirror[:, None, None] * d.transpose(0, 2, 1)
+            head = d_cov[:nas]
+            np.multiply(u.T[:, :, None], w.T[:, None, :], out=head)
+            head += w.T[:, :, None] * (cells.mirror[:, None] * u.T)[:, None, :]
             if na:
                 d_mean[:na] = (u[:, :na] * mom.full_mean[cells.A[2]]).T
         if cells.n_m:

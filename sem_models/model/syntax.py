@@ -611,13 +611,15 @@ def _modifier_from_values(values: list, parser: _Parser, tok: Token) -> Modifier
                        "e.g. c(1, NA)*c(a, b)*x", tok)
 
 
-def parse_model(source: str) -> ParsedModel:
+def parse_model(source: str, copy: bool = True) -> ParsedModel:
     """Parse lavaan model syntax into flat :class:`Statement` and :class:`Constraint` lists.
 
     The parses of the last :data:`PARSE_CACHE_SIZE` distinct texts are kept (refits of the
     same syntax: invariance levels, bootstrap and simulation replicates, partial-invariance
     steps); every call returns a fresh copy, so a caller may change the result without
-    changing what later calls return.  Syntax errors are raised on every call."""
+    changing what later calls return.  ``copy=False`` returns the kept parse itself, for
+    callers that only read it (the fitting pipeline).  Syntax errors are raised on every
+    call."""
     if not isinstance(source, str):
         raise TypeError(f"the model must be a string of lavaan syntax, got {type(source).__name__}")
     parsed = _PARSED.get(source)
@@ -627,7 +629,7 @@ def parse_model(source: str) -> ParsedModel:
             if len(_PARSED) >= PARSE_CACHE_SIZE:
                 _PARSED.pop(next(iter(_PARSED)), None)  # the oldest entry
             _PARSED[source] = parsed
-    return _copy_parsed(parsed)
+    return _copy_parsed(parsed) if copy else parsed
 
 
 def remember_parse(parsed: ParsedModel) -> None:
