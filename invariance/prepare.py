@@ -32,7 +32,8 @@ def _group_labels(data: pd.DataFrame, group: Optional[str], given) -> Optional[l
         return None
     if group not in data.columns:
         raise InvarianceError(f"the group column {group!r} is not in the data")
-    present = list(pd.unique(data[group].dropna()))
+    values = data[group].to_numpy()
+    present = list(pd.unique(values[~pd.isna(values)]))
     if given is None:
         return present
     given = list(given)

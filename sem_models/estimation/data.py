@@ -239,7 +239,9 @@ def split_groups(gvals: np.ndarray, keep: np.ndarray, labels: Sequence) -> list:
     index = pd.Index(list(labels), dtype=object)  # (no conversion to pandas strings)
     if not index.is_unique:
         return [(lab, np.flatnonzero(keep & (gvals == lab))) for lab in labels]
-    codes = index.get_indexer(gvals)
+    # the values as an object Index too: pandas would otherwise infer (and convert to) its
+    # string dtype first, several times the cost of the lookup
+    codes = index.get_indexer(pd.Index(gvals, dtype=object, copy=False))
     codes[~keep] = -1
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(index) + 1))
