@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from ..linalg import cholesky_lower
 from .partable import ModelVariables, ParTable, rows_of_group
 
 __all__ = ["start_values", "apply_start"]
@@ -147,9 +148,7 @@ def _keep_factor_covariances_pd(values: np.ndarray, rows: np.ndarray, lhs: list,
     cells = [r for r in rows if op[r] == "~~" and lhs[r] in index and rhs[r] in index]
     for r in cells:
         phi[index[lhs[r]], index[rhs[r]]] = phi[index[rhs[r]], index[lhs[r]]] = values[r]
-    try:
-        np.linalg.cholesky(phi)
-    except np.linalg.LinAlgError:
+    if cholesky_lower(phi) is None:
         for r in cells:
             if lhs[r] != rhs[r] and derived[r]:
                 values[r] = 0.0
