@@ -468,40 +468,9 @@ class SEMFit(InspectMixin):
         return (p * (p + 1) // 2 - px * (px + 1) // 2 - (p - px)) * self.n_groups
 
     def _baseline_statistics(self) -> dict:
-        """Independence model: free variances (and means); the observed exogenous covariates
-        keep their sample covariances (as lavaan, whether or not ``fixed_x``)."""
-        if "_baseline" in self.__dict__:
-            return dict(self.__dict__["_baseline"])
-        if self.options.get("estimator") in _WLS_FAMILY:  # the same estimator's baseline
-            from .inference.wls_inference import wls_baseline_statistics
-            return wls_baseline_statistics(self)
-        chisq = 0.0
-        p = self.model.n_ov
-        ov = self.model.ov_names
-        x_idx = [ov.index(v) for v in self.variables.ov_x]
-        fiml = self.options.get("missing") == "fiml"
-        for g, loss in enumerate([] if fiml else self.problem.losses):
-            cov = loss.cov
-            base = np.diag(np.diag(cov))
-            if x_idx:
-                base[np.ix_(x_idx, x_idx)] = cov[np.ix_(x_idx, x_idx)]
-            sign, logdet = np.linalg.slogdet(base)
-            F = logdet + np.trace(cov @ np.linalg.inv(base)) - loss.logdet_sample - p
-            chisq += loss.nobs * F
-        if fiml:
-            # the independence model fitted by FIML (:class:`sem_models.inference.scaled._Baseline`)
-            from .inference.scaled import baseline_chisq_fiml
-            chisq = baseline_chisq_fiml(self)
-        df = self._baseline_df()
-        out = {"chisq": chisq, "df": df, "pvalue": float(chi2_sf(chisq, df))}
-        from .inference.scaled import baseline_test
-        from .inference.options import scaled_test_name
-        if scaled_test_name(self) is not None:
-            c = baseline_test(self, df)["scaling"]
-            out.update({"chisq_scaled": chisq / c, "chisq_scaling_factor": c,
-                        "pvalue_scaled": float(chi2_sf(chisq / c, df))})
-        self.__dict__["_baseline"] = out
-        return dict(out)
+        """Independence model's test (:func:`~.inference.fitmeasures.baseline_statistics`)."""
+        from .inference.fitmeasures import baseline_statistics
+        return baseline_statistics(self)
 
     def _robust_pieces(self) -> dict:
         """(T, c, Tb, cb, T / c) behind the robust CFI/TLI/RMSEA: the statistics and scaling
@@ -546,15 +515,10 @@ class SEMFit(InspectMixin):
                 "rmsea_notclose_pvalue_robust": interval["rmsea_notclose_pvalue"]}
 
     def _residual_measures(self) -> dict:
-        """RMR/SRMR/CRMR per group, combined over groups weighted by N_g / N."""
-        from .inference.fitmeasures import residual_measures
-        total: dict = {}
-        for g, (cov, mean) in enumerate(self.sample_moments_arrays):
-            group = residual_measures(cov, mean, self._moments[g].cov, self._implied_mean(g),
-                                      self.model.meanstructure)
-            for name, value in group.items():
-                total[name] = total.get(name, 0.0) + self.problem.weights[g] * value
-        return total
+        """RMR/SRMR/CRMR combined over groups weighted by N_g / N
+        (:func:`~.inference.fitmeasures.fit_residual_measures`)."""
+        from .inference.fitmeasures import fit_residual_measures
+        return fit_residual_measures(self)
 
     @single_threaded_blas
     def measures(self) -> pd.Series:
