@@ -44,7 +44,8 @@ def _measures(fit) -> dict:
     estimators also ``chisq_scaled``, ``pvalue_scaled`` and the robust CFI, TLI, RMSEA.
     Ordinal fits: :data:`_ORDINAL_COLUMNS` (scaled, lavaan's robust and the robust indices of
     the (D)WLS statistic, :func:`invariance.ordinal.robust_wls_measures`)."""
-    m = fit.measures().to_dict()  # a dict: the look-ups below without pandas indexing
+    series = fit.measures()  # as a dict: the look-ups below without pandas indexing (read
+    m = dict(zip(series.index.tolist(), series.tolist()))  # in two lists: to_dict's third)
     if _is_ordinal(fit):
         from .ordinal import robust_wls_measures
         out = {k: float(m[k]) if k in m else np.nan for k in _ORDINAL_COLUMNS}

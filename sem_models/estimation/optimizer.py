@@ -65,7 +65,7 @@ class Problem:
         # where each group's derivatives go among the free rows: a slice when its rows are
         # consecutive (the usual case), else index arrays
         self._positions = [self.free_position[cells.rows] for cells in self._cells]
-        self._blocks = [_block(pos) for pos in self._positions]
+        self._blocks = [_block(pos, len(pmap.free_rows)) for pos in self._positions]
 
     @property
     def has_hessian(self) -> bool:
@@ -169,12 +169,10 @@ class Problem:
                 order, u_loc = local_maps[g]
                 local = inf[np.ix_(order, order)] if u_loc is None else u_loc.T @ inf @ u_loc
                 curv_out.set_group(g, local, w)
-            elif identity or kind == "unique":
-                curv_out[block] += w * inf
-            elif kind == "select":
-                np.add.at(curv_out, (cols[:, None], cols[None, :]), w * inf)
+            elif identity or kind in ("unique", "select"):
+                _add_block(curv_out, block, w * inf)
             else:
-                curv_out[block] += t_g.T @ (w * inf) @ t_g
+                _add_block(curv_out, block, t_g.T @ (w * inf) @ t_g)
         return total, grad_out, curv_out
 
     def _group_cols(self) -> list:
@@ -242,9 +240,9 @@ class Problem:
             for pos in self._positions:
                 cols = selection[pos].astype(np.intp)
                 if len(np.unique(cols)) == len(cols):
-                    maps.append((cols, None, "unique", _block(cols)[1]))
+                    maps.append((cols, None, "unique", _block(cols, T.shape[1])[1]))
                 else:
-                    maps.append((cols, None, "select", None))
+                    maps.append((cols, None, "select", _block(cols, T.shape[1])[1]))
             self.__dict__["_maps_cache"] = (T, maps)
             return maps
         import scipy.sparse
@@ -256,25 +254,37 @@ class Problem:
             if np.all(nnz_rows == 1) and np.all(sub.data == 1.0):
                 cols = sub.indices.astype(np.intp)
                 if len(np.unique(cols)) == len(cols):
-                    maps.append((cols, None, "unique", _block(cols)[1]))
+                    maps.append((cols, None, "unique", _block(cols, T.shape[1])[1]))
                 else:
-                    maps.append((cols, None, "select", None))
+                    maps.append((cols, None, "select", _block(cols, T.shape[1])[1]))
                 continue
             cols = np.unique(sub.indices).astype(np.intp)
             t_g = sub[:, cols].toarray()
-            maps.append((cols, t_g, "dense", _block(cols)[1]))
+            maps.append((cols, t_g, "dense", _block(cols, T.shape[1])[1]))
         self.__dict__["_maps_cache"] = (T, maps)
         return maps
 
 
-def _block(positions: np.ndarray) -> tuple:
-    """Indices of a vector segment and a matrix block at the given positions: slices when the
-    positions are consecutive and increasing (cheaper than fancy indexing)."""
+def _block(positions: np.ndarray, size: int) -> tuple:
+    """Indices of a vector segment and a matrix block at the given positions of a vector of
+    ``size`` and a ``size x size`` matrix: slices when the positions are consecutive and
+    increasing (a view), else the positions and the block's flat positions in the matrix
+    (:func:`_add_block`)."""
     if len(positions) and np.array_equal(positions,
                                          np.arange(positions[0], positions[0] + len(positions))):
         segment = slice(int(positions[0]), int(positions[0]) + len(positions))
         return segment, (segment, segment)
-    return positions, np.ix_(positions, positions)
+    return positions, (positions[:, None] * size + positions[None, :]).ravel()
+
+
+def _add_block(matrix: np.ndarray, block, values: np.ndarray) -> None:
+    """``matrix[block] += values`` for a block of :func:`_block`: a view, or an unbuffered sum
+    at flat positions (repeated positions add up), several times cheaper than an ``ix_``
+    block."""
+    if isinstance(block, tuple):
+        matrix[block] += values
+    else:
+        np.add.at(matrix.reshape(-1), block, values.reshape(-1))
 
 
 def observed_hessian(problem: "Problem", z: np.ndarray) -> Optional[np.ndarray]:
