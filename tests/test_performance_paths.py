@@ -449,3 +449,26 @@ def test_data_path_equals_column_stack_and_leaves_the_frame_alone():
         lw = prepare_data(df, cols)
     assert not np.isnan(lw.groups[0].X).any()
     assert lw.n_dropped == int(np.isnan(direct).any(axis=1).sum())
+
+
+def test_large_data_copy_without_huge_page_hint_restores_numpy_setting(monkeypatch):
+    """The data's large copy is allocated with numpy's huge-page hint off, and the process-wide
+    setting is restored afterwards (also when it was off)."""
+    from sem_models.estimation import data as D
+
+    toggle = np._core.multiarray._set_madvise_hugepage
+    original = toggle(True)
+    calls = []
+    monkeypatch.setattr(np._core.multiarray, "_set_madvise_hugepage",
+                        lambda flag: calls.append(flag) or toggle(flag))
+    monkeypatch.setattr(D, "NO_HUGE_PAGE_BYTES", 1024)
+    for before in (True, False):
+        toggle(before)
+        X = D._large_empty((100, 3))
+        assert X.shape == (100, 3) and X.dtype == float
+        assert toggle(before) == before  # restored
+    assert calls[0] is False and calls[1] is True and calls[2] is False and calls[3] is False
+    calls.clear()
+    D._large_empty((10, 3))  # below the threshold: numpy's setting untouched
+    assert calls == []
+    toggle(original)
