@@ -287,7 +287,6 @@ class SEMFit(InspectMixin):
                 boot_ci_type, None if level is None else validate_level(level))
         return self._estimates_table(level)
 
-    @single_threaded_blas
     def _estimates_table(self, level: Optional[float] = None) -> pd.DataFrame:
         """The estimates table with the fit's standard errors (see :meth:`estimates`)."""
         level = self.options.get("level", 0.95) if level is None else validate_level(level)
