@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..linalg import spd_inverse_factor
-from ..model.constraints import numerical_jacobian
+from ..model.constraints import numerical_jacobian, selection_of
 from .distributions import chi2_sf, norm_ppf, norm_sf
 from ..model.syntax import compile_expression, parse_model
 
@@ -130,7 +130,7 @@ def constrained_inverse(info_z: np.ndarray, T: np.ndarray, total_n: float, names
         inverse_scaled = factor_inverse.T @ factor_inverse
     inverse = inverse_scaled * np.outer(d, d) / total_n
     if selection is None:
-        selection = _selection(T)
+        selection = selection_of(T)
     if selection is not None:  # each free row is one z coordinate: a gather, no products
         return inverse[np.ix_(selection, selection)]
     return T @ inverse @ T.T
@@ -156,7 +156,7 @@ def constrained_variances(info_z, T: np.ndarray, total_n: float,
     if not isinstance(info_z, BlockArrow):
         return None
     if selection is None:
-        selection = _selection(T)
+        selection = selection_of(T)
     if selection is None:
         return None
     scaled, d = info_z.scaled()
@@ -168,18 +168,6 @@ def constrained_variances(info_z, T: np.ndarray, total_n: float,
     if not 1.0 / inverse_diag.sum() > IDENTIFICATION_TOLERANCE * len(d):
         return None
     return (inverse_diag * d * d / total_n)[selection]
-
-
-def _selection(T: np.ndarray):
-    """The z coordinate of each row when every row of ``T`` is a single 1 (labels and
-    group_equal constraints without ``==``), else None."""
-    nonzero = T != 0
-    if not (nonzero.sum(axis=1) == 1).all():
-        return None
-    rows, cols = np.nonzero(nonzero)
-    if not np.all(T[rows, cols] == 1.0):
-        return None
-    return cols[np.argsort(rows, kind="stable")]
 
 
 def delta_method(func, theta: np.ndarray, vcov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,15 @@ __all__ = ["ParameterMap", "build_parameter_map", "label_values", "defined_value
            "numerical_jacobian"]
 
 
+def selection_of(T: np.ndarray) -> Optional[np.ndarray]:
+    """The column of each row when every row of ``T`` is a single 1 (a map that only selects:
+    free rows each equal to one z coordinate), else None."""
+    nonzero = T != 0
+    if T.size and np.all(nonzero.sum(axis=1) == 1) and np.all(T[nonzero] == 1.0):
+        return np.argmax(nonzero, axis=1)
+    return None
+
+
 @dataclass
 class ParameterMap:
     free_rows: np.ndarray  # positions (0-based) of the free rows in the parameter table
@@ -78,12 +87,7 @@ class ParameterMap:
         """The z coordinate of each free row when every row of T is a single 1 (else None)."""
         cached = self.__dict__.get("_selection")
         if cached is None or cached[0] is not self.T:
-            T = self.T
-            nonzero = T != 0
-            cols = None
-            if T.size and np.all(nonzero.sum(axis=1) == 1) and np.all(T[nonzero] == 1.0):
-                cols = np.argmax(nonzero, axis=1)
-            cached = (T, cols)
+            cached = (self.T, selection_of(self.T))
             self.__dict__["_selection"] = cached
         return cached[1]
 
