@@ -20,6 +20,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..linalg import spd_inverse_factor
+
 __all__ = ["GroupData", "ObservedData", "prepare_data", "DataError", "column_dtypes",
            "column_moments", "column_values", "labels_index", "split_groups"]
 
@@ -374,6 +376,18 @@ def _columns_with_nan(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def _smallest_eigenvalue_below(corr: np.ndarray, bound: float) -> bool:
+    """Whether the smallest eigenvalue of a correlation matrix may be below ``bound``: False
+    when its Cholesky factorisation succeeds and ``1 / tr(R^-1)``, a lower bound on the
+    smallest eigenvalue (Horn & Johnson 2013, section 4.2), is at least ``bound`` (a
+    factorisation instead of an eigendecomposition); True otherwise (then the eigenvalues
+    decide)."""
+    factor_inverse = spd_inverse_factor(corr)
+    if factor_inverse is None:
+        return True
+    return not 1.0 / float(np.einsum("ij,ij->", factor_inverse, factor_inverse)) >= bound
+
+
 def _check_groups(obs: ObservedData) -> None:
     p = len(obs.ov_names)
     for g in obs.groups:
@@ -396,9 +410,8 @@ def _check_groups(obs: ObservedData) -> None:
         if constant:
             raise DataError(f"variable(s) {constant} are constant{where}; a constant column has "
                             "no variance to model; leave it out")
-        if g.complete:
-            cov = g.cov
-            eig = np.linalg.eigvalsh(cov / np.outer(sd, sd))
+        if g.complete and _smallest_eigenvalue_below(g.cov / np.outer(sd, sd), 1e-10):
+            eig = np.linalg.eigvalsh(g.cov / np.outer(sd, sd))
             if eig.min() < 1e-10:
                 raise DataError(
                     f"the sample covariance matrix{where} is not positive definite (smallest "
