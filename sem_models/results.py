@@ -36,8 +36,11 @@ def _text_columns(columns: dict) -> dict:
     the same dtype and values at a third of the cost of pandas' checked conversion."""
     n = len(next(iter(columns.values())))
     texts = [text for values in columns.values() for text in values]
-    dtype = pd.StringDtype(na_value=np.nan)  # pandas' "str" with its default storage
-    if dtype.storage == "pyarrow":
+    try:
+        dtype = pd.StringDtype(na_value=np.nan)  # pandas' "str" with its default storage
+    except TypeError:  # pandas before 2.3: its own conversion
+        dtype = "str"
+    if getattr(dtype, "storage", None) == "pyarrow":
         import pyarrow
 
         joined = pd.arrays.ArrowStringArray(pyarrow.array(texts, type=pyarrow.large_string()),
